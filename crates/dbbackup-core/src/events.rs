@@ -1,0 +1,134 @@
+//! Progress events: what an application turns into progress bars or metrics.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+/// Which operation an event belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Operation {
+    /// Writing a backup.
+    Backup,
+    /// Restoring one.
+    Restore,
+    /// Verifying one.
+    Verify,
+}
+
+/// Something that happened during a backup, restore or verify.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "event", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum Event {
+    /// The operation started; `entries` will be processed.
+    Started {
+        /// Which operation.
+        operation: Operation,
+        /// The backup.
+        backup_id: String,
+        /// How many entries.
+        entries: usize,
+    },
+    /// An entry started.
+    EntryStarted {
+        /// Which operation.
+        operation: Operation,
+        /// The backup.
+        backup_id: String,
+        /// The entry.
+        entry: String,
+    },
+    /// Bytes moved within an entry (emitted about once per MiB).
+    EntryProgress {
+        /// Which operation.
+        operation: Operation,
+        /// The backup.
+        backup_id: String,
+        /// The entry.
+        entry: String,
+        /// Plaintext bytes so far.
+        raw_bytes: u64,
+        /// Stored bytes so far.
+        stored_bytes: u64,
+        /// Rows so far, where counted.
+        rows: Option<u64>,
+    },
+    /// An entry is done.
+    EntryFinished {
+        /// Which operation.
+        operation: Operation,
+        /// The backup.
+        backup_id: String,
+        /// The entry.
+        entry: String,
+        /// Plaintext bytes.
+        raw_bytes: u64,
+        /// Stored bytes.
+        stored_bytes: u64,
+        /// Rows, where counted.
+        rows: Option<u64>,
+        /// Time spent on the entry.
+        #[serde(with = "duration_secs")]
+        elapsed: Duration,
+    },
+    /// The operation succeeded (for a backup: the manifest is committed).
+    Finished {
+        /// Which operation.
+        operation: Operation,
+        /// The backup.
+        backup_id: String,
+        /// Plaintext bytes.
+        raw_bytes: u64,
+        /// Stored bytes.
+        stored_bytes: u64,
+        /// Wall time.
+        #[serde(with = "duration_secs")]
+        elapsed: Duration,
+    },
+    /// The operation failed; for a backup, nothing was committed.
+    Failed {
+        /// Which operation.
+        operation: Operation,
+        /// The backup.
+        backup_id: String,
+        /// The error kind, as text.
+        kind: String,
+        /// The error message.
+        message: String,
+    },
+}
+
+mod duration_secs {
+    pub fn serialize<S: serde::Serializer>(d: &std::time::Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_f64(d.as_secs_f64())
+    }
+}
+
+/// Receives events. Called on the engine's tasks: keep it quick and non-blocking.
+pub trait Subscriber: Send + Sync {
+    /// One event.
+    fn on_event(&self, event: &Event);
+}
+
+impl<F: Fn(&Event) + Send + Sync> Subscriber for F {
+    fn on_event(&self, event: &Event) {
+        self(event)
+    }
+}
+
+/// The subscribers of one operation.
+#[derive(Clone, Default)]
+pub(crate) struct Emitter(Vec<Arc<dyn Subscriber>>);
+
+impl Emitter {
+    pub(crate) fn new(subs: Vec<Arc<dyn Subscriber>>) -> Self {
+        Emitter(subs)
+    }
+    pub(crate) fn emit(&self, event: Event) {
+        for s in &self.0 {
+            s.on_event(&event);
+        }
+    }
+}

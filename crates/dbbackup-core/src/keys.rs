@@ -1,0 +1,410 @@
+//! Keys: the user's master key (raw or from a passphrase), per-backup data keys wrapped by it,
+//! and the subkeys derived from a data key. Everything secret is zeroized on drop and never printed.
+
+use std::fmt;
+
+use aes_gcm::aead::{Aead, KeyInit, Payload};
+use aes_gcm::{Aes256Gcm, Nonce};
+use base64::Engine as _;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{Error, ErrorKind, Result};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+/// Fills `buf` from the operating system's CSPRNG.
+pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<()> {
+    getrandom::getrandom(buf)
+        .map_err(|e| Error::new(ErrorKind::Internal, format!("the OS random generator failed: {e}")))
+}
+
+/// A 256-bit master key. Wraps (encrypts) the data key of every backup.
+#[derive(Clone)]
+pub struct MasterKey(Zeroizing<[u8; 32]>);
+
+impl MasterKey {
+    /// A key from its 32 raw bytes.
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        MasterKey(Zeroizing::new(bytes))
+    }
+
+    /// A new random key (for `dbbackup key generate` and tests).
+    ///
+    /// # Errors
+    /// When the OS random generator fails.
+    pub fn generate() -> Result<Self> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        random_bytes(k.as_mut())?;
+        Ok(MasterKey(k))
+    }
+
+    /// Parses a key written as 64 hex digits or as standard base64 of 32 bytes (surrounding
+    /// whitespace, such as a key file's newline, is ignored).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when the text is neither; the message never contains the text.
+    pub fn from_encoded(text: &str) -> Result<Self> {
+        let text = text.trim();
+        let bytes = Zeroizing::new(if text.len() == 64 {
+            hex::decode(text).ok()
+        } else {
+            B64.decode(text).ok()
+        });
+        match bytes.as_deref() {
+            Some(b) if b.len() == 32 => {
+                let mut k = Zeroizing::new([0u8; 32]);
+                k.copy_from_slice(b);
+                Ok(MasterKey(k))
+            }
+            _ => Err(Error::invalid(format!(
+                "a raw key must be 32 bytes written as 64 hex digits or as base64 (44 characters); \
+                 got {} characters that are neither. Generate one with `openssl rand -hex 32`",
+                text.len()
+            ))),
+        }
+    }
+
+    /// The key's public identifier: the first 8 bytes of a BLAKE3 derivation, in hex.
+    pub fn key_id(&self) -> String {
+        let d = blake3::derive_key("dbbackup 2026-11 master key id", self.0.as_ref());
+        hex::encode(&d[..8])
+    }
+
+    fn cipher(&self) -> Aes256Gcm {
+        Aes256Gcm::new_from_slice(self.0.as_ref()).expect("32-byte key")
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "MasterKey {{ id: {} }}", self.key_id())
+    }
+}
+
+/// Argon2id parameters and salt that turn a passphrase into a master key.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KdfParams {
+    /// Always `argon2id` in format version 1.
+    pub algorithm: String,
+    /// Memory cost in KiB.
+    pub m_cost_kib: u32,
+    /// Iterations.
+    pub t_cost: u32,
+    /// Parallelism.
+    pub p_cost: u32,
+    /// Random salt, base64.
+    pub salt: String,
+}
+
+impl fmt::Debug for KdfParams {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "KdfParams {{ {} m={}KiB t={} p={} }}",
+            self.algorithm, self.m_cost_kib, self.t_cost, self.p_cost
+        )
+    }
+}
+
+impl KdfParams {
+    /// Argon2id with 64 MiB, 3 passes, 1 lane and a fresh 16-byte salt.
+    ///
+    /// # Errors
+    /// When the OS random generator fails.
+    pub fn recommended() -> Result<Self> {
+        Self::new(64 * 1024, 3, 1)
+    }
+
+    /// Argon2id with the given costs and a fresh salt. Costs below 1 MiB / 1 pass are refused.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for costs below the minimum.
+    pub fn new(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self> {
+        if m_cost_kib < 1024 || t_cost < 1 || p_cost < 1 {
+            return Err(Error::invalid(format!(
+                "Argon2id costs m={m_cost_kib}KiB t={t_cost} p={p_cost} are too weak; \
+                 use at least m=1024KiB t=1 p=1 (recommended: 65536/3/1)"
+            )));
+        }
+        let mut salt = [0u8; 16];
+        random_bytes(&mut salt)?;
+        Ok(KdfParams {
+            algorithm: "argon2id".into(),
+            m_cost_kib,
+            t_cost,
+            p_cost,
+            salt: B64.encode(salt),
+        })
+    }
+
+    /// Derives the master key for `passphrase`. CPU- and memory-heavy by design: call it from a
+    /// blocking thread.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] for an unknown algorithm, [`ErrorKind::Corrupt`] for bad params.
+    pub fn derive(&self, passphrase: &str) -> Result<MasterKey> {
+        if self.algorithm != "argon2id" {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("key derivation {:?} is not supported (only argon2id)", self.algorithm),
+            ));
+        }
+        let salt = B64
+            .decode(&self.salt)
+            .map_err(|_| Error::corrupt("the Argon2id salt is not valid base64"))?;
+        let params = argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
+            .map_err(|e| Error::corrupt(format!("invalid Argon2id parameters: {e}")))?;
+        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let mut out = Zeroizing::new([0u8; 32]);
+        argon
+            .hash_password_into(passphrase.as_bytes(), &salt, out.as_mut())
+            .map_err(|e| Error::corrupt(format!("Argon2id failed: {e}")))?;
+        Ok(MasterKey(out))
+    }
+}
+
+/// A credential the user gives: a raw key, or a passphrase that Argon2id turns into one.
+#[derive(Clone)]
+pub enum Key {
+    /// A raw 256-bit key.
+    Raw(MasterKey),
+    /// A passphrase; the repository stores the Argon2id salt and parameters.
+    Passphrase(Zeroizing<String>),
+}
+
+impl Key {
+    /// A passphrase credential.
+    pub fn passphrase(p: impl Into<String>) -> Self {
+        Key::Passphrase(Zeroizing::new(p.into()))
+    }
+
+    /// A raw key credential.
+    pub fn raw(k: MasterKey) -> Self {
+        Key::Raw(k)
+    }
+
+    /// Turns the credential into a master key. `kdf` is the Argon2id setup the key must be derived
+    /// with (the repository's, or a backup's); `backup` names the backup in errors.
+    ///
+    /// # Errors
+    /// [`ErrorKind::WrongKey`] when a passphrase is given for a raw-key backup.
+    pub(crate) fn resolve(&self, kdf: Option<&KdfParams>, backup: &str) -> Result<MasterKey> {
+        match (self, kdf) {
+            (Key::Raw(k), _) => Ok(k.clone()),
+            (Key::Passphrase(p), Some(kdf)) => kdf.derive(p),
+            (Key::Passphrase(_), None) => Err(Error::new(
+                ErrorKind::WrongKey,
+                format!(
+                    "wrong key for backup {backup}: it was encrypted with a raw key, but a \
+                     passphrase was given; pass the key file or key variable instead"
+                ),
+            )),
+        }
+    }
+
+    /// Whether this is a passphrase (needs Argon2id parameters).
+    pub fn is_passphrase(&self) -> bool {
+        matches!(self, Key::Passphrase(_))
+    }
+}
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Key::Raw(k) => write!(f, "Key::Raw({k:?})"),
+            Key::Passphrase(_) => f.write_str("Key::Passphrase(<redacted>)"),
+        }
+    }
+}
+
+/// How a backup's data key is stored in its manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionInfo {
+    /// Always `aes-256-gcm` (the data-key wrap) in format version 1.
+    pub wrap_algorithm: String,
+    /// Id of the master key that wraps the data key.
+    pub key_id: String,
+    /// When the master key comes from a passphrase: how it was derived.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kdf: Option<KdfParams>,
+    /// base64 of `nonce (12) || AES-256-GCM(master key, data key) (32 + 16)`.
+    pub wrapped_key: String,
+}
+
+/// A backup's random data key. Everything stored in the backup is keyed from it.
+pub(crate) struct DataKey(Zeroizing<[u8; 32]>);
+
+fn wrap_aad(backup_id: &str) -> Vec<u8> {
+    let mut aad = b"dbbackup data key v1\0".to_vec();
+    aad.extend_from_slice(backup_id.as_bytes());
+    aad
+}
+
+impl DataKey {
+    pub(crate) fn generate() -> Result<Self> {
+        let mut k = Zeroizing::new([0u8; 32]);
+        random_bytes(k.as_mut())?;
+        Ok(DataKey(k))
+    }
+
+    #[cfg(test)]
+    pub(crate) fn from_test_bytes(k: [u8; 32]) -> Self {
+        DataKey(Zeroizing::new(k))
+    }
+
+    /// Wraps this data key with `master` for `backup_id`.
+    pub(crate) fn wrap(
+        &self,
+        master: &MasterKey,
+        kdf: Option<KdfParams>,
+        backup_id: &str,
+    ) -> Result<EncryptionInfo> {
+        let mut nonce = [0u8; 12];
+        random_bytes(&mut nonce)?;
+        let aad = wrap_aad(backup_id);
+        let ct = master
+            .cipher()
+            .encrypt(
+                Nonce::from_slice(&nonce),
+                Payload {
+                    msg: self.0.as_ref(),
+                    aad: &aad,
+                },
+            )
+            .map_err(|_| Error::internal("wrapping the data key failed"))?;
+        let mut blob = nonce.to_vec();
+        blob.extend_from_slice(&ct);
+        Ok(EncryptionInfo {
+            wrap_algorithm: "aes-256-gcm".into(),
+            key_id: master.key_id(),
+            kdf,
+            wrapped_key: B64.encode(blob),
+        })
+    }
+
+    /// Unwraps the data key of `backup_id` with `key`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::WrongKey`] when the key is not the one the backup was written with.
+    #[cfg(test)]
+    pub(crate) fn unwrap(info: &EncryptionInfo, key: &Key, backup_id: &str) -> Result<Self> {
+        let master = key.resolve(info.kdf.as_ref(), backup_id)?;
+        Self::unwrap_with(info, &master, key.is_passphrase(), backup_id)
+    }
+
+    /// Unwraps with an already resolved master key (`passphrase` only shapes the message).
+    pub(crate) fn unwrap_with(
+        info: &EncryptionInfo,
+        master: &MasterKey,
+        passphrase: bool,
+        backup_id: &str,
+    ) -> Result<Self> {
+        if info.wrap_algorithm != "aes-256-gcm" {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("key wrap {:?} is not supported", info.wrap_algorithm),
+            ));
+        }
+        let given = master.key_id();
+        if given != info.key_id {
+            let what = if passphrase { "passphrase" } else { "key" };
+            return Err(Error::new(
+                ErrorKind::WrongKey,
+                format!(
+                    "wrong {what} for backup {backup_id}: it was encrypted with key id {}, \
+                     the {what} given has key id {given}",
+                    info.key_id
+                ),
+            ));
+        }
+        let blob = B64
+            .decode(&info.wrapped_key)
+            .map_err(|_| Error::corrupt("the wrapped data key is not valid base64"))?;
+        if blob.len() != 12 + 32 + 16 {
+            return Err(Error::corrupt("the wrapped data key has the wrong length"));
+        }
+        let aad = wrap_aad(backup_id);
+        let pt = Zeroizing::new(
+            master
+                .cipher()
+                .decrypt(
+                    Nonce::from_slice(&blob[..12]),
+                    Payload {
+                        msg: &blob[12..],
+                        aad: &aad,
+                    },
+                )
+                .map_err(|_| {
+                    Error::new(
+                        ErrorKind::WrongKey,
+                        format!(
+                            "wrong key for backup {backup_id} (key id {}): the data key does not \
+                             unwrap with it, or the wrapped key was modified",
+                            info.key_id
+                        ),
+                    )
+                })?,
+        );
+        let mut k = Zeroizing::new([0u8; 32]);
+        k.copy_from_slice(&pt);
+        Ok(DataKey(k))
+    }
+
+    /// The AES-256 key for one entry's object.
+    pub(crate) fn entry_key(&self, entry: &str) -> Zeroizing<[u8; 32]> {
+        let mut h = blake3::Hasher::new_derive_key("dbbackup 2026-11 entry encryption key");
+        h.update(self.0.as_ref());
+        h.update(entry.as_bytes());
+        Zeroizing::new(*h.finalize().as_bytes())
+    }
+
+    /// The key of the plaintext checksums (so the manifest does not reveal hashes of the data).
+    pub(crate) fn checksum_key(&self) -> [u8; 32] {
+        blake3::derive_key("dbbackup 2026-11 plaintext checksum key", self.0.as_ref())
+    }
+
+    /// The key of the manifest's MAC.
+    pub(crate) fn mac_key(&self) -> [u8; 32] {
+        blake3::derive_key("dbbackup 2026-11 manifest mac key", self.0.as_ref())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn encoded_keys_parse_and_bad_ones_do_not_echo() {
+        let hexkey = "00".repeat(31) + "ff";
+        let k = MasterKey::from_encoded(&format!("{hexkey}\n")).unwrap();
+        let b = MasterKey::from_encoded(&B64.encode(*k.0)).unwrap();
+        assert_eq!(k.key_id(), b.key_id());
+        let err = MasterKey::from_encoded("secret-passphrase-not-a-key").unwrap_err();
+        assert!(!err.to_string().contains("secret"));
+        assert!(!format!("{:?}", Key::passphrase("hunter2")).contains("hunter2"));
+    }
+
+    #[test]
+    fn wrap_unwrap_and_wrong_keys() {
+        let kdf = KdfParams::new(1024, 1, 1).unwrap();
+        let master = kdf.derive("correct horse").unwrap();
+        let dk = DataKey::generate().unwrap();
+        let info = dk.wrap(&master, Some(kdf.clone()), "B1").unwrap();
+        let back = DataKey::unwrap(&info, &Key::passphrase("correct horse"), "B1").unwrap();
+        assert_eq!(*back.0, *dk.0);
+
+        let e = DataKey::unwrap(&info, &Key::passphrase("wrong"), "B1").err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::WrongKey);
+        assert!(e.to_string().contains("wrong passphrase for backup B1"), "{e}");
+
+        let e = DataKey::unwrap(&info, &Key::raw(MasterKey::generate().unwrap()), "B1").err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::WrongKey);
+
+        // The wrap is bound to the backup id.
+        let e = DataKey::unwrap(&info, &Key::passphrase("correct horse"), "B2").err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::WrongKey);
+    }
+}

@@ -1,0 +1,152 @@
+//! The database side of a backup: a [`Source`] opens a consistent [`Snapshot`] and streams its
+//! entries.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+
+use crate::error::Result;
+use crate::sink::ByteStream;
+
+/// What part of a database an entry holds; restore applies entries phase by phase.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum EntryKind {
+    /// Schema that must exist before data is loaded (types, tables, functions).
+    PreData,
+    /// One table's (or table part's) rows.
+    Data,
+    /// Schema applied after data (indexes, constraints, triggers, sequence values).
+    PostData,
+    /// A whole dump or file produced by an external tool or the engine itself.
+    Dump,
+    /// Anything else an engine stores (e.g. a log segment).
+    Other,
+}
+
+/// One entry a snapshot will produce.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EntrySpec {
+    /// Unique within the backup, chosen by the source (e.g. `data/public.orders`).
+    pub name: String,
+    /// What the entry holds.
+    pub kind: EntryKind,
+    /// Restore order: every entry of a lower phase is restored before any of a higher phase;
+    /// entries of one phase may be restored in parallel.
+    pub phase: u32,
+    /// Engine-specific facts about the entry (table name, columns, format) that its restore needs.
+    #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
+    pub meta: serde_json::Value,
+}
+
+impl EntrySpec {
+    /// An entry with no extra metadata.
+    pub fn new(name: impl Into<String>, kind: EntryKind, phase: u32) -> Self {
+        EntrySpec {
+            name: name.into(),
+            kind,
+            phase,
+            meta: serde_json::Value::Null,
+        }
+    }
+
+    /// Sets the engine-specific metadata.
+    pub fn with_meta(mut self, meta: serde_json::Value) -> Self {
+        self.meta = meta;
+        self
+    }
+}
+
+/// Facts about the database and the moment a snapshot was taken.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SourceInfo {
+    /// Engine name (`postgres`, `mysql`, `sqlite`, ...).
+    pub engine: String,
+    /// The server's version string.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_version: Option<String>,
+    /// The database backed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<String>,
+    /// Where in the database's history the snapshot sits (LSN, txid, binlog position, GTID set).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub position: BTreeMap<String, String>,
+}
+
+/// A shared row counter a source bumps while it streams an entry.
+#[derive(Debug, Clone, Default)]
+pub struct RowCounter(Arc<AtomicU64>);
+
+impl RowCounter {
+    /// A counter at zero.
+    pub fn new() -> Self {
+        Self::default()
+    }
+    /// Adds `n` rows.
+    pub fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+    /// Rows so far.
+    pub fn get(&self) -> u64 {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// An entry's bytes, and the row count if the source counts rows.
+pub struct EntryData {
+    /// The bytes. An `Err` item fails the backup.
+    pub stream: ByteStream,
+    /// Rows streamed so far; `None` when the entry has no rows (schema, dumps).
+    pub rows: Option<RowCounter>,
+}
+
+impl EntryData {
+    /// Bytes without a row count.
+    pub fn bytes(stream: ByteStream) -> Self {
+        EntryData { stream, rows: None }
+    }
+}
+
+/// What a finished snapshot reports.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SnapshotSummary {
+    /// Things a user must know: objects skipped as unsupported, non-transactional tables, ...
+    pub warnings: Vec<String>,
+}
+
+/// A database that can be backed up.
+#[async_trait]
+pub trait Source: Send + Sync {
+    /// Opens a consistent snapshot: every entry read from it shows the same moment.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Source`](crate::ErrorKind::Source) when the database cannot be reached or the
+    /// snapshot cannot be taken.
+    async fn open(&self) -> Result<Box<dyn Snapshot>>;
+}
+
+/// An open, consistent view of a database.
+#[async_trait]
+pub trait Snapshot: Send + Sync {
+    /// Engine, version, database and position of the snapshot.
+    fn info(&self) -> SourceInfo;
+
+    /// Every entry this snapshot will produce, in a sensible order.
+    fn entries(&self) -> Vec<EntrySpec>;
+
+    /// Streams one entry. Called concurrently for several entries, each at most once.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Source`](crate::ErrorKind::Source) when the entry cannot be read.
+    async fn read(&self, entry: &EntrySpec) -> Result<EntryData>;
+
+    /// Ends the snapshot after every entry was read, releasing its transaction and connections.
+    ///
+    /// # Errors
+    /// When the snapshot turns out to be unusable (e.g. a tool exited with an error).
+    async fn finish(self: Box<Self>) -> Result<SnapshotSummary>;
+}
