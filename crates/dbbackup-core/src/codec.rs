@@ -136,9 +136,7 @@ impl Transform for Zstd {
             .map_err(|e| Error::invalid(format!("zstd level {}: {e}", self.level)))?;
         if self.workers > 0 {
             enc.set_parameter(zstd::zstd_safe::CParameter::NbWorkers(self.workers))
-                .map_err(|e| {
-                    Error::invalid(format!("zstd with {} workers: {e}", self.workers))
-                })?;
+                .map_err(|e| Error::invalid(format!("zstd with {} workers: {e}", self.workers)))?;
         }
         Ok(Box::new(ZstdEncoder {
             enc,
@@ -222,7 +220,6 @@ impl ZstdDecoder {
             .map_err(|e| Error::corrupt(format!("compressed data is damaged (zstd: {e})")))?;
         let full = outb.pos() == outb.capacity();
         let produced = outb.pos() > start;
-        drop(outb);
         // A call that neither read nor wrote says nothing about frame state.
         if produced || inb.pos > in_before {
             self.frame_done = hint == 0;
@@ -260,7 +257,9 @@ impl Codec for ZstdDecoder {
             return Ok(false);
         }
         if !self.seen_input {
-            return Err(Error::corrupt("compressed object is empty (expected a zstd frame)"));
+            return Err(Error::corrupt(
+                "compressed object is empty (expected a zstd frame)",
+            ));
         }
         if !self.frame_done {
             return Err(Error::corrupt(
@@ -293,7 +292,10 @@ impl CodecChain {
     }
 
     /// Builds the encoders of `transforms`, in order.
-    pub(crate) fn encoders(transforms: &[Arc<dyn Transform>], ctx: &CodecContext<'_>) -> Result<Self> {
+    pub(crate) fn encoders(
+        transforms: &[Arc<dyn Transform>],
+        ctx: &CodecContext<'_>,
+    ) -> Result<Self> {
         let codecs = transforms
             .iter()
             .map(|t| t.encoder(ctx))
@@ -302,7 +304,10 @@ impl CodecChain {
     }
 
     /// Builds the decoders of `transforms`, in reverse order.
-    pub(crate) fn decoders(transforms: &[Arc<dyn Transform>], ctx: &CodecContext<'_>) -> Result<Self> {
+    pub(crate) fn decoders(
+        transforms: &[Arc<dyn Transform>],
+        ctx: &CodecContext<'_>,
+    ) -> Result<Self> {
         let codecs = transforms
             .iter()
             .rev()
@@ -393,12 +398,20 @@ pub(crate) mod tests {
 
     /// Runs a codec over `input` split at `cuts`, with a small output limit to exercise the
     /// bounded-output paths.
-    pub(crate) fn run_codec(codec: &mut dyn Codec, input: &[u8], cuts: &[usize], limit: usize) -> Result<Vec<u8>> {
+    pub(crate) fn run_codec(
+        codec: &mut dyn Codec,
+        input: &[u8],
+        cuts: &[usize],
+        limit: usize,
+    ) -> Result<Vec<u8>> {
         let mut out = Vec::new();
         let mut all = Vec::new();
         let mut pieces = Vec::new();
         let mut last = 0;
-        let mut cuts = cuts.iter().map(|c| c % (input.len() + 1)).collect::<Vec<_>>();
+        let mut cuts = cuts
+            .iter()
+            .map(|c| c % (input.len() + 1))
+            .collect::<Vec<_>>();
         cuts.sort_unstable();
         for c in cuts {
             pieces.push(&input[last..c]);
@@ -441,7 +454,11 @@ pub(crate) mod tests {
         let mut total = 0;
         while consumed < packed.len() {
             consumed += dec.update(&packed[consumed..], &mut out, 1 << 20).unwrap();
-            assert!(out.len() <= (1 << 20) + (128 << 10), "one call produced {}", out.len());
+            assert!(
+                out.len() <= (1 << 20) + (128 << 10),
+                "one call produced {}",
+                out.len()
+            );
             total += out.len();
             out.clear();
         }
@@ -459,12 +476,23 @@ pub(crate) mod tests {
 
     #[test]
     fn zstd_truncation_and_empty_are_corrupt() {
-        let data: Vec<u8> = (0..200_000u32).flat_map(|i| (i * 7919).to_le_bytes()).collect();
+        let data: Vec<u8> = (0..200_000u32)
+            .flat_map(|i| (i * 7919).to_le_bytes())
+            .collect();
         let z = Zstd::new(1);
         let packed = run_codec(z.encoder(&ctx()).unwrap().as_mut(), &data, &[], 1 << 20).unwrap();
         for cut in [0, 1, packed.len() / 2, packed.len() - 1] {
-            let r = run_codec(z.decoder(&ctx()).unwrap().as_mut(), &packed[..cut], &[], 1 << 20);
-            assert_eq!(r.unwrap_err().kind(), crate::ErrorKind::Corrupt, "cut at {cut}");
+            let r = run_codec(
+                z.decoder(&ctx()).unwrap().as_mut(),
+                &packed[..cut],
+                &[],
+                1 << 20,
+            );
+            assert_eq!(
+                r.unwrap_err().kind(),
+                crate::ErrorKind::Corrupt,
+                "cut at {cut}"
+            );
         }
     }
 
@@ -472,8 +500,20 @@ pub(crate) mod tests {
     fn zstd_multithreaded_roundtrip() {
         let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
         let z = Zstd::new(3).with_workers(2);
-        let packed = run_codec(z.encoder(&ctx()).unwrap().as_mut(), &data, &[5, 99_999], 1 << 20).unwrap();
-        let back = run_codec(z.decoder(&ctx()).unwrap().as_mut(), &packed, &[1, 2, 3], 4096).unwrap();
+        let packed = run_codec(
+            z.encoder(&ctx()).unwrap().as_mut(),
+            &data,
+            &[5, 99_999],
+            1 << 20,
+        )
+        .unwrap();
+        let back = run_codec(
+            z.decoder(&ctx()).unwrap().as_mut(),
+            &packed,
+            &[1, 2, 3],
+            4096,
+        )
+        .unwrap();
         assert_eq!(back, data);
     }
 

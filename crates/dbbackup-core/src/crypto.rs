@@ -51,6 +51,15 @@ impl Aes256GcmStream {
         Ok(Aes256GcmStream { key, chunk_size })
     }
 
+    /// The transform under a fresh random data key that is never stored: for benchmarks and
+    /// codec tests. Backups get theirs from `BackupBuilder::encryption`.
+    ///
+    /// # Errors
+    /// When the chunk size is outside 1 KiB..=16 MiB or the OS random generator fails.
+    pub fn ephemeral(chunk_size: u32) -> Result<Self> {
+        Self::new(Arc::new(DataKey::generate()?), chunk_size)
+    }
+
     fn stream(&self, ctx: &CodecContext<'_>, prefix: &[u8; 8]) -> StreamBE32<Aes256Gcm> {
         let key: Zeroizing<[u8; 32]> = self.key.entry_key(ctx.entry);
         let aead = Aes256Gcm::new_from_slice(key.as_ref()).expect("32-byte key");
@@ -126,7 +135,9 @@ impl Encryptor {
         }
         let counter = self.counter;
         self.counter = self.counter.checked_add(1).ok_or_else(|| {
-            Error::invalid("entry too large for one AES-GCM stream (2^32 chunks); raise the chunk size")
+            Error::invalid(
+                "entry too large for one AES-GCM stream (2^32 chunks); raise the chunk size",
+            )
         })?;
         self.stream
             .encrypt_in_place(counter, last, &self.aad, &mut self.pending)
@@ -210,7 +221,9 @@ impl Decryptor {
         }
         let chunk_size = u32::from_be_bytes(h[8..12].try_into().expect("4 bytes")) as usize;
         if !(1024..=16 << 20).contains(&chunk_size) {
-            return Err(Error::corrupt(format!("AES-GCM header has an invalid chunk size {chunk_size}")));
+            return Err(Error::corrupt(format!(
+                "AES-GCM header has an invalid chunk size {chunk_size}"
+            )));
         }
         let mut prefix = [0u8; 8];
         prefix.copy_from_slice(&h[12..20]);
@@ -311,16 +324,27 @@ mod tests {
     fn every_truncation_at_a_chunk_boundary_is_detected() {
         let t = transform(1024);
         let data: Vec<u8> = (0..10_000u32).map(|i| i as u8).collect();
-        let sealed = run_codec(t.encoder(&ctx("e")).unwrap().as_mut(), &data, &[], 1 << 20).unwrap();
+        let sealed =
+            run_codec(t.encoder(&ctx("e")).unwrap().as_mut(), &data, &[], 1 << 20).unwrap();
         let chunk = 1024 + TAG_LEN;
         let mut cut = HEADER_LEN;
         while cut < sealed.len() {
-            let r = run_codec(t.decoder(&ctx("e")).unwrap().as_mut(), &sealed[..cut], &[], 1 << 20);
+            let r = run_codec(
+                t.decoder(&ctx("e")).unwrap().as_mut(),
+                &sealed[..cut],
+                &[],
+                1 << 20,
+            );
             assert_eq!(r.unwrap_err().kind(), ErrorKind::Corrupt, "cut at {cut}");
             cut += chunk;
         }
         for cut in [0, 5, HEADER_LEN - 1] {
-            let r = run_codec(t.decoder(&ctx("e")).unwrap().as_mut(), &sealed[..cut], &[], 1 << 20);
+            let r = run_codec(
+                t.decoder(&ctx("e")).unwrap().as_mut(),
+                &sealed[..cut],
+                &[],
+                1 << 20,
+            );
             assert_eq!(r.unwrap_err().kind(), ErrorKind::Corrupt, "cut at {cut}");
         }
     }
@@ -329,8 +353,14 @@ mod tests {
     fn reordered_chunks_and_other_entries_fail() {
         let t = transform(1024);
         let data = vec![42u8; 5000];
-        let sealed = run_codec(t.encoder(&ctx("a")).unwrap().as_mut(), &data, &[], 1 << 20).unwrap();
-        let wrong_entry = run_codec(t.decoder(&ctx("b")).unwrap().as_mut(), &sealed, &[], 1 << 20);
+        let sealed =
+            run_codec(t.encoder(&ctx("a")).unwrap().as_mut(), &data, &[], 1 << 20).unwrap();
+        let wrong_entry = run_codec(
+            t.decoder(&ctx("b")).unwrap().as_mut(),
+            &sealed,
+            &[],
+            1 << 20,
+        );
         assert_eq!(wrong_entry.unwrap_err().kind(), ErrorKind::Corrupt);
 
         let chunk = 1024 + TAG_LEN;
@@ -339,14 +369,24 @@ mod tests {
         let first = sealed[a..a + chunk].to_vec();
         swapped[a..a + chunk].copy_from_slice(&sealed[b..b + chunk]);
         swapped[b..b + chunk].copy_from_slice(&first);
-        let r = run_codec(t.decoder(&ctx("a")).unwrap().as_mut(), &swapped, &[], 1 << 20);
+        let r = run_codec(
+            t.decoder(&ctx("a")).unwrap().as_mut(),
+            &swapped,
+            &[],
+            1 << 20,
+        );
         assert_eq!(r.unwrap_err().kind(), ErrorKind::Corrupt);
 
         let other_backup = CodecContext {
             backup_id: "B2",
             entry: "a",
         };
-        let r = run_codec(t.decoder(&other_backup).unwrap().as_mut(), &sealed, &[], 1 << 20);
+        let r = run_codec(
+            t.decoder(&other_backup).unwrap().as_mut(),
+            &sealed,
+            &[],
+            1 << 20,
+        );
         assert_eq!(r.unwrap_err().kind(), ErrorKind::Corrupt);
     }
 

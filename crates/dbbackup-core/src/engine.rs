@@ -308,7 +308,9 @@ impl Backup {
             }
             Err(e) => {
                 let e = e.with_backup(id.clone());
-                Repository::new(self.sink.clone()).discard_uncommitted(&id).await;
+                Repository::new(self.sink.clone())
+                    .discard_uncommitted(&id)
+                    .await;
                 tracing::warn!(backup_id = %id, error = %e, "backup failed; nothing was committed");
                 self.emitter.emit(Event::Failed {
                     operation: Operation::Backup,
@@ -321,7 +323,12 @@ impl Backup {
         }
     }
 
-    async fn run_inner(&self, id: &str, started_at: OffsetDateTime, t0: Instant) -> Result<BackupReport> {
+    async fn run_inner(
+        &self,
+        id: &str,
+        started_at: OffsetDateTime,
+        t0: Instant,
+    ) -> Result<BackupReport> {
         let repo = Repository::new(self.sink.clone());
         let cfg = repo.init(self.kdf.clone()).await?;
 
@@ -330,7 +337,11 @@ impl Backup {
         let mut encryption = None;
         if let Some(key) = &self.key {
             let dk = Arc::new(DataKey::generate()?);
-            let kdf = if key.is_passphrase() { cfg.kdf.clone() } else { None };
+            let kdf = if key.is_passphrase() {
+                cfg.kdf.clone()
+            } else {
+                None
+            };
             let master = {
                 let (key, kdf, bid) = (key.clone(), kdf.clone(), id.to_owned());
                 blocking(move || key.resolve(kdf.as_ref(), &bid)).await?
@@ -409,7 +420,11 @@ impl Backup {
             .put_bytes(&manifest_key(id), sealed, PutMode::Create)
             .await
             .map_err(|e| e.with_object(manifest_key(id)))?;
-        tracing::info!(raw = manifest.raw_size(), stored = manifest.stored_size(), "backup committed");
+        tracing::info!(
+            raw = manifest.raw_size(),
+            stored = manifest.stored_size(),
+            "backup committed"
+        );
         Ok(BackupReport {
             manifest,
             elapsed: t0.elapsed(),
@@ -417,7 +432,12 @@ impl Backup {
     }
 }
 
-async fn backup_entry(job: &EntryJob, snapshot: &dyn Snapshot, index: usize, spec: &EntrySpec) -> Result<EntryRecord> {
+async fn backup_entry(
+    job: &EntryJob,
+    snapshot: &dyn Snapshot,
+    index: usize,
+    spec: &EntrySpec,
+) -> Result<EntryRecord> {
     let t0 = Instant::now();
     let object = entry_key(&job.backup_id, index);
     let ctx = |e: Error| e.with_entry(spec.name.clone());
@@ -449,7 +469,10 @@ async fn backup_entry(job: &EntryJob, snapshot: &dyn Snapshot, index: usize, spe
         if meta.size != stats.stored_size {
             return Err(ctx(Error::new(
                 ErrorKind::Sink,
-                format!("the sink stored {} bytes, {} were written", meta.size, stats.stored_size),
+                format!(
+                    "the sink stored {} bytes, {} were written",
+                    meta.size, stats.stored_size
+                ),
             ))
             .with_object(object.clone()));
         }
@@ -504,7 +527,9 @@ async fn pump_backup(
         while let Some(item) = stream.next().await {
             let chunk = item?;
             if buf.is_empty() && chunk.len() >= BLOCK {
-                tx1.send(Msg::Data(chunk)).await.map_err(|_| Error::cancelled())?;
+                tx1.send(Msg::Data(chunk))
+                    .await
+                    .map_err(|_| Error::cancelled())?;
                 continue;
             }
             buf.extend_from_slice(&chunk);
@@ -515,7 +540,9 @@ async fn pump_backup(
             }
         }
         if !buf.is_empty() {
-            tx1.send(Msg::Data(buf.freeze())).await.map_err(|_| Error::cancelled())?;
+            tx1.send(Msg::Data(buf.freeze()))
+                .await
+                .map_err(|_| Error::cancelled())?;
         }
         tx1.send(Msg::End).await.map_err(|_| Error::cancelled())?;
         Ok(())
@@ -532,10 +559,12 @@ async fn pump_backup(
                     h.update(&b);
                     n += b.len() as u64;
                     progress.store(n, Ordering::Relaxed);
-                    tx2.blocking_send(Msg::Data(b)).map_err(|_| Error::cancelled())?;
+                    tx2.blocking_send(Msg::Data(b))
+                        .map_err(|_| Error::cancelled())?;
                 }
                 Some(Msg::End) => {
-                    tx2.blocking_send(Msg::End).map_err(|_| Error::cancelled())?;
+                    tx2.blocking_send(Msg::End)
+                        .map_err(|_| Error::cancelled())?;
                     return Ok((h.finalize().to_hex().to_string(), n));
                 }
                 None => return Err(Error::cancelled()),
@@ -557,7 +586,8 @@ async fn pump_backup(
             let mut emit = |v: Vec<u8>| -> Result<()> {
                 sh.update(&v);
                 stored += v.len() as u64;
-                tx3.blocking_send(Bytes::from(v)).map_err(|_| Error::cancelled())
+                tx3.blocking_send(Bytes::from(v))
+                    .map_err(|_| Error::cancelled())
             };
             loop {
                 match rx2.blocking_recv() {
@@ -619,7 +649,9 @@ async fn pump_backup(
     let (checksum, raw_size) = r_hash.expect("checked");
     let (stored_checksum, stored_size) = r_codec.expect("checked");
     if stored_size != written {
-        return Err(Error::internal("stored byte count disagrees with bytes written"));
+        return Err(Error::internal(
+            "stored byte count disagrees with bytes written",
+        ));
     }
     Ok(PumpStats {
         raw_size,
@@ -668,7 +700,9 @@ async fn open_backup(
     let data_key = match (&opened.manifest.encryption, key) {
         (Some(info), Some(key)) => {
             let dk = KeyCache::default().unwrap(info, key, &id).await?;
-            opened.authenticate(&dk).map_err(|e| e.with_backup(id.clone()))?;
+            opened
+                .authenticate(&dk)
+                .map_err(|e| e.with_backup(id.clone()))?;
             Some(Arc::new(dk))
         }
         (Some(info), None) => {
@@ -683,7 +717,12 @@ async fn open_backup(
         }
         (None, _) => None,
     };
-    let transforms = build_chain(&opened.manifest.transforms, data_key.as_ref(), factories, &id)?;
+    let transforms = build_chain(
+        &opened.manifest.transforms,
+        data_key.as_ref(),
+        factories,
+        &id,
+    )?;
     Ok(OpenBackup {
         checksum_key: data_key.as_ref().map(|k| k.checksum_key()),
         manifest: opened.manifest,
@@ -702,11 +741,17 @@ async fn decoded_entry(
     let backup_id = backup.manifest.backup_id.clone();
     let ctx = {
         let (b, e, o) = (backup_id.clone(), entry.name.clone(), entry.object.clone());
-        move |err: Error| err.with_backup(b.clone()).with_entry(e.clone()).with_object(o.clone())
+        move |err: Error| {
+            err.with_backup(b.clone())
+                .with_entry(e.clone())
+                .with_object(o.clone())
+        }
     };
     let mut src = sink.get(&entry.object, None).await.map_err(|e| {
         if e.kind() == ErrorKind::NotFound {
-            ctx(Error::corrupt("the entry's object is missing from the repository"))
+            ctx(Error::corrupt(
+                "the entry's object is missing from the repository",
+            ))
         } else {
             ctx(e)
         }
@@ -764,7 +809,6 @@ async fn decoded_entry(
                 }
             }
             chain.finish(&mut emit)?;
-            drop(emit);
             if stored != entry_rec.stored_size {
                 return Err(Error::corrupt(format!(
                     "stored object is {stored} bytes, the manifest records {} (truncated or replaced)",
@@ -772,7 +816,9 @@ async fn decoded_entry(
                 )));
             }
             if stored_hash.finalize().to_hex().as_str() != entry_rec.stored_checksum {
-                return Err(Error::corrupt("stored object checksum mismatch (the object was modified)"));
+                return Err(Error::corrupt(
+                    "stored object checksum mismatch (the object was modified)",
+                ));
             }
             if raw != entry_rec.raw_size {
                 return Err(Error::corrupt(format!(
@@ -810,33 +856,38 @@ async fn decoded_entry(
         progress,
         ctx: Box::new(ctx),
     };
-    Ok(Box::pin(futures::stream::unfold(state, |mut st| async move {
-        if st.done {
-            return None;
-        }
-        match st.rx.recv().await {
-            Some(Ok(Msg::Data(b))) => {
-                st.seen += b.len() as u64;
-                if let Some(p) = &st.progress {
-                    if st.seen >= st.reported + BLOCK as u64 {
-                        st.reported = st.seen;
-                        p(st.seen);
+    Ok(Box::pin(futures::stream::unfold(
+        state,
+        |mut st| async move {
+            if st.done {
+                return None;
+            }
+            match st.rx.recv().await {
+                Some(Ok(Msg::Data(b))) => {
+                    st.seen += b.len() as u64;
+                    if let Some(p) = &st.progress {
+                        if st.seen >= st.reported + BLOCK as u64 {
+                            st.reported = st.seen;
+                            p(st.seen);
+                        }
                     }
+                    Some((Ok(b), st))
                 }
-                Some((Ok(b), st))
+                Some(Ok(Msg::End)) => None,
+                Some(Err(e)) => {
+                    st.done = true;
+                    Some((Err(e), st))
+                }
+                None => {
+                    st.done = true;
+                    let e = (st.ctx)(Error::internal(
+                        "the decoder stopped before the end of the entry",
+                    ));
+                    Some((Err(e), st))
+                }
             }
-            Some(Ok(Msg::End)) => None,
-            Some(Err(e)) => {
-                st.done = true;
-                Some((Err(e), st))
-            }
-            None => {
-                st.done = true;
-                let e = (st.ctx)(Error::internal("the decoder stopped before the end of the entry"));
-                Some((Err(e), st))
-            }
-        }
-    })))
+        },
+    )))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -987,9 +1038,17 @@ impl Restore {
     /// naming backup and entry, or the target's error.
     pub async fn run(&self) -> Result<RestoreReport> {
         let t0 = Instant::now();
-        let backup = open_backup(&self.sink, &self.selector, self.key.as_ref(), &self.factories).await?;
+        let backup = open_backup(
+            &self.sink,
+            &self.selector,
+            self.key.as_ref(),
+            &self.factories,
+        )
+        .await?;
         let id = backup.manifest.backup_id.clone();
-        let work = self.run_inner(&backup, t0).instrument(tracing::info_span!("restore", backup_id = %id));
+        let work = self
+            .run_inner(&backup, t0)
+            .instrument(tracing::info_span!("restore", backup_id = %id));
         let result = match &self.cancel {
             Some(token) => tokio::select! {
                 r = work => r,
@@ -1060,7 +1119,10 @@ impl Restore {
                 tracing::error!(error = %cleanup, "cleaning up the failed restore failed too");
                 return Err(Error::new(
                     e.kind(),
-                    format!("{}; cleaning up the partial restore also failed: {cleanup}", e.message()),
+                    format!(
+                        "{}; cleaning up the partial restore also failed: {cleanup}",
+                        e.message()
+                    ),
                 )
                 .with_backup(m.backup_id.clone()));
             }
@@ -1228,7 +1290,13 @@ impl Verify {
     /// [`ErrorKind::WrongKey`]; [`ErrorKind::NotFound`].
     pub async fn run(&self) -> Result<VerifyReport> {
         let t0 = Instant::now();
-        let backup = open_backup(&self.sink, &self.selector, self.key.as_ref(), &self.factories).await?;
+        let backup = open_backup(
+            &self.sink,
+            &self.selector,
+            self.key.as_ref(),
+            &self.factories,
+        )
+        .await?;
         let m = &backup.manifest;
         self.emitter.emit(Event::Started {
             operation: Operation::Verify,

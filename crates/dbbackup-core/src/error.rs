@@ -228,7 +228,11 @@ impl From<std::io::Error> for Error {
         };
         let temporary = matches!(
             e.kind(),
-            K::TimedOut | K::Interrupted | K::ConnectionReset | K::ConnectionAborted | K::WouldBlock
+            K::TimedOut
+                | K::Interrupted
+                | K::ConnectionReset
+                | K::ConnectionAborted
+                | K::WouldBlock
         );
         let mut err = Error::new(kind, e.to_string());
         err.temporary = temporary;

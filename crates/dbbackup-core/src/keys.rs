@@ -15,8 +15,12 @@ const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STA
 
 /// Fills `buf` from the operating system's CSPRNG.
 pub(crate) fn random_bytes(buf: &mut [u8]) -> Result<()> {
-    getrandom::getrandom(buf)
-        .map_err(|e| Error::new(ErrorKind::Internal, format!("the OS random generator failed: {e}")))
+    getrandom::getrandom(buf).map_err(|e| {
+        Error::new(
+            ErrorKind::Internal,
+            format!("the OS random generator failed: {e}"),
+        )
+    })
 }
 
 /// A 256-bit master key. Wraps (encrypts) the data key of every backup.
@@ -148,7 +152,10 @@ impl KdfParams {
         if self.algorithm != "argon2id" {
             return Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("key derivation {:?} is not supported (only argon2id)", self.algorithm),
+                format!(
+                    "key derivation {:?} is not supported (only argon2id)",
+                    self.algorithm
+                ),
             ));
         }
         let salt = B64
@@ -156,7 +163,8 @@ impl KdfParams {
             .map_err(|_| Error::corrupt("the Argon2id salt is not valid base64"))?;
         let params = argon2::Params::new(self.m_cost_kib, self.t_cost, self.p_cost, Some(32))
             .map_err(|e| Error::corrupt(format!("invalid Argon2id parameters: {e}")))?;
-        let argon = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
+        let argon =
+            argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, params);
         let mut out = Zeroizing::new([0u8; 32]);
         argon
             .hash_password_into(passphrase.as_bytes(), &salt, out.as_mut())
@@ -396,15 +404,24 @@ mod tests {
         let back = DataKey::unwrap(&info, &Key::passphrase("correct horse"), "B1").unwrap();
         assert_eq!(*back.0, *dk.0);
 
-        let e = DataKey::unwrap(&info, &Key::passphrase("wrong"), "B1").err().unwrap();
+        let e = DataKey::unwrap(&info, &Key::passphrase("wrong"), "B1")
+            .err()
+            .unwrap();
         assert_eq!(e.kind(), ErrorKind::WrongKey);
-        assert!(e.to_string().contains("wrong passphrase for backup B1"), "{e}");
+        assert!(
+            e.to_string().contains("wrong passphrase for backup B1"),
+            "{e}"
+        );
 
-        let e = DataKey::unwrap(&info, &Key::raw(MasterKey::generate().unwrap()), "B1").err().unwrap();
+        let e = DataKey::unwrap(&info, &Key::raw(MasterKey::generate().unwrap()), "B1")
+            .err()
+            .unwrap();
         assert_eq!(e.kind(), ErrorKind::WrongKey);
 
         // The wrap is bound to the backup id.
-        let e = DataKey::unwrap(&info, &Key::passphrase("correct horse"), "B2").err().unwrap();
+        let e = DataKey::unwrap(&info, &Key::passphrase("correct horse"), "B2")
+            .err()
+            .unwrap();
         assert_eq!(e.kind(), ErrorKind::WrongKey);
     }
 }

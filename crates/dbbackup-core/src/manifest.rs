@@ -203,7 +203,10 @@ impl OpenedManifest {
 
 /// Parses and checks the unkeyed parts of a stored manifest.
 pub(crate) fn open(bytes: &Bytes, backup_id: &str) -> Result<OpenedManifest> {
-    let ctx = |e: Error| e.with_backup(backup_id).with_object(manifest_key(backup_id));
+    let ctx = |e: Error| {
+        e.with_backup(backup_id)
+            .with_object(manifest_key(backup_id))
+    };
     let nl = bytes
         .iter()
         .position(|&b| b == b'\n')

@@ -75,7 +75,8 @@ impl fmt::Display for BackupSelector {
 }
 
 /// A factory that rebuilds a custom transform from its manifest parameters.
-pub type TransformFactory = Arc<dyn Fn(&serde_json::Value) -> Result<Arc<dyn Transform>> + Send + Sync>;
+pub type TransformFactory =
+    Arc<dyn Fn(&serde_json::Value) -> Result<Arc<dyn Transform>> + Send + Sync>;
 
 /// What [`Repository::gc`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
@@ -267,7 +268,10 @@ impl Repository {
         Ok(self.open_selected(&BackupSelector::Latest).await?.manifest)
     }
 
-    pub(crate) async fn open_selected(&self, sel: &BackupSelector) -> Result<manifest::OpenedManifest> {
+    pub(crate) async fn open_selected(
+        &self,
+        sel: &BackupSelector,
+    ) -> Result<manifest::OpenedManifest> {
         match sel {
             BackupSelector::Id(id) => self.open_manifest(id).await,
             BackupSelector::Latest => {
@@ -301,9 +305,14 @@ impl Repository {
         }
         let mkey = manifest_key(id);
         if !self.sink.exists(&mkey).await? {
-            return Err(Error::new(ErrorKind::NotFound, "no committed backup with this id").with_backup(id));
+            return Err(
+                Error::new(ErrorKind::NotFound, "no committed backup with this id").with_backup(id),
+            );
         }
-        self.sink.delete(&mkey).await.map_err(|e| e.with_backup(id))?;
+        self.sink
+            .delete(&mkey)
+            .await
+            .map_err(|e| e.with_backup(id))?;
         self.delete_prefix(id).await
     }
 
@@ -360,8 +369,12 @@ impl Repository {
     pub async fn gc(&self, grace: Duration, now: OffsetDateTime) -> Result<GcReport> {
         let mut groups: BTreeMap<String, Vec<crate::sink::ObjectMeta>> = BTreeMap::new();
         for o in self.sink.list(BACKUPS_PREFIX).await? {
-            let Some(rest) = o.key.strip_prefix(BACKUPS_PREFIX) else { continue };
-            let Some((id, _)) = rest.split_once('/') else { continue };
+            let Some(rest) = o.key.strip_prefix(BACKUPS_PREFIX) else {
+                continue;
+            };
+            let Some((id, _)) = rest.split_once('/') else {
+                continue;
+            };
             groups.entry(id.to_owned()).or_default().push(o);
         }
         let cutoff = now - grace;
@@ -397,7 +410,11 @@ impl Repository {
     pub async fn rekey(&self, old: &Key, new: &Key) -> Result<RekeyReport> {
         let cfg = self.init(None).await?;
         let new_kdf = if new.is_passphrase() {
-            let base = cfg.kdf.clone().map(Ok).unwrap_or_else(KdfParams::recommended)?;
+            let base = cfg
+                .kdf
+                .clone()
+                .map(Ok)
+                .unwrap_or_else(KdfParams::recommended)?;
             Some(KdfParams::new(base.m_cost_kib, base.t_cost, base.p_cost)?)
         } else {
             None
@@ -424,7 +441,9 @@ impl Repository {
                 continue;
             }
             let dk = cache.unwrap(&info, old, &id).await?;
-            opened.authenticate(&dk).map_err(|e| e.with_backup(id.clone()))?;
+            opened
+                .authenticate(&dk)
+                .map_err(|e| e.with_backup(id.clone()))?;
             m.encryption = Some(dk.wrap(&new_master, new_kdf.clone(), &id)?);
             let sealed = manifest::seal(&m, Some(&dk))?;
             self.sink
@@ -478,7 +497,9 @@ impl KeyCache {
 }
 
 /// Runs CPU-heavy key work on a blocking thread.
-pub(crate) async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T> + Send + 'static) -> Result<T> {
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| Error::internal(format!("a blocking task failed: {e}")))?
@@ -500,7 +521,9 @@ pub(crate) fn build_chain(
                 }
                 TransformSpec::Aes256GcmStream { chunk_size } => {
                     let key = data_key.ok_or_else(|| {
-                        Error::corrupt("the chain has AES-GCM but the manifest has no encryption section")
+                        Error::corrupt(
+                            "the chain has AES-GCM but the manifest has no encryption section",
+                        )
                     })?;
                     Ok(Arc::new(Aes256GcmStream::new(key.clone(), *chunk_size)?))
                 }

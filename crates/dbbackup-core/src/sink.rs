@@ -209,7 +209,10 @@ pub fn check_range(key: &str, range: &Range<u64>, size: u64) -> Result<Range<u64
     if range.start > range.end || range.start > size {
         return Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("byte range {}..{} is outside the object (size {size})", range.start, range.end),
+            format!(
+                "byte range {}..{} is outside the object (size {size})",
+                range.start, range.end
+            ),
         )
         .with_object(key));
     }

@@ -123,7 +123,14 @@ impl ScriptedSource {
 /// Fills `buf` with deterministic text-like bytes starting at `offset` of a generated stream.
 pub fn generate_into(offset: u64, buf: &mut [u8]) {
     const WORDS: [&[u8]; 8] = [
-        b"alpha,", b"1234567,", b"NULL\t", b"2026-11-21 ", b"beta\n", b"x", b"order-", b"\\N\t",
+        b"alpha,",
+        b"1234567,",
+        b"NULL\t",
+        b"2026-11-21 ",
+        b"beta\n",
+        b"x",
+        b"order-",
+        b"\\N\t",
     ];
     let mut state = offset.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut i = 0;
@@ -150,7 +157,10 @@ struct ScriptedSnapshot {
 impl Source for ScriptedSource {
     async fn open(&self) -> Result<Box<dyn Snapshot>> {
         if self.fail_open {
-            return Err(Error::new(ErrorKind::Source, "scripted source refused to open"));
+            return Err(Error::new(
+                ErrorKind::Source,
+                "scripted source refused to open",
+            ));
         }
         Ok(Box::new(ScriptedSnapshot {
             source: self.clone(),
@@ -202,7 +212,10 @@ impl Snapshot for ScriptedSnapshot {
                 }
                 if e.fail_after.is_some_and(|f| pos >= f) {
                     return Some((
-                        Err(Error::new(ErrorKind::Source, "scripted failure in the middle of an entry")),
+                        Err(Error::new(
+                            ErrorKind::Source,
+                            "scripted failure in the middle of an entry",
+                        )),
                         u64::MAX,
                     ));
                 }
@@ -266,7 +279,13 @@ impl MemoryTarget {
     }
     /// Names of restored entries.
     pub fn names(&self) -> Vec<String> {
-        self.inner.lock().expect("lock").entries.keys().cloned().collect()
+        self.inner
+            .lock()
+            .expect("lock")
+            .entries
+            .keys()
+            .cloned()
+            .collect()
     }
     /// (phase, name) in the order entries completed.
     pub fn order(&self) -> Vec<(u32, String)> {
@@ -291,7 +310,11 @@ impl RestoreTarget for MemoryTarget {
 
 #[async_trait]
 impl RestoreSession for MemoryTarget {
-    async fn restore_entry(&self, entry: &EntryRecord, mut data: ByteStream) -> Result<Option<u64>> {
+    async fn restore_entry(
+        &self,
+        entry: &EntryRecord,
+        mut data: ByteStream,
+    ) -> Result<Option<u64>> {
         let mut buf = Vec::new();
         while let Some(chunk) = data.next().await {
             buf.extend_from_slice(&chunk?);
@@ -417,8 +440,16 @@ pub mod conformance {
                 .unwrap_or_else(|e| panic!("put {k}: {e}"));
         }
         assert_eq!(read_all(sink.as_ref(), &a, None).await.unwrap(), b"one");
-        assert_eq!(read_all(sink.as_ref(), &c, None).await.unwrap(), b"", "empty objects are allowed");
-        assert_eq!(sink.head(&b).await.unwrap().size, 3, "head reports the size");
+        assert_eq!(
+            read_all(sink.as_ref(), &c, None).await.unwrap(),
+            b"",
+            "empty objects are allowed"
+        );
+        assert_eq!(
+            sink.head(&b).await.unwrap().size,
+            3,
+            "head reports the size"
+        );
         let listed: Vec<String> = sink
             .list(&format!("{p}a/"))
             .await
@@ -426,19 +457,43 @@ pub mod conformance {
             .into_iter()
             .map(|o| o.key)
             .collect();
-        assert_eq!(listed, vec![a.clone(), b.clone()], "list returns exactly the prefix, sorted");
+        assert_eq!(
+            listed,
+            vec![a.clone(), b.clone()],
+            "list returns exactly the prefix, sorted"
+        );
         let all = sink.list(&p).await.unwrap();
         assert_eq!(all.len(), 3);
-        assert_eq!(all.iter().find(|o| o.key == b).unwrap().size, 3, "list reports sizes");
-        let missing = sink.get(&format!("{p}nope"), None).await.err().expect("missing key");
-        assert_eq!(missing.kind(), ErrorKind::NotFound, "get of a missing key is NotFound");
-        assert_eq!(sink.head(&format!("{p}nope")).await.unwrap_err().kind(), ErrorKind::NotFound);
+        assert_eq!(
+            all.iter().find(|o| o.key == b).unwrap().size,
+            3,
+            "list reports sizes"
+        );
+        let missing = sink
+            .get(&format!("{p}nope"), None)
+            .await
+            .err()
+            .expect("missing key");
+        assert_eq!(
+            missing.kind(),
+            ErrorKind::NotFound,
+            "get of a missing key is NotFound"
+        );
+        assert_eq!(
+            sink.head(&format!("{p}nope")).await.unwrap_err().kind(),
+            ErrorKind::NotFound
+        );
         if sink.capabilities().delete {
             for k in [&a, &b, &c] {
                 sink.delete(k).await.unwrap();
             }
-            sink.delete(&a).await.expect("deleting a missing key succeeds");
-            assert!(sink.list(&p).await.unwrap().is_empty(), "deleted objects are gone");
+            sink.delete(&a)
+                .await
+                .expect("deleting a missing key succeeds");
+            assert!(
+                sink.list(&p).await.unwrap().is_empty(),
+                "deleted objects are gone"
+            );
         }
     }
 
@@ -449,8 +504,14 @@ pub mod conformance {
         let mut w = sink.put(&k, PutMode::Create).await.unwrap();
         w.write(Bytes::from(vec![1u8; 100_000])).await.unwrap();
         w.write(Bytes::from(vec![2u8; 100_000])).await.unwrap();
-        assert!(!sink.exists(&k).await.unwrap(), "an object is visible before complete");
-        assert!(sink.list(&p).await.unwrap().is_empty(), "list shows an incomplete object");
+        assert!(
+            !sink.exists(&k).await.unwrap(),
+            "an object is visible before complete"
+        );
+        assert!(
+            sink.list(&p).await.unwrap().is_empty(),
+            "list shows an incomplete object"
+        );
         let meta = w.complete().await.unwrap();
         assert_eq!(meta.size, 200_000);
         let data = read_all(sink.as_ref(), &k, None).await.unwrap();
@@ -466,21 +527,33 @@ pub mod conformance {
         let mut w = sink.put(&k, PutMode::Create).await.unwrap();
         w.write(Bytes::from(vec![7u8; 300_000])).await.unwrap();
         w.abort().await.unwrap();
-        assert!(!sink.exists(&k).await.unwrap(), "an aborted object is visible");
+        assert!(
+            !sink.exists(&k).await.unwrap(),
+            "an aborted object is visible"
+        );
 
         let k2 = format!("{p}dropped");
         let mut w = sink.put(&k2, PutMode::Create).await.unwrap();
         w.write(Bytes::from(vec![7u8; 300_000])).await.unwrap();
         drop(w);
         tokio::time::sleep(Duration::from_millis(50)).await;
-        assert!(!sink.exists(&k2).await.unwrap(), "a dropped writer's object is visible");
+        assert!(
+            !sink.exists(&k2).await.unwrap(),
+            "a dropped writer's object is visible"
+        );
 
         let k3 = format!("{p}kept");
-        sink.put_bytes(&k3, Bytes::from("old"), PutMode::Overwrite).await.unwrap();
+        sink.put_bytes(&k3, Bytes::from("old"), PutMode::Overwrite)
+            .await
+            .unwrap();
         let mut w = sink.put(&k3, PutMode::Overwrite).await.unwrap();
         w.write(Bytes::from("new")).await.unwrap();
         w.abort().await.unwrap();
-        assert_eq!(read_all(sink.as_ref(), &k3, None).await.unwrap(), b"old", "abort changed the old object");
+        assert_eq!(
+            read_all(sink.as_ref(), &k3, None).await.unwrap(),
+            b"old",
+            "abort changed the old object"
+        );
         assert_eq!(
             sink.list(&p).await.unwrap().len(),
             1,
@@ -493,8 +566,12 @@ pub mod conformance {
     pub async fn overwrite_and_create_only(sink: Arc<dyn Sink>) {
         let p = unique_prefix("modes");
         let k = format!("{p}x");
-        sink.put_bytes(&k, Bytes::from("1"), PutMode::Create).await.unwrap();
-        sink.put_bytes(&k, Bytes::from("2"), PutMode::Overwrite).await.unwrap();
+        sink.put_bytes(&k, Bytes::from("1"), PutMode::Create)
+            .await
+            .unwrap();
+        sink.put_bytes(&k, Bytes::from("2"), PutMode::Overwrite)
+            .await
+            .unwrap();
         assert_eq!(read_all(sink.as_ref(), &k, None).await.unwrap(), b"2");
         if sink.capabilities().conditional_create {
             let e = sink
@@ -510,7 +587,10 @@ pub mod conformance {
             w1.write(Bytes::from("first")).await.unwrap();
             w2.write(Bytes::from("second")).await.unwrap();
             let (r1, r2) = futures::join!(w1.complete(), w2.complete());
-            assert!(r1.is_ok() != r2.is_ok(), "exactly one of two create-only writers must win");
+            assert!(
+                r1.is_ok() != r2.is_ok(),
+                "exactly one of two create-only writers must win"
+            );
         }
         cleanup(sink.as_ref(), &p).await;
     }
@@ -523,7 +603,9 @@ pub mod conformance {
         let p = unique_prefix("range");
         let k = format!("{p}r");
         let data: Vec<u8> = (0..1_000_000u32).map(|i| (i % 253) as u8).collect();
-        sink.put_bytes(&k, Bytes::from(data.clone()), PutMode::Overwrite).await.unwrap();
+        sink.put_bytes(&k, Bytes::from(data.clone()), PutMode::Overwrite)
+            .await
+            .unwrap();
         for r in [0..1, 10..20_000, 999_000..1_000_000, 500_000..500_000] {
             let got = read_all(sink.as_ref(), &k, Some(r.clone())).await.unwrap();
             assert_eq!(got, &data[r.start as usize..r.end as usize], "range {r:?}");
@@ -552,7 +634,10 @@ pub mod conformance {
         for (i, o) in listed.iter().enumerate() {
             assert_eq!(o.size, 4 * 65_536);
             let data = read_all(sink.as_ref(), &o.key, None).await.unwrap();
-            assert!(data.iter().all(|&b| b == i as u8), "objects written concurrently got mixed");
+            assert!(
+                data.iter().all(|&b| b == i as u8),
+                "objects written concurrently got mixed"
+            );
         }
         cleanup(sink.as_ref(), &p).await;
     }
@@ -582,7 +667,11 @@ pub mod conformance {
             h2.update(&c);
         }
         assert_eq!(n, size);
-        assert_eq!(h.finalize(), h2.finalize(), "large object differs after read-back");
+        assert_eq!(
+            h.finalize(),
+            h2.finalize(),
+            "large object differs after read-back"
+        );
         cleanup(sink.as_ref(), &p).await;
     }
 
@@ -596,7 +685,10 @@ pub mod conformance {
             v
         };
         let source = ScriptedSource::new("conformance")
-            .entry_spec(EntrySpec::new("schema", EntryKind::PreData, 0), Bytes::from("CREATE TABLE t"))
+            .entry_spec(
+                EntrySpec::new("schema", EntryKind::PreData, 0),
+                Bytes::from("CREATE TABLE t"),
+            )
             .entry("data/t", big.clone())
             .entry("data/empty", Bytes::new());
         let report = Backup::builder()
@@ -636,7 +728,11 @@ pub mod conformance {
             .run()
             .await
             .unwrap_or_else(|e| panic!("restore failed: {e}"));
-        assert_eq!(target.entry("data/t").unwrap(), big, "restored bytes differ");
+        assert_eq!(
+            target.entry("data/t").unwrap(),
+            big,
+            "restored bytes differ"
+        );
         assert_eq!(target.entry("data/empty").unwrap(), b"");
         if sink.capabilities().delete {
             repo.delete_backup(&id).await.unwrap();
@@ -680,7 +776,10 @@ pub mod conformance {
             .unwrap_or_else(|e| panic!("backup failed: {e}"));
         let m = &report.manifest;
         assert!(!m.entries.is_empty(), "the source produced no entries");
-        assert!(!m.source.engine.is_empty(), "the source reports no engine name");
+        assert!(
+            !m.source.engine.is_empty(),
+            "the source reports no engine name"
+        );
         let mut names: Vec<&str> = m.entries.iter().map(|e| e.name.as_str()).collect();
         names.sort_unstable();
         names.dedup();

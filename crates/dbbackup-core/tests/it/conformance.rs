@@ -23,6 +23,9 @@ async fn scripted_source_and_memory_target_pass_the_source_suite() {
     assert_eq!(restored.entries, report.manifest.entries.len());
     assert!(target.finished());
     assert!(bad.aborted(), "the damaged restore must abort the session");
-    assert!(bad.names().is_empty(), "the aborted session left entries behind");
+    assert!(
+        bad.names().is_empty(),
+        "the aborted session left entries behind"
+    );
     let _ = ScriptedSource::new("x");
 }

@@ -9,8 +9,7 @@ use std::sync::Arc;
 
 use dbbackup_core::testing::ScriptedSource;
 use dbbackup_core::{
-    Backup, BackupReport, BackupSelector, KdfParams, Key, MasterKey, MemorySink, Result, Sink,
-    Zstd,
+    Backup, BackupReport, BackupSelector, KdfParams, Key, MasterKey, MemorySink, Result, Sink, Zstd,
 };
 
 /// Cheap Argon2id for tests (the default costs 64 MiB and three passes per derivation).
@@ -42,7 +41,11 @@ pub(crate) fn sample_source() -> ScriptedSource {
         .chunk_size(10_000)
 }
 
-pub(crate) async fn backup(sink: &MemorySink, source: ScriptedSource, key: Option<&Key>) -> Result<BackupReport> {
+pub(crate) async fn backup(
+    sink: &MemorySink,
+    source: ScriptedSource,
+    key: Option<&Key>,
+) -> Result<BackupReport> {
     let mut b = Backup::builder()
         .source(source)
         .sink(Arc::new(sink.clone()) as Arc<dyn Sink>)

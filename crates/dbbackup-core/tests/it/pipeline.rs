@@ -10,7 +10,11 @@ use proptest::prelude::*;
 
 use crate::{backup, fast_kdf, id, raw_key, sample_source};
 
-async fn restore_into(sink: &MemorySink, sel: BackupSelector, key: Option<Key>) -> dbbackup_core::Result<MemoryTarget> {
+async fn restore_into(
+    sink: &MemorySink,
+    sel: BackupSelector,
+    key: Option<Key>,
+) -> dbbackup_core::Result<MemoryTarget> {
     let target = MemoryTarget::new();
     let mut r = Restore::builder()
         .sink(Arc::new(sink.clone()))
@@ -33,17 +37,35 @@ async fn encrypted_backup_restores_byte_for_byte_in_phase_order() {
     let m = &report.manifest;
     assert_eq!(m.format_version, 1);
     assert_eq!(m.source.engine, "scripted");
-    assert_eq!(m.source.position.get("scripted").map(String::as_str), Some("0"));
+    assert_eq!(
+        m.source.position.get("scripted").map(String::as_str),
+        Some("0")
+    );
     assert_eq!(m.checksum, ChecksumAlgorithm::Blake3Keyed);
-    assert!(matches!(m.transforms[0], TransformSpec::Zstd { level: 3, .. }));
-    assert!(matches!(m.transforms[1], TransformSpec::Aes256GcmStream { chunk_size: 1024 }));
+    assert!(matches!(
+        m.transforms[0],
+        TransformSpec::Zstd { level: 3, .. }
+    ));
+    assert!(matches!(
+        m.transforms[1],
+        TransformSpec::Aes256GcmStream { chunk_size: 1024 }
+    ));
     let enc = m.encryption.as_ref().expect("encryption info");
-    assert!(enc.kdf.is_some(), "a passphrase backup records its Argon2id setup");
+    assert!(
+        enc.kdf.is_some(),
+        "a passphrase backup records its Argon2id setup"
+    );
     assert_eq!(m.entries.len(), 5);
     let a = m.entry("data/a").unwrap();
     assert_eq!(a.raw_size, 2_500_000);
-    assert!(a.stored_size < a.raw_size, "zstd should shrink generated text");
-    assert!(a.rows.unwrap() > 0, "the scripted source counts newlines as rows");
+    assert!(
+        a.stored_size < a.raw_size,
+        "zstd should shrink generated text"
+    );
+    assert!(
+        a.rows.unwrap() > 0,
+        "the scripted source counts newlines as rows"
+    );
     assert!(m.started_at <= m.finished_at);
 
     let target = restore_into(&sink, id(&report), Some(key)).await.unwrap();
@@ -55,7 +77,10 @@ async fn encrypted_backup_restores_byte_for_byte_in_phase_order() {
     let order = target.order();
     assert_eq!(order.first().unwrap().1, "pre-data");
     assert_eq!(order.last().unwrap().1, "post-data");
-    assert!(order.windows(2).all(|w| w[0].0 <= w[1].0), "phases out of order: {order:?}");
+    assert!(
+        order.windows(2).all(|w| w[0].0 <= w[1].0),
+        "phases out of order: {order:?}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,7 +89,9 @@ async fn unencrypted_backup_roundtrips_and_needs_no_key() {
     let report = backup(&sink, sample_source(), None).await.unwrap();
     assert!(report.manifest.encryption.is_none());
     assert_eq!(report.manifest.checksum, ChecksumAlgorithm::Blake3);
-    let target = restore_into(&sink, BackupSelector::Latest, None).await.unwrap();
+    let target = restore_into(&sink, BackupSelector::Latest, None)
+        .await
+        .unwrap();
     assert_eq!(target.entry("data/b").unwrap(), b"1\n2\n3\n");
 }
 
@@ -82,7 +109,10 @@ async fn selective_restore_takes_only_chosen_entries() {
         .run()
         .await
         .unwrap();
-    assert_eq!(target.names(), vec!["data/b".to_owned(), "pre-data".to_owned()]);
+    assert_eq!(
+        target.names(),
+        vec!["data/b".to_owned(), "pre-data".to_owned()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,7 +121,10 @@ async fn wrong_key_and_wrong_passphrase_say_wrong_key() {
     let pass = Key::passphrase("right");
     let r1 = backup(&sink, sample_source(), Some(&pass)).await.unwrap();
     for wrong in [Key::passphrase("wrong"), raw_key()] {
-        let e = restore_into(&sink, id(&r1), Some(wrong.clone())).await.err().unwrap();
+        let e = restore_into(&sink, id(&r1), Some(wrong.clone()))
+            .await
+            .err()
+            .unwrap();
         assert_eq!(e.kind(), ErrorKind::WrongKey, "{e}");
         assert!(e.to_string().contains("wrong"), "{e}");
         assert!(e.to_string().contains(r1.backup_id()), "{e}");
@@ -112,7 +145,10 @@ async fn wrong_key_and_wrong_passphrase_say_wrong_key() {
 
     let raw = raw_key();
     let r2 = backup(&sink, sample_source(), Some(&raw)).await.unwrap();
-    let e = restore_into(&sink, id(&r2), Some(Key::passphrase("right"))).await.err().unwrap();
+    let e = restore_into(&sink, id(&r2), Some(Key::passphrase("right")))
+        .await
+        .err()
+        .unwrap();
     assert_eq!(e.kind(), ErrorKind::WrongKey);
     assert!(e.to_string().contains("raw key"), "{e}");
 }
@@ -126,12 +162,24 @@ async fn a_source_failing_halfway_commits_nothing_and_leaves_no_objects() {
     assert_eq!(e.entry(), Some("data/a"), "{e}");
     assert!(e.backup().is_some());
     let repo = Repository::new(Arc::new(sink.clone()));
-    assert!(repo.list().await.unwrap().is_empty(), "a failed backup is listed");
+    assert!(
+        repo.list().await.unwrap().is_empty(),
+        "a failed backup is listed"
+    );
     assert_eq!(repo.latest().await.unwrap_err().kind(), ErrorKind::NotFound);
-    let leftovers: Vec<_> = sink.keys().into_iter().filter(|k| k.starts_with("backups/")).collect();
-    assert!(leftovers.is_empty(), "objects of the failed backup remain: {leftovers:?}");
+    let leftovers: Vec<_> = sink
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("backups/"))
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "objects of the failed backup remain: {leftovers:?}"
+    );
 
-    let e = backup(&sink, sample_source().fail_open(), None).await.unwrap_err();
+    let e = backup(&sink, sample_source().fail_open(), None)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Source);
 }
 
@@ -167,13 +215,29 @@ async fn cancellation_by_token_and_by_drop_commits_nothing() {
     let r = tokio::time::timeout(Duration::from_millis(300), b.run()).await;
     assert!(r.is_err(), "the stalled backup should not finish");
     assert!(repo.list().await.unwrap().is_empty());
-    let leftovers = sink.keys().into_iter().filter(|k| k.starts_with("backups/")).count();
+    let leftovers = sink
+        .keys()
+        .into_iter()
+        .filter(|k| k.starts_with("backups/"))
+        .count();
     let now = time::OffsetDateTime::now_utc();
     let report = repo.gc(Duration::from_secs(3600), now).await.unwrap();
-    assert!(report.deleted.is_empty(), "gc must spare objects within the grace period");
-    let report = repo.gc(Duration::from_secs(3600), now + Duration::from_secs(7200)).await.unwrap();
+    assert!(
+        report.deleted.is_empty(),
+        "gc must spare objects within the grace period"
+    );
+    let report = repo
+        .gc(Duration::from_secs(3600), now + Duration::from_secs(7200))
+        .await
+        .unwrap();
     assert_eq!(report.deleted.len(), leftovers);
-    assert_eq!(sink.keys().into_iter().filter(|k| k.starts_with("backups/")).count(), 0);
+    assert_eq!(
+        sink.keys()
+            .into_iter()
+            .filter(|k| k.starts_with("backups/"))
+            .count(),
+        0
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -190,12 +254,26 @@ async fn events_describe_the_run() {
         .run()
         .await
         .unwrap();
-    let events = events.lock().unwrap();
-    assert!(matches!(&events[0], Event::Started { operation: Operation::Backup, entries: 5, .. }));
-    assert!(matches!(events.last().unwrap(), Event::Finished { operation: Operation::Backup, backup_id, .. } if backup_id == report.backup_id()));
-    let finished = events.iter().filter(|e| matches!(e, Event::EntryFinished { .. })).count();
+    let events = events.lock().unwrap().clone();
+    assert!(matches!(
+        &events[0],
+        Event::Started {
+            operation: Operation::Backup,
+            entries: 5,
+            ..
+        }
+    ));
+    assert!(
+        matches!(events.last().unwrap(), Event::Finished { operation: Operation::Backup, backup_id, .. } if backup_id == report.backup_id())
+    );
+    let finished = events
+        .iter()
+        .filter(|e| matches!(e, Event::EntryFinished { .. }))
+        .count();
     assert_eq!(finished, 5);
-    assert!(events.iter().any(|e| matches!(e, Event::EntryProgress { entry, .. } if entry == "data/a")));
+    assert!(events
+        .iter()
+        .any(|e| matches!(e, Event::EntryProgress { entry, .. } if entry == "data/a")));
     // Events serialize for `--json` consumers.
     let line = serde_json::to_string(&events[0]).unwrap();
     assert!(line.contains("\"event\":\"started\""), "{line}");
@@ -210,12 +288,19 @@ async fn events_describe_the_run() {
         .unwrap()
         .run()
         .await;
-    assert!(matches!(failed.lock().unwrap().last().unwrap(), Event::Failed { .. }));
+    assert!(matches!(
+        failed.lock().unwrap().last().unwrap(),
+        Event::Failed { .. }
+    ));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn builder_rejects_bad_configuration_with_clear_messages() {
-    let e = Backup::builder().sink(Arc::new(MemorySink::new())).build().err().unwrap();
+    let e = Backup::builder()
+        .sink(Arc::new(MemorySink::new()))
+        .build()
+        .err()
+        .unwrap();
     assert_eq!(e.kind(), ErrorKind::InvalidInput);
     assert!(e.to_string().contains(".source("), "{e}");
     let e = Backup::builder()

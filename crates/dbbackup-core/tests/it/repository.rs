@@ -1,8 +1,8 @@
 use std::sync::Arc;
 
 use dbbackup_core::{
-    Action, BackupSelector, Decision, ErrorKind, Key, MemorySink, PutMode, Repository, RetentionPlan,
-    SinkExt, CONFIG_KEY,
+    Action, BackupSelector, Decision, ErrorKind, Key, MemorySink, PutMode, Repository,
+    RetentionPlan, SinkExt, CONFIG_KEY,
 };
 
 use crate::{backup, fast_kdf, id, raw_key, sample_source};
@@ -19,8 +19,17 @@ async fn list_latest_lookup_and_delete() {
     let r1 = backup(&sink, sample_source(), None).await.unwrap();
     let r2 = backup(&sink, sample_source(), None).await.unwrap();
     let r3 = backup(&sink, sample_source(), None).await.unwrap();
-    assert!(repo.config().await.unwrap().is_some(), "the first backup creates the config");
-    let ids: Vec<String> = repo.list().await.unwrap().into_iter().map(|m| m.backup_id).collect();
+    assert!(
+        repo.config().await.unwrap().is_some(),
+        "the first backup creates the config"
+    );
+    let ids: Vec<String> = repo
+        .list()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| m.backup_id)
+        .collect();
     assert_eq!(ids, vec![r1.backup_id(), r2.backup_id(), r3.backup_id()]);
     assert_eq!(repo.latest().await.unwrap().backup_id, r3.backup_id());
     assert_eq!(repo.manifest(r2.backup_id()).await.unwrap(), r2.manifest);
@@ -33,7 +42,10 @@ async fn list_latest_lookup_and_delete() {
     assert!(sink.keys().iter().all(|k| !k.contains(r2.backup_id())));
     let e = repo.delete_backup(r2.backup_id()).await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
-    let e = repo.manifest("20990101T000000.000Z-abcdef").await.unwrap_err();
+    let e = repo
+        .manifest("20990101T000000.000Z-abcdef")
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::NotFound);
     assert!(e.to_string().contains("dbbackup list"), "{e}");
 }
@@ -60,7 +72,10 @@ async fn applying_a_plan_deletes_manifest_first_and_spares_the_newest() {
         .unwrap_err();
     assert!(e.to_string().contains("newest"), "{e}");
     let deleted = repo
-        .apply(&plan(&[(r1.backup_id(), Action::Delete), (r2.backup_id(), Action::Keep)]))
+        .apply(&plan(&[
+            (r1.backup_id(), Action::Delete),
+            (r2.backup_id(), Action::Keep),
+        ]))
         .await
         .unwrap();
     assert_eq!(deleted, vec![r1.backup_id().to_owned()]);
@@ -83,7 +98,10 @@ async fn rekey_rewraps_manifests_only_and_is_resumable() {
         .collect();
 
     let new = raw_key();
-    let e = repo.rekey(&Key::passphrase("not it"), &new).await.unwrap_err();
+    let e = repo
+        .rekey(&Key::passphrase("not it"), &new)
+        .await
+        .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::WrongKey, "{e}");
 
     let report = repo.rekey(&old, &new).await.unwrap();
@@ -95,7 +113,10 @@ async fn rekey_rewraps_manifests_only_and_is_resumable() {
         .iter()
         .map(|e| sink.get_raw(&e.object).unwrap())
         .collect();
-    assert_eq!(data_before, data_after, "rekey must not rewrite data objects");
+    assert_eq!(
+        data_before, data_after,
+        "rekey must not rewrite data objects"
+    );
 
     let verify = |k: Key| {
         let sink = sink.clone();
@@ -112,7 +133,10 @@ async fn rekey_rewraps_manifests_only_and_is_resumable() {
         }
     };
     verify(new.clone()).await.unwrap();
-    assert_eq!(verify(old.clone()).await.unwrap_err().kind(), ErrorKind::WrongKey);
+    assert_eq!(
+        verify(old.clone()).await.unwrap_err().kind(),
+        ErrorKind::WrongKey
+    );
     // Re-running finds nothing left to do.
     let again = repo.rekey(&old, &new).await.unwrap();
     assert!(again.rekeyed.is_empty());
@@ -132,9 +156,13 @@ async fn foreign_or_future_repositories_are_refused_clearly() {
     let cfg = repo.init(Some(fast_kdf())).await.unwrap();
     let mut future = serde_json::to_value(&cfg).unwrap();
     future["format_version"] = 99.into();
-    sink.put_bytes(CONFIG_KEY, serde_json::to_vec(&future).unwrap().into(), PutMode::Overwrite)
-        .await
-        .unwrap();
+    sink.put_bytes(
+        CONFIG_KEY,
+        serde_json::to_vec(&future).unwrap().into(),
+        PutMode::Overwrite,
+    )
+    .await
+    .unwrap();
     let e = repo.config().await.unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported);
     assert!(e.to_string().contains("99"), "{e}");
