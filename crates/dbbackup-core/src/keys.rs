@@ -69,6 +69,40 @@ impl MasterKey {
         }
     }
 
+    /// Reads a key (hex or base64) from the environment variable `var`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] when the variable is unset or does not hold a key; the message
+    /// names the variable, never its value.
+    pub fn from_env(var: &str) -> Result<Self> {
+        let value = Zeroizing::new(std::env::var(var).map_err(|_| {
+            Error::invalid(format!(
+                "the key variable {var} is not set (or not valid UTF-8)"
+            ))
+        })?);
+        Self::from_encoded(&value)
+            .map_err(|e| Error::invalid(format!("the key in {var} is not usable: {}", e.message())))
+    }
+
+    /// Reads a key (hex or base64) from a file.
+    ///
+    /// # Errors
+    /// [`ErrorKind::NotFound`]/[`ErrorKind::Io`] when the file cannot be read,
+    /// [`ErrorKind::InvalidInput`] when it does not hold a key.
+    pub fn from_file(path: &std::path::Path) -> Result<Self> {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(path)
+                .map_err(|e| Error::from(e).with_object(path.display().to_string()))?,
+        );
+        Self::from_encoded(&text).map_err(|e| {
+            Error::invalid(format!(
+                "the key file {} is not usable: {}",
+                path.display(),
+                e.message()
+            ))
+        })
+    }
+
     /// The key's public identifier: the first 8 bytes of a BLAKE3 derivation, in hex.
     pub fn key_id(&self) -> String {
         let d = blake3::derive_key("dbbackup 2026-11 master key id", self.0.as_ref());
@@ -393,6 +427,29 @@ mod tests {
         let err = MasterKey::from_encoded("secret-passphrase-not-a-key").unwrap_err();
         assert!(!err.to_string().contains("secret"));
         assert!(!format!("{:?}", Key::passphrase("hunter2")).contains("hunter2"));
+    }
+
+    #[test]
+    fn keys_from_files() {
+        let dir = std::env::temp_dir().join(format!("dbbackup-keytest-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("key");
+        std::fs::write(&f, format!("{}\n", "ab".repeat(32))).unwrap();
+        assert_eq!(
+            MasterKey::from_file(&f).unwrap().key_id(),
+            MasterKey::from_bytes([0xab; 32]).key_id()
+        );
+        std::fs::write(&f, "nope").unwrap();
+        let e = MasterKey::from_file(&f).unwrap_err();
+        assert!(e.to_string().contains("not usable"), "{e}");
+        let e = MasterKey::from_file(&dir.join("missing")).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::NotFound);
+        let e = MasterKey::from_env("DBBACKUP_TEST_SURELY_UNSET_VAR").unwrap_err();
+        assert!(
+            e.to_string().contains("DBBACKUP_TEST_SURELY_UNSET_VAR"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]
