@@ -379,10 +379,10 @@ impl Backup {
             emitter: self.emitter.clone(),
         });
         let snap: &dyn Snapshot = snapshot.as_ref();
-        let records: Vec<EntryRecord> = futures::stream::iter(entries.iter().enumerate())
+        let records: Vec<EntryRecord> = futures::stream::iter(entries.into_iter().enumerate())
             .map(|(i, spec)| {
                 let job = job.clone();
-                async move { backup_entry(&job, snap, i, spec).await }
+                async move { backup_entry(&job, snap, i, &spec).await }
             })
             .buffered(self.jobs)
             .try_collect()
@@ -1100,9 +1100,11 @@ impl Restore {
         let mut rows = 0u64;
         let mut raw = 0u64;
         let outcome: Result<()> = async {
-            for entries in phases.values() {
-                let done: Vec<(u64, Option<u64>)> = futures::stream::iter(entries.iter())
-                    .map(|e| self.restore_entry(backup, session.as_ref(), e))
+            for entries in phases.into_values() {
+                let owned: Vec<EntryRecord> = entries.into_iter().cloned().collect();
+                let session = session.as_ref();
+                let done: Vec<(u64, Option<u64>)> = futures::stream::iter(owned)
+                    .map(|e| async move { self.restore_entry(backup, session, &e).await })
                     .buffer_unordered(self.jobs)
                     .try_collect()
                     .await?;
@@ -1303,10 +1305,11 @@ impl Verify {
             backup_id: m.backup_id.clone(),
             entries: m.entries.len(),
         });
-        let result: Result<Vec<()>> = futures::stream::iter(m.entries.iter())
-            .map(|e| async {
+        let backup = &backup;
+        let result: Result<Vec<()>> = futures::stream::iter(m.entries.clone())
+            .map(|e| async move {
                 let t = Instant::now();
-                let mut s = decoded_entry(&self.sink, &backup, e, None).await?;
+                let mut s = decoded_entry(&self.sink, backup, &e, None).await?;
                 while let Some(chunk) = s.next().await {
                     chunk?;
                 }

@@ -81,7 +81,8 @@ pub type TransformFactory =
 /// What [`Repository::gc`] removed.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct GcReport {
-    /// Keys of objects removed (leftovers of failed or interrupted backups).
+    /// Keys of objects removed (leftovers of failed or interrupted backups), and the sink's own
+    /// leftovers it cleaned.
     pub deleted: Vec<String>,
 }
 
@@ -362,7 +363,8 @@ impl Repository {
     }
 
     /// Removes objects of backups that never committed (no manifest) and were last written more
-    /// than `grace` before `now`, so a backup still running is never disturbed.
+    /// than `grace` before `now`, so a backup still running is never disturbed; then lets the sink
+    /// clean its own leftovers ([`Sink::collect_garbage`]: temporary files, stale uploads).
     ///
     /// # Errors
     /// On storage failure.
@@ -397,6 +399,9 @@ impl Repository {
                 report.deleted.push(o.key);
             }
         }
+        report
+            .deleted
+            .extend(self.sink.collect_garbage(grace, now).await?);
         Ok(report)
     }
 

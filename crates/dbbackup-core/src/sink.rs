@@ -12,6 +12,7 @@
 use std::fmt;
 use std::ops::Range;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::{Bytes, BytesMut};
@@ -133,6 +134,17 @@ pub trait Sink: Send + Sync + fmt::Debug {
     /// # Errors
     /// On a storage failure, or [`ErrorKind::Unsupported`] without [`Capabilities::delete`].
     async fn delete(&self, key: &str) -> Result<()>;
+
+    /// Removes the backend's own leftovers of writes that never completed (temporary files,
+    /// multipart uploads whose abort failed) that are older than `grace` at `now`. Returns a
+    /// description of each thing removed. The default has nothing to clean.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    async fn collect_garbage(&self, grace: Duration, now: OffsetDateTime) -> Result<Vec<String>> {
+        let _ = (grace, now);
+        Ok(Vec::new())
+    }
 }
 
 /// Convenience calls on every [`Sink`].
@@ -198,6 +210,9 @@ impl<T: Sink + ?Sized> Sink for Arc<T> {
     }
     async fn delete(&self, key: &str) -> Result<()> {
         (**self).delete(key).await
+    }
+    async fn collect_garbage(&self, grace: Duration, now: OffsetDateTime) -> Result<Vec<String>> {
+        (**self).collect_garbage(grace, now).await
     }
 }
 

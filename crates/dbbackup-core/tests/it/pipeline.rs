@@ -341,3 +341,37 @@ proptest! {
         });
     }
 }
+
+/// Applications spawn backups on their own runtime: the operations' futures must be `Send + 'static`
+/// once built.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operations_can_be_spawned() {
+    let sink = MemorySink::new();
+    let b = Backup::builder()
+        .source(sample_source())
+        .sink(Arc::new(sink.clone()))
+        .build()
+        .unwrap();
+    let report = tokio::spawn(async move { b.run().await })
+        .await
+        .unwrap()
+        .unwrap();
+    let v = Verify::builder()
+        .sink(Arc::new(sink.clone()))
+        .build()
+        .unwrap();
+    tokio::spawn(async move { v.run().await })
+        .await
+        .unwrap()
+        .unwrap();
+    let r = Restore::builder()
+        .sink(Arc::new(sink))
+        .backup(id(&report))
+        .target(MemoryTarget::new())
+        .build()
+        .unwrap();
+    tokio::spawn(async move { r.run().await })
+        .await
+        .unwrap()
+        .unwrap();
+}

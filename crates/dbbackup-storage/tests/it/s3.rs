@@ -1,0 +1,171 @@
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use dbbackup_core::testing::{conformance, ScriptedSource};
+use dbbackup_core::{Backup, ErrorKind, Key, MasterKey, PutMode, Repository, Sink, SinkExt, Zstd};
+use dbbackup_storage::open_sink;
+
+use crate::moto::{url_for, Moto, Proxy};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_sink_passes_the_sink_suite_against_a_real_server() {
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    moto.create_bucket("suite");
+    // Through the URL constructor, path-style, plain HTTP, with a prefix.
+    let sink = open_sink(&moto.url("suite", "team/db1", "")).unwrap();
+    assert!(
+        !format!("{sink:?}").contains("testing&"),
+        "credentials leak into Debug"
+    );
+    conformance::sink_suite(sink.clone()).await;
+    // Objects really live under the prefix.
+    let at_root = open_sink(&moto.url("suite", "", "")).unwrap();
+    sink.put_bytes("probe", Bytes::from("x"), PutMode::Overwrite)
+        .await
+        .unwrap();
+    assert!(at_root.exists("team/db1/probe").await.unwrap());
+    assert_eq!(
+        moto.open_uploads("suite"),
+        0,
+        "the suite left multipart uploads behind"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_object_streams_through_many_parts() {
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    moto.create_bucket("big");
+    let sink = open_sink(&moto.url("big", "", "&part_size=5MiB&concurrency=2")).unwrap();
+    // 23 MiB: four full parts and a short last one.
+    conformance::streams_large_objects(sink, 23 << 20).await;
+    assert_eq!(moto.open_uploads("big"), 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn permanent_failures_fail_at_once_with_a_clear_message() {
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    let sink = open_sink(&moto.url("no-such-bucket", "", "")).unwrap();
+    let t0 = std::time::Instant::now();
+    let e = sink
+        .put_bytes("x", Bytes::from("x"), PutMode::Overwrite)
+        .await
+        .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(20),
+        "a missing bucket must not be retried for long"
+    );
+    assert!(e.to_string().contains("bucket"), "{e}");
+    let e = sink.get("x", None).await.err().unwrap();
+    assert!(
+        matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Sink),
+        "{e}"
+    );
+    let e = open_sink("s3://b/p?part_size=lots").err().unwrap();
+    assert!(
+        e.to_string().contains("part_size") || e.to_string().contains("lots"),
+        "{e}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_gone_mid_upload_fails_cleanly_and_gc_leaves_no_orphans() {
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    moto.create_bucket("faults");
+    let proxy = Proxy::start(moto.port).await;
+    let extra = "&retry_timeout=2s&max_retries=2&part_size=5MiB&concurrency=1";
+    let sink = open_sink(&url_for(proxy.port, "faults", "repo", extra)).unwrap();
+    let direct = open_sink(&moto.url("faults", "repo", "")).unwrap();
+    let key = Key::raw(MasterKey::generate().unwrap());
+
+    // Uncompressed, so the big entry needs several parts; the proxy is cut once one is uploaded.
+    let source = ScriptedSource::new("scripted")
+        .entry("small", Bytes::from("first entry, small"))
+        .generated("big", 40 << 20)
+        .chunk_size(1 << 20);
+    let backup = Backup::builder()
+        .source(source)
+        .sink(sink.clone())
+        .encryption(key.clone())
+        .jobs(1)
+        .build()
+        .unwrap();
+    let moto_port = moto.port;
+    let cutter = tokio::spawn(async move {
+        loop {
+            let n = tokio::task::spawn_blocking(move || {
+                crate::moto::http(moto_port, "GET", "/faults?uploads", "")
+                    .map(|r| r.matches("<UploadId>").count())
+                    .unwrap_or(0)
+            })
+            .await
+            .unwrap();
+            if n > 0 {
+                tokio::time::sleep(Duration::from_millis(300)).await;
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let run = tokio::spawn(async move { backup.run().await });
+    cutter.await.unwrap();
+    proxy.cut();
+    let e = run
+        .await
+        .unwrap()
+        .expect_err("the backup must fail when the server goes away");
+    eprintln!("backup error with the server gone: {e}");
+    assert_eq!(e.kind(), ErrorKind::Sink, "{e}");
+    assert!(e.backup().is_some(), "{e}");
+    assert!(
+        e.to_string().contains("127.0.0.1"),
+        "the error should say where: {e}"
+    );
+
+    let repo_direct = Repository::new(direct.clone());
+    assert!(
+        repo_direct.list().await.unwrap().is_empty(),
+        "a failed backup is listed"
+    );
+    assert!(
+        direct
+            .list("backups/")
+            .await
+            .unwrap()
+            .iter()
+            .all(|o| !o.key.ends_with("MANIFEST")),
+        "a manifest of the failed backup is visible"
+    );
+
+    // The server is back: a new backup succeeds, and gc leaves only committed data.
+    proxy.restore();
+    let ok = Backup::builder()
+        .source(ScriptedSource::new("scripted").entry("t", Bytes::from(vec![5u8; 1 << 20])))
+        .sink(sink.clone())
+        .transform(Zstd::new(3))
+        .encryption(key)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let repo = Repository::new(sink.clone());
+    let later = time::OffsetDateTime::now_utc() + Duration::from_secs(7200);
+    let gc = repo.gc(Duration::from_secs(3600), later).await.unwrap();
+    eprintln!("gc: {gc:?}");
+    let committed = format!("backups/{}/", ok.backup_id());
+    for o in direct.list("backups/").await.unwrap() {
+        assert!(
+            o.key.starts_with(&committed),
+            "orphan left after gc: {} (gc: {gc:?})",
+            o.key
+        );
+    }
+    assert_eq!(
+        moto.open_uploads("faults"),
+        0,
+        "multipart uploads linger after gc: {gc:?}"
+    );
+    assert_eq!(repo.list().await.unwrap().len(), 1);
+    let _: Arc<dyn Sink> = direct;
+}
