@@ -280,11 +280,13 @@ impl S3Builder {
                         "S3 URL parameter max_retries={v:?} must be a number"
                     ))
                 })?),
-                other => return Err(invalid(format!(
+                other => {
+                    return Err(invalid(format!(
                     "unknown S3 URL parameter {other:?}; known: endpoint, region, access_key_id, \
                          secret_access_key, session_token, allow_http, path_style, part_size, \
                          concurrency, retry_timeout, max_retries"
-                ))),
+                )))
+                }
             };
         }
         Ok(b)

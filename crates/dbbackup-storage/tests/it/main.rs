@@ -1,5 +1,6 @@
 //! Integration tests of dbbackup-storage (one binary).
 
+mod cloud;
 mod fs;
 mod moto;
 mod s3;
