@@ -65,7 +65,9 @@ pub use repo::{
     BackupSelector, GcReport, RekeyReport, RepoConfig, Repository, TransformFactory, CONFIG_KEY,
 };
 pub use restore::{RestoreSession, RestoreSummary, RestoreTarget};
-pub use retention::{Action, BackupSummary, Decision, RetentionPlan, RetentionPolicy};
+pub use retention::{
+    parse_keep_within, Action, BackupSummary, Decision, KeepPolicy, RetentionPlan, RetentionPolicy,
+};
 pub use sink::{
     check_range, ByteStream, Capabilities, ObjectMeta, ObjectWriter, PutMode, Sink, SinkExt,
 };

@@ -109,3 +109,234 @@ pub trait RetentionPolicy: Send + Sync {
     /// applied (e.g. one with no rule at all).
     fn plan(&self, backups: &[BackupSummary], now: OffsetDateTime) -> Result<RetentionPlan>;
 }
+
+/// The built-in policy: keep-last, keep-within, GFS calendar buckets and keep-label rules,
+/// combined (a backup kept by any rule is kept, and its decision lists every rule that keeps it).
+///
+/// Safety rules apply whatever the rules say: the newest backup is always kept, and so is every
+/// backup a kept backup depends on (its parent chain). A policy without any rule is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct KeepPolicy {
+    /// Keep the newest N.
+    pub keep_last: Option<usize>,
+    /// Keep everything that started within this long before `now`.
+    #[serde(with = "opt_secs")]
+    pub keep_within: Option<std::time::Duration>,
+    /// Keep the newest backup of each of the last N hours that have backups.
+    pub keep_hourly: Option<usize>,
+    /// ... of each of the last N days.
+    pub keep_daily: Option<usize>,
+    /// ... of each of the last N ISO weeks.
+    pub keep_weekly: Option<usize>,
+    /// ... of each of the last N months.
+    pub keep_monthly: Option<usize>,
+    /// ... of each of the last N years.
+    pub keep_yearly: Option<usize>,
+    /// Keep every backup carrying one of these `key=value` labels.
+    pub keep_labels: Vec<(String, String)>,
+    /// The UTC offset calendar buckets are computed in, in seconds (default 0 = UTC).
+    pub utc_offset_seconds: i32,
+}
+
+mod opt_secs {
+    use serde::{Deserialize, Deserializer, Serializer};
+    use std::time::Duration;
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs()),
+            None => s.serialize_none(),
+        }
+    }
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Ok(Option::<u64>::deserialize(d)?.map(Duration::from_secs))
+    }
+}
+
+/// Parses a retention duration such as `7d`, `36h`, `2w`, `1y`, `1d12h` (units: s, m, h, d, w,
+/// y = 365 d; a bare number is days).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the text.
+pub fn parse_keep_within(text: &str) -> Result<std::time::Duration> {
+    let bad = || {
+        crate::Error::invalid(format!(
+            "{text:?} is not a duration; use e.g. 7d, 36h, 2w, 1y or 1d12h"
+        ))
+    };
+    let t = text.trim();
+    if t.is_empty() {
+        return Err(bad());
+    }
+    if let Ok(days) = t.parse::<u64>() {
+        return Ok(std::time::Duration::from_secs(days * 86_400));
+    }
+    let mut total = 0u64;
+    let mut num = String::new();
+    for c in t.chars() {
+        if c.is_ascii_digit() {
+            num.push(c);
+            continue;
+        }
+        let n: u64 = num.parse().map_err(|_| bad())?;
+        num.clear();
+        let unit = match c {
+            's' => 1,
+            'm' => 60,
+            'h' => 3600,
+            'd' => 86_400,
+            'w' => 7 * 86_400,
+            'y' => 365 * 86_400,
+            _ => return Err(bad()),
+        };
+        total = n
+            .checked_mul(unit)
+            .and_then(|x| total.checked_add(x))
+            .ok_or_else(bad)?;
+    }
+    if !num.is_empty() {
+        return Err(bad());
+    }
+    Ok(std::time::Duration::from_secs(total))
+}
+
+impl KeepPolicy {
+    /// Whether at least one rule is set (a count of 0 counts as unset).
+    pub fn has_rules(&self) -> bool {
+        [
+            self.keep_last,
+            self.keep_hourly,
+            self.keep_daily,
+            self.keep_weekly,
+            self.keep_monthly,
+            self.keep_yearly,
+        ]
+        .iter()
+        .any(|n| n.unwrap_or(0) > 0)
+            || self.keep_within.is_some_and(|d| !d.is_zero())
+            || !self.keep_labels.is_empty()
+    }
+}
+
+fn format_within(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    if s % 86_400 == 0 {
+        format!("{}d", s / 86_400)
+    } else if s % 3600 == 0 {
+        format!("{}h", s / 3600)
+    } else {
+        format!("{s}s")
+    }
+}
+
+impl RetentionPolicy for KeepPolicy {
+    fn plan(&self, backups: &[BackupSummary], now: OffsetDateTime) -> Result<RetentionPlan> {
+        if !self.has_rules() {
+            return Err(crate::Error::invalid(
+                "a retention policy with no rule would delete every backup; give at least one \
+                 keep rule (e.g. --keep-last 7 or --keep-within 7d)",
+            ));
+        }
+        let offset =
+            time::UtcOffset::from_whole_seconds(self.utc_offset_seconds).map_err(|_| {
+                crate::Error::invalid(format!("invalid UTC offset {}s", self.utc_offset_seconds))
+            })?;
+        // Newest first; ties broken by id so the plan never depends on input order.
+        let mut order: Vec<&BackupSummary> = backups.iter().collect();
+        order.sort_by(|a, b| (b.started_at, &b.backup_id).cmp(&(a.started_at, &a.backup_id)));
+        let mut reasons: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut add = |b: &&BackupSummary, why: String| {
+            reasons.entry(b.backup_id.clone()).or_default().push(why);
+        };
+
+        if let Some(n) = self.keep_last.filter(|&n| n > 0) {
+            for (i, b) in order.iter().take(n).enumerate() {
+                add(b, format!("keep-last {n} (#{})", i + 1));
+            }
+        }
+        if let Some(d) = self.keep_within.filter(|d| !d.is_zero()) {
+            let cutoff = now - d;
+            for b in &order {
+                if b.started_at > cutoff {
+                    add(b, format!("keep-within {}", format_within(d)));
+                }
+            }
+        }
+        type BucketFn = fn(OffsetDateTime) -> String;
+        let rules: [(&str, Option<usize>, BucketFn); 5] = [
+            ("keep-hourly", self.keep_hourly, |t| {
+                format!("{} {:02}h", t.date(), t.hour())
+            }),
+            ("keep-daily", self.keep_daily, |t| t.date().to_string()),
+            ("keep-weekly", self.keep_weekly, |t| {
+                let (y, w, _) = t.to_iso_week_date();
+                format!("{y}-W{w:02}")
+            }),
+            ("keep-monthly", self.keep_monthly, |t| {
+                format!("{}-{:02}", t.year(), u8::from(t.month()))
+            }),
+            ("keep-yearly", self.keep_yearly, |t| t.year().to_string()),
+        ];
+        for (name, n, bucket) in rules {
+            let Some(n) = n.filter(|&n| n > 0) else {
+                continue;
+            };
+            let mut last: Option<String> = None;
+            let mut used = 0;
+            for b in &order {
+                if used == n {
+                    break;
+                }
+                let key = bucket(b.started_at.to_offset(offset));
+                if last.as_deref() != Some(key.as_str()) {
+                    used += 1;
+                    add(b, format!("{name} {n}: {key}"));
+                    last = Some(key);
+                }
+            }
+        }
+        for (k, v) in &self.keep_labels {
+            for b in &order {
+                if b.labels.get(k) == Some(v) {
+                    add(b, format!("keep-label {k}={v}"));
+                }
+            }
+        }
+        if let Some(newest) = order.first() {
+            add(newest, "newest backup (never deleted)".into());
+        }
+        // Every backup a kept backup depends on stays, transitively.
+        let by_id: BTreeMap<&str, &BackupSummary> =
+            order.iter().map(|b| (b.backup_id.as_str(), *b)).collect();
+        let kept: Vec<String> = reasons.keys().cloned().collect();
+        for id in &kept {
+            let mut child = id.as_str();
+            while let Some(parent) = by_id[child].parent.as_deref().and_then(|p| by_id.get(p)) {
+                let why = format!("parent of {child}");
+                let entry = reasons.entry(parent.backup_id.clone()).or_default();
+                if entry.contains(&why) {
+                    break;
+                }
+                entry.push(why);
+                child = parent.backup_id.as_str();
+            }
+        }
+        Ok(RetentionPlan {
+            decisions: backups
+                .iter()
+                .map(|b| match reasons.get(&b.backup_id) {
+                    Some(r) => Decision {
+                        backup_id: b.backup_id.clone(),
+                        action: Action::Keep,
+                        reasons: r.clone(),
+                    },
+                    None => Decision {
+                        backup_id: b.backup_id.clone(),
+                        action: Action::Delete,
+                        reasons: vec!["no rule keeps it".into()],
+                    },
+                })
+                .collect(),
+        })
+    }
+}

@@ -3,6 +3,7 @@
 mod conformance;
 mod pipeline;
 mod repository;
+mod retention;
 mod tamper;
 
 use std::sync::Arc;
