@@ -183,7 +183,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}: {}", self.kind, self.message)?;
         let mut ctx = Vec::new();
-        if let Some(b) = &self.backup {
+        if let Some(b) = self
+            .backup
+            .as_ref()
+            .filter(|b| !self.message.contains(b.as_str()))
+        {
             ctx.push(format!("backup {b}"));
         }
         if let Some(e) = &self.entry {

@@ -218,6 +218,15 @@ impl Repository {
         Ok(self.list().await?.iter().map(BackupSummary::from).collect())
     }
 
+    /// Ids of every backup with a manifest object, readable or not, oldest first (`verify --backup
+    /// all` uses it so damaged manifests are reported rather than skipped).
+    ///
+    /// # Errors
+    /// On storage failure.
+    pub async fn backup_ids(&self) -> Result<Vec<String>> {
+        self.committed_ids().await
+    }
+
     async fn committed_ids(&self) -> Result<Vec<String>> {
         let mut ids: Vec<String> = self
             .sink

@@ -1,0 +1,189 @@
+//! Command-line arguments. Every option also comes from `DBBACKUP_*` environment variables and
+//! from the `--config` TOML file; precedence is flag > environment > file.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// Back up, verify and restore SQL databases.
+#[derive(Debug, Parser)]
+#[command(name = "dbbackup", version, about, long_about = None)]
+pub struct Cli {
+    /// Machine-readable output: one JSON result on stdout, JSON progress events on stderr.
+    #[arg(long, global = true, env = "DBBACKUP_JSON")]
+    pub json: bool,
+
+    /// A TOML file with defaults for any option (keys are the long option names).
+    #[arg(long, global = true, env = "DBBACKUP_CONFIG", value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Back up a database into a repository.
+    Backup(BackupArgs),
+    /// Restore a backup into a database.
+    Restore(RestoreArgs),
+    /// List the committed backups of a repository.
+    List(RepoArgs),
+    /// Read every object of a backup and check every checksum and authentication tag.
+    Verify(VerifyArgs),
+    /// Delete backups that no keep rule keeps.
+    Prune(PruneArgs),
+    /// Re-wrap every backup's data key under a new key or passphrase (data is not rewritten).
+    Rekey(RekeyArgs),
+    /// Remove what failed or interrupted backups left behind.
+    Gc(GcArgs),
+}
+
+/// The repository.
+#[derive(Debug, Args, Clone)]
+pub struct RepoArgs {
+    /// Where backups live: a path, file://, s3://bucket/prefix?..., gs://, az://.
+    #[arg(long, env = "DBBACKUP_REPO", value_name = "URL")]
+    pub repo: Option<String>,
+}
+
+/// The key of encrypted backups.
+#[derive(Debug, Args, Clone)]
+pub struct KeyArgs {
+    /// Read the passphrase from this environment variable.
+    #[arg(
+        long,
+        env = "DBBACKUP_PASSPHRASE_ENV",
+        value_name = "VAR",
+        conflicts_with = "key_file"
+    )]
+    pub passphrase_env: Option<String>,
+    /// Read a raw 256-bit key (64 hex digits or base64) from this file.
+    #[arg(long, env = "DBBACKUP_KEY_FILE", value_name = "PATH")]
+    pub key_file: Option<PathBuf>,
+}
+
+/// `backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The database: sqlite://PATH (postgres://, mysql://, mssql:// when their engines are built in).
+    #[arg(long, env = "DBBACKUP_SOURCE", value_name = "URL")]
+    pub source: Option<String>,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// zstd[:LEVEL] (default zstd:3) or none.
+    #[arg(long, env = "DBBACKUP_COMPRESSION", value_name = "ALGO")]
+    pub compression: Option<String>,
+    /// Entries produced at once.
+    #[arg(long, env = "DBBACKUP_JOBS", value_name = "N")]
+    pub jobs: Option<usize>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// A label K=V recorded in the backup (repeatable).
+    #[arg(long = "label", value_name = "K=V")]
+    pub labels: Vec<String>,
+    /// native (the library's own engine) or dump (the engine's dump tool, where there is one).
+    #[arg(long, env = "DBBACKUP_ENGINE_TOOL", value_name = "TOOL")]
+    pub engine_tool: Option<String>,
+}
+
+/// `restore`.
+#[derive(Debug, Args)]
+pub struct RestoreArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// A backup id, or latest (default).
+    #[arg(long, env = "DBBACKUP_BACKUP", value_name = "ID")]
+    pub backup: Option<String>,
+    /// Where to restore: sqlite://NEW_PATH (postgres://, mysql:// ... when built in).
+    #[arg(long, env = "DBBACKUP_TARGET", value_name = "URL")]
+    pub target: Option<String>,
+    /// Restore only tables matching this pattern (`*` and `?` wildcards; repeatable).
+    #[arg(long = "tables", value_name = "PATTERN")]
+    pub tables: Vec<String>,
+    /// Entries restored at once.
+    #[arg(long, env = "DBBACKUP_JOBS", value_name = "N")]
+    pub jobs: Option<usize>,
+    /// Create the target database.
+    #[arg(long, env = "DBBACKUP_CREATE")]
+    pub create: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// A backup id, latest (default) or all.
+    #[arg(long, env = "DBBACKUP_BACKUP", value_name = "ID")]
+    pub backup: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Keep the newest N backups.
+    #[arg(long, env = "DBBACKUP_KEEP_LAST", value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Keep backups newer than this (e.g. 7d, 36h, 2w).
+    #[arg(long, env = "DBBACKUP_KEEP_WITHIN", value_name = "DUR")]
+    pub keep_within: Option<String>,
+    /// Keep the newest backup of each of the last N hours.
+    #[arg(long, env = "DBBACKUP_KEEP_HOURLY", value_name = "N")]
+    pub keep_hourly: Option<usize>,
+    /// ... of each of the last N days.
+    #[arg(long, env = "DBBACKUP_KEEP_DAILY", value_name = "N")]
+    pub keep_daily: Option<usize>,
+    /// ... of each of the last N ISO weeks.
+    #[arg(long, env = "DBBACKUP_KEEP_WEEKLY", value_name = "N")]
+    pub keep_weekly: Option<usize>,
+    /// ... of each of the last N months.
+    #[arg(long, env = "DBBACKUP_KEEP_MONTHLY", value_name = "N")]
+    pub keep_monthly: Option<usize>,
+    /// ... of each of the last N years.
+    #[arg(long, env = "DBBACKUP_KEEP_YEARLY", value_name = "N")]
+    pub keep_yearly: Option<usize>,
+    /// Keep every backup with this label (repeatable).
+    #[arg(long = "keep-label", value_name = "K=V")]
+    pub keep_labels: Vec<String>,
+    /// Calendar buckets in this UTC offset, e.g. +02:00 (default UTC).
+    #[arg(long, env = "DBBACKUP_UTC_OFFSET", value_name = "OFFSET")]
+    pub utc_offset: Option<String>,
+    /// Print the plan without deleting anything.
+    #[arg(long, env = "DBBACKUP_DRY_RUN")]
+    pub dry_run: bool,
+}
+
+/// `rekey`.
+#[derive(Debug, Args)]
+pub struct RekeyArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The current key.
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Read the new passphrase from this environment variable.
+    #[arg(long, value_name = "VAR", conflicts_with = "new_key_file")]
+    pub new_passphrase_env: Option<String>,
+    /// Read the new raw key from this file.
+    #[arg(long, value_name = "PATH")]
+    pub new_key_file: Option<PathBuf>,
+}
+
+/// `gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// Only remove leftovers older than this (default 24h), so running backups are never touched.
+    #[arg(long, env = "DBBACKUP_GRACE", value_name = "DUR")]
+    pub grace: Option<String>,
+}

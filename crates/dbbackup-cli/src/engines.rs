@@ -1,0 +1,134 @@
+//! Which engine handles a source or target URL.
+
+use std::sync::Arc;
+
+use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Source};
+use dbbackup_sqlite::{SqliteSource, SqliteTarget};
+
+fn scheme(url: &str) -> &str {
+    url.split_once(':').map(|(s, _)| s).unwrap_or("")
+}
+
+fn not_built(engine: &str) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!("the {engine} engine is not part of this dbbackup build yet; supported now: sqlite://PATH"),
+    )
+}
+
+fn unknown(url: &str) -> Error {
+    Error::new(
+        ErrorKind::InvalidInput,
+        format!(
+            "{} is not a database URL dbbackup knows; use sqlite://PATH, postgres://, mysql://, mariadb:// or mssql://",
+            dbbackup_storage::redact(url)
+        ),
+    )
+}
+
+/// The source for `url`; `tool` is `native` or `dump`.
+pub fn source(url: &str, tool: &str) -> Result<Arc<dyn Source>> {
+    if tool != "native" && tool != "dump" {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("--engine-tool must be native or dump, not {tool:?}"),
+        ));
+    }
+    match scheme(url) {
+        "sqlite" => {
+            if tool == "dump" {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "the SQLite engine has no dump-tool mode; drop --engine-tool dump",
+                ));
+            }
+            Ok(Arc::new(url.parse::<SqliteSource>()?))
+        }
+        "postgres" | "postgresql" => Err(not_built("PostgreSQL")),
+        "mysql" | "mariadb" => Err(not_built("MySQL/MariaDB")),
+        "mssql" | "sqlserver" => Err(not_built("SQL Server")),
+        _ => Err(unknown(url)),
+    }
+}
+
+/// The restore target for `url`.
+pub fn target(url: &str, _create: bool) -> Result<Arc<dyn RestoreTarget>> {
+    match scheme(url) {
+        // A SQLite restore always creates a new file.
+        "sqlite" => Ok(Arc::new(url.parse::<SqliteTarget>()?)),
+        "postgres" | "postgresql" => Err(not_built("PostgreSQL")),
+        "mysql" | "mariadb" => Err(not_built("MySQL/MariaDB")),
+        "mssql" | "sqlserver" => Err(not_built("SQL Server")),
+        _ => Err(unknown(url)),
+    }
+}
+
+/// `*`/`?` wildcard match.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+/// The entry filter for `--tables`: entries naming a table (`meta.table`) must match a pattern;
+/// schema entries always pass. Engines without per-table entries refuse patterns.
+pub fn table_filter(
+    engine: &str,
+    patterns: Vec<String>,
+) -> Result<Option<impl Fn(&EntryRecord) -> bool + Send + Sync + 'static>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    if engine == dbbackup_sqlite::ENGINE {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "--tables is not available for SQLite backups (they hold the database as one file); restore all of it",
+        ));
+    }
+    Ok(Some(move |e: &EntryRecord| {
+        match e.meta.get("table").and_then(|t| t.as_str()) {
+            Some(table) => patterns.iter().any(|p| glob(p, table)),
+            None => true,
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn globs() {
+        assert!(glob("public.*", "public.orders"));
+        assert!(glob("*orders", "public.orders"));
+        assert!(glob("p?blic.orders", "public.orders"));
+        assert!(!glob("public.*", "audit.orders"));
+        assert!(glob("*", ""));
+    }
+
+    #[test]
+    fn unknown_urls_and_missing_engines_are_clear() {
+        let e = source("ftp://x", "native").err().unwrap();
+        assert!(e.to_string().contains("sqlite://"), "{e}");
+        let e = source("postgres://u:secret@h/db", "native").err().unwrap();
+        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let e = source("oracle://u:secret@h/db", "native").err().unwrap();
+        assert!(!e.to_string().contains("secret"), "{e}");
+    }
+}

@@ -1,0 +1,518 @@
+//! Drives the real `dbbackup` binary. SQLite here; PostgreSQL and MariaDB join when their engines
+//! land.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use serde_json::Value;
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Connection};
+
+struct Dir(PathBuf);
+impl Dir {
+    fn new(name: &str) -> Self {
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        let d =
+            std::env::temp_dir().join(format!("dbbackup-cli-{name}-{}-{n}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        Dir(d)
+    }
+    fn p(&self, name: &str) -> PathBuf {
+        self.0.join(name)
+    }
+}
+impl Drop for Dir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn dbbackup(dir: &Dir, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+        .args(args)
+        .current_dir(&dir.0)
+        .env("PASS", "correct horse")
+        .env("WRONG", "battery staple")
+        .env_remove("DBBACKUP_REPO")
+        .output()
+        .unwrap()
+}
+
+fn ok(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout.clone()).unwrap()
+}
+
+fn json(out: &Output) -> Value {
+    serde_json::from_str(&ok(out)).unwrap()
+}
+
+async fn make_db(path: &Path, rows: i64) {
+    let mut c = SqliteConnectOptions::new()
+        .filename(path)
+        .create_if_missing(true)
+        .connect()
+        .await
+        .unwrap();
+    sqlx::query("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT, b BLOB)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let mut tx = c.begin().await.unwrap();
+    for i in 0..rows {
+        sqlx::query("INSERT INTO t (v, b) VALUES (?, ?)")
+            .bind(format!("value {i} ✓"))
+            .bind(vec![(i % 256) as u8; (i % 100) as usize])
+            .execute(&mut *tx)
+            .await
+            .unwrap();
+    }
+    tx.commit().await.unwrap();
+}
+
+async fn checksum(path: &Path) -> (i64, String) {
+    let mut c = SqliteConnectOptions::new()
+        .filename(path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap();
+    let n: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let all: String = sqlx::query_scalar("SELECT group_concat(id || ':' || v || ':' || hex(b), ',') FROM (SELECT * FROM t ORDER BY id)")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    (n, format!("{:x}", md5ish(&all)))
+}
+
+fn md5ish(s: &str) -> u128 {
+    s.bytes().fold(0xcbf29ce484222325u128, |h, b| {
+        (h ^ b as u128).wrapping_mul(0x100000001b3)
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backup_list_verify_restore_compare_with_json() {
+    let d = Dir::new("roundtrip");
+    make_db(&d.p("app.db"), 20_000).await;
+    let b = json(&dbbackup(
+        &d,
+        &[
+            "--json",
+            "backup",
+            "--source",
+            "sqlite://app.db",
+            "--repo",
+            "repo",
+            "--passphrase-env",
+            "PASS",
+            "--label",
+            "env=ci",
+            "--compression",
+            "zstd:5",
+        ],
+    ));
+    let id = b["backup_id"].as_str().unwrap().to_owned();
+    assert_eq!(b["ok"], true);
+    assert_eq!(b["encrypted"], true);
+    assert!(b["raw_bytes"].as_u64().unwrap() > b["stored_bytes"].as_u64().unwrap());
+    assert!(b["duration_seconds"].as_f64().unwrap() >= 0.0);
+    assert_eq!(b["labels"]["env"], "ci");
+
+    let l = json(&dbbackup(&d, &["list", "--repo", "repo", "--json"]));
+    assert_eq!(l["backups"][0]["backup_id"], id.as_str());
+    assert_eq!(l["backups"][0]["engine"], "sqlite");
+    assert_eq!(l["backups"][0]["encrypted"], true);
+    let human = ok(&dbbackup(&d, &["list", "--repo", "repo"]));
+    assert!(human.contains(&id) && human.contains("env=ci"), "{human}");
+
+    let v = json(&dbbackup(
+        &d,
+        &[
+            "verify",
+            "--repo",
+            "repo",
+            "--passphrase-env",
+            "PASS",
+            "--json",
+        ],
+    ));
+    assert_eq!(v["verified"][0]["backup_id"], id.as_str());
+
+    let r = json(&dbbackup(
+        &d,
+        &[
+            "restore",
+            "--repo",
+            "repo",
+            "--backup",
+            &id,
+            "--target",
+            "sqlite://restored.db",
+            "--passphrase-env",
+            "PASS",
+            "--json",
+        ],
+    ));
+    assert_eq!(r["backup_id"], id.as_str());
+    assert_eq!(
+        checksum(&d.p("app.db")).await,
+        checksum(&d.p("restored.db")).await
+    );
+
+    // Restoring over an existing file is refused and changes nothing.
+    let again = dbbackup(
+        &d,
+        &[
+            "restore",
+            "--repo",
+            "repo",
+            "--target",
+            "sqlite://restored.db",
+            "--passphrase-env",
+            "PASS",
+        ],
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_passphrase_exits_1_and_a_flipped_byte_exits_3() {
+    let d = Dir::new("faults");
+    make_db(&d.p("app.db"), 5_000).await;
+    ok(&dbbackup(
+        &d,
+        &[
+            "backup",
+            "--source",
+            "sqlite://app.db",
+            "--repo",
+            "repo",
+            "--passphrase-env",
+            "PASS",
+        ],
+    ));
+    let wrong = dbbackup(
+        &d,
+        &[
+            "restore",
+            "--repo",
+            "repo",
+            "--target",
+            "sqlite://x.db",
+            "--passphrase-env",
+            "WRONG",
+        ],
+    );
+    assert_eq!(wrong.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&wrong.stderr);
+    assert!(err.contains("wrong passphrase"), "{err}");
+    assert!(
+        !err.contains("battery staple") && !err.contains("correct horse"),
+        "a secret was printed: {err}"
+    );
+    assert!(!d.p("x.db").exists());
+
+    // Flip one byte in the middle of the entry object.
+    let entries: Vec<PathBuf> = walk(&d.p("repo/backups"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/entries/"))
+        .collect();
+    assert_eq!(entries.len(), 1);
+    let mut bytes = std::fs::read(&entries[0]).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&entries[0], bytes).unwrap();
+    let v = dbbackup(
+        &d,
+        &[
+            "verify",
+            "--repo",
+            "repo",
+            "--backup",
+            "all",
+            "--passphrase-env",
+            "PASS",
+        ],
+    );
+    assert_eq!(
+        v.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&v.stdout)
+    );
+    assert!(String::from_utf8_lossy(&v.stdout).contains("FAILED"));
+    let r = dbbackup(
+        &d,
+        &[
+            "restore",
+            "--repo",
+            "repo",
+            "--target",
+            "sqlite://y.db",
+            "--passphrase-env",
+            "PASS",
+        ],
+    );
+    assert_eq!(r.status.code(), Some(3));
+    assert!(
+        !d.p("y.db").exists(),
+        "a corrupt restore left a database behind"
+    );
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else if !p.file_name().unwrap().to_string_lossy().starts_with('.') {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_dry_run_then_real() {
+    let d = Dir::new("prune");
+    make_db(&d.p("app.db"), 100).await;
+    let mut ids = Vec::new();
+    for _ in 0..4 {
+        let b = json(&dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                "sqlite://app.db",
+                "--repo",
+                "repo",
+                "--json",
+            ],
+        ));
+        ids.push(b["backup_id"].as_str().unwrap().to_owned());
+    }
+    let dry = json(&dbbackup(
+        &d,
+        &[
+            "prune",
+            "--repo",
+            "repo",
+            "--keep-last",
+            "2",
+            "--dry-run",
+            "--json",
+        ],
+    ));
+    assert_eq!(dry["dry_run"], true);
+    let deletes: Vec<&str> = dry["decisions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["action"] == "delete")
+        .map(|x| x["backup_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(deletes, vec![ids[0].as_str(), ids[1].as_str()]);
+    let listed = json(&dbbackup(&d, &["list", "--repo", "repo", "--json"]));
+    assert_eq!(
+        listed["backups"].as_array().unwrap().len(),
+        4,
+        "a dry run deleted something"
+    );
+
+    let real = json(&dbbackup(
+        &d,
+        &["prune", "--repo", "repo", "--keep-last", "2", "--json"],
+    ));
+    assert_eq!(real["deleted"].as_array().unwrap().len(), 2);
+    let listed = json(&dbbackup(&d, &["list", "--repo", "repo", "--json"]));
+    let left: Vec<&str> = listed["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["backup_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(left, vec![ids[2].as_str(), ids[3].as_str()]);
+
+    let none = dbbackup(&d, &["prune", "--repo", "repo"]);
+    assert_eq!(
+        none.status.code(),
+        Some(2),
+        "a prune without rules must be refused"
+    );
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no rule"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn options_come_from_flags_then_env_then_config_file() {
+    let d = Dir::new("config");
+    make_db(&d.p("app.db"), 10).await;
+    std::fs::write(
+        d.p("dbbackup.toml"),
+        "repo = \"file-repo\"\nsource = \"sqlite://app.db\"\nlabel = [\"from=file\"]\n",
+    )
+    .unwrap();
+    // File only.
+    let b = json(&dbbackup(
+        &d,
+        &["--config", "dbbackup.toml", "backup", "--json"],
+    ));
+    assert_eq!(b["labels"]["from"], "file");
+    assert!(d.p("file-repo").exists());
+    // Env beats file.
+    let out = Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+        .args(["--config", "dbbackup.toml", "backup", "--json"])
+        .current_dir(&d.0)
+        .env("DBBACKUP_REPO", "env-repo")
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(d.p("env-repo").exists());
+    // Flag beats env.
+    let out = Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+        .args([
+            "--config",
+            "dbbackup.toml",
+            "backup",
+            "--repo",
+            "flag-repo",
+            "--label",
+            "from=flag",
+            "--json",
+        ])
+        .current_dir(&d.0)
+        .env("DBBACKUP_REPO", "env-repo")
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_str(&ok(&out)).unwrap();
+    assert_eq!(v["labels"]["from"], "flag");
+    assert!(d.p("flag-repo").exists());
+    // Unknown keys in the file are usage errors naming the key.
+    std::fs::write(d.p("bad.toml"), "repo = \"x\"\nrepository = \"y\"\n").unwrap();
+    let bad = dbbackup(&d, &["--config", "bad.toml", "list"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("repository"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usage_errors_exit_2_and_say_what_to_do() {
+    let d = Dir::new("usage");
+    let cases: &[(&[&str], &str)] = &[
+        (&["backup", "--repo", "r"], "missing --source"),
+        (
+            &["backup", "--source", "ftp://x", "--repo", "r"],
+            "sqlite://",
+        ),
+        (&["list"], "missing --repo"),
+        (&["list", "--repo", "gopher://x"], "supported"),
+        (
+            &[
+                "restore",
+                "--repo",
+                "r",
+                "--target",
+                "sqlite://x.db",
+                "--backup",
+                "../../etc",
+            ],
+            "not a backup id",
+        ),
+        (
+            &[
+                "backup",
+                "--source",
+                "sqlite://a.db",
+                "--repo",
+                "r",
+                "--passphrase-env",
+                "NOPE_NOT_SET",
+            ],
+            "NOPE_NOT_SET",
+        ),
+        (&["frobnicate"], "unrecognized subcommand"),
+    ];
+    for (args, needle) in cases {
+        let out = dbbackup(&d, args);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(needle), "{args:?}: {err}");
+    }
+    let pg = dbbackup(
+        &d,
+        &[
+            "backup",
+            "--source",
+            "postgres://u:hunter2@127.0.0.1/db",
+            "--repo",
+            "r",
+        ],
+    );
+    assert_eq!(pg.status.code(), Some(1));
+    assert!(!String::from_utf8_lossy(&pg.stderr).contains("hunter2"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rekey_and_gc() {
+    let d = Dir::new("rekey");
+    make_db(&d.p("app.db"), 100).await;
+    ok(&dbbackup(
+        &d,
+        &[
+            "backup",
+            "--source",
+            "sqlite://app.db",
+            "--repo",
+            "repo",
+            "--passphrase-env",
+            "PASS",
+        ],
+    ));
+    std::fs::write(d.p("new.key"), "11".repeat(32)).unwrap();
+    let out = json(&dbbackup(
+        &d,
+        &[
+            "rekey",
+            "--repo",
+            "repo",
+            "--passphrase-env",
+            "PASS",
+            "--new-key-file",
+            "new.key",
+            "--json",
+        ],
+    ));
+    assert_eq!(out["report"]["rekeyed"].as_array().unwrap().len(), 1);
+    ok(&dbbackup(
+        &d,
+        &["verify", "--repo", "repo", "--key-file", "new.key"],
+    ));
+    let old = dbbackup(
+        &d,
+        &["verify", "--repo", "repo", "--passphrase-env", "PASS"],
+    );
+    assert_eq!(old.status.code(), Some(1));
+    let gc = json(&dbbackup(
+        &d,
+        &["gc", "--repo", "repo", "--grace", "1h", "--json"],
+    ));
+    assert_eq!(gc["ok"], true);
+}
