@@ -1,1 +1,31 @@
-//! placeholder
+//! # dbbackup-postgres
+//!
+//! PostgreSQL as a dbbackup engine, in pure Rust on sqlx: no client tools needed.
+//!
+//! **Backup** ([`PgSource`]): one coordinating `REPEATABLE READ, READ ONLY` transaction exports its
+//! snapshot (`pg_export_snapshot()`), and every worker connection imports it, so N workers read one
+//! consistent state; the LSN and txid snapshot go into the manifest. The schema is read from the
+//! catalog with the server's own deparsers into a pre-data entry (schemas, extensions, types,
+//! sequences, functions, tables, partitions, views, materialized views) and a post-data entry
+//! (keys, indexes, foreign keys, triggers, sequence values, materialized view refreshes, comments).
+//! Each table's rows are one entry, copied with `COPY ... TO STDOUT` in **text** format: it is
+//! portable across every server version, and it lets a restore into a changed schema load rows by
+//! column name and have the server convert types. What is not backed up is named in the
+//! backup's warnings.
+//!
+//! **Restore** ([`PgTarget`]): into an existing database everything runs in one transaction (a
+//! failure changes nothing); into a database it creates (`create(true)`) tables load in parallel
+//! and a failure drops the database. `data_only(true)` loads old rows into a migrated schema by
+//! column name, reporting columns that no longer exist.
+
+pub use config::{glob, redact, Filter, PgUrl, ENGINE};
+pub use error::pg_error;
+pub use restore::PgTarget;
+pub use schema::{ident, literal, Statement};
+pub use source::PgSource;
+
+mod config;
+mod error;
+mod restore;
+mod schema;
+mod source;

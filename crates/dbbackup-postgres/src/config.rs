@@ -1,0 +1,134 @@
+//! Connection and selection options.
+
+use std::fmt;
+use std::str::FromStr;
+
+use dbbackup_core::{Error, ErrorKind, Result};
+use sqlx::postgres::PgConnectOptions;
+
+/// The engine name recorded in manifests.
+pub const ENGINE: &str = "postgres";
+
+/// Which schemas and tables a backup or restore covers. Patterns use `*` and `?`; table patterns
+/// match `schema.table`.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    /// Only these schemas (empty: all).
+    pub include_schemas: Vec<String>,
+    /// Never these schemas.
+    pub exclude_schemas: Vec<String>,
+    /// Only these tables (empty: all).
+    pub include_tables: Vec<String>,
+    /// Never these tables.
+    pub exclude_tables: Vec<String>,
+}
+
+/// `*`/`?` wildcard match.
+pub fn glob(pattern: &str, text: &str) -> bool {
+    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
+    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
+    while ti < t.len() {
+        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
+            pi += 1;
+            ti += 1;
+        } else if pi < p.len() && p[pi] == '*' {
+            star = Some(pi);
+            mark = ti;
+            pi += 1;
+        } else if let Some(s) = star {
+            pi = s + 1;
+            mark += 1;
+            ti = mark;
+        } else {
+            return false;
+        }
+    }
+    p[pi..].iter().all(|&c| c == '*')
+}
+
+impl Filter {
+    /// Whether objects of `schema` are included.
+    pub fn schema_included(&self, schema: &str) -> bool {
+        (self.include_schemas.is_empty() || self.include_schemas.iter().any(|p| glob(p, schema)))
+            && !self.exclude_schemas.iter().any(|p| glob(p, schema))
+    }
+
+    /// Whether `schema.table` is included.
+    pub fn table_included(&self, schema: &str, table: &str) -> bool {
+        let full = format!("{schema}.{table}");
+        self.schema_included(schema)
+            && (self.include_tables.is_empty() || self.include_tables.iter().any(|p| glob(p, &full)))
+            && !self.exclude_tables.iter().any(|p| glob(p, &full))
+    }
+}
+
+/// A PostgreSQL connection target, parsed from a `postgres://` or `postgresql://` URL.
+#[derive(Clone)]
+pub struct PgUrl {
+    pub(crate) options: PgConnectOptions,
+    pub(crate) redacted: String,
+    pub(crate) database: String,
+}
+
+impl fmt::Debug for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PgUrl({})", self.redacted)
+    }
+}
+
+impl fmt::Display for PgUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.redacted)
+    }
+}
+
+/// `url` with its password replaced by `***`.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) => {
+            if u.password().is_some() {
+                let _ = u.set_password(Some("***"));
+            }
+            u.to_string()
+        }
+        Err(_) => "<unparseable URL>".into(),
+    }
+}
+
+impl FromStr for PgUrl {
+    type Err = Error;
+    fn from_str(url: &str) -> Result<Self> {
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a postgres:// URL", redact(url)),
+            ));
+        }
+        let redacted = redact(url);
+        let options = PgConnectOptions::from_str(url).map_err(|e| {
+            Error::new(ErrorKind::InvalidInput, format!("invalid PostgreSQL URL {redacted}: {e}"))
+        })?;
+        let database = options
+            .get_database()
+            .map(str::to_owned)
+            .or_else(|| options.get_username().to_owned().into())
+            .unwrap_or_default();
+        Ok(PgUrl {
+            options,
+            redacted,
+            database,
+        })
+    }
+}
+
+impl PgUrl {
+    /// The same server, another database.
+    pub(crate) fn with_database(&self, db: &str) -> PgConnectOptions {
+        self.options.clone().database(db)
+    }
+
+    /// The database name.
+    pub fn database(&self) -> &str {
+        &self.database
+    }
+}

@@ -1,0 +1,439 @@
+//! Restore: pre-data, then rows (COPY FROM STDIN, loaded by column name), then post-data.
+//!
+//! Into an existing database, the whole restore runs in one transaction on one connection: a
+//! failure (a conflicting object, a corrupt entry, a dropped column with `fail_on_dropped_columns`)
+//! rolls everything back, so nothing is half-applied. Into a database it creates, tables load in
+//! parallel and a failure drops the database again (unless `keep_on_failure`).
+
+
+use async_trait::async_trait;
+use dbbackup_core::{
+    ByteStream, EntryKind, EntryRecord, Error, ErrorKind, Manifest, RestoreSession, RestoreSummary,
+    RestoreTarget, Result,
+};
+use futures::StreamExt;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Connection, PgConnection, Row};
+use tokio::sync::Mutex;
+
+use crate::config::{PgUrl, ENGINE};
+use crate::error::pg_error;
+use crate::schema::{ident, Statement};
+
+/// Where and how to restore a PostgreSQL backup.
+#[derive(Debug, Clone)]
+pub struct PgTarget {
+    url: PgUrl,
+    create: bool,
+    keep_on_failure: bool,
+    data_only: bool,
+    fail_on_dropped_columns: bool,
+    analyze: bool,
+    jobs: usize,
+}
+
+impl PgTarget {
+    /// The database at `url`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a malformed URL.
+    pub fn new(url: &str) -> Result<Self> {
+        Ok(PgTarget {
+            url: url.parse()?,
+            create: false,
+            keep_on_failure: false,
+            data_only: false,
+            fail_on_dropped_columns: false,
+            analyze: false,
+            jobs: 2,
+        })
+    }
+
+    /// Create the database first (it must not exist); a failed restore drops it again.
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+
+    /// Keep a created database after a failure, for inspection.
+    pub fn keep_on_failure(mut self, yes: bool) -> Self {
+        self.keep_on_failure = yes;
+        self
+    }
+
+    /// Load rows into the tables that exist (by column name) and set sequences; leave the schema
+    /// alone. This is "restore the old rows into the migrated schema".
+    pub fn data_only(mut self, yes: bool) -> Self {
+        self.data_only = yes;
+        self
+    }
+
+    /// Fail (and roll back) when a backed-up column no longer exists, instead of reporting it.
+    pub fn fail_on_dropped_columns(mut self, yes: bool) -> Self {
+        self.fail_on_dropped_columns = yes;
+        self
+    }
+
+    /// Run `ANALYZE` after loading.
+    pub fn analyze(mut self, yes: bool) -> Self {
+        self.analyze = yes;
+        self
+    }
+
+    /// Connections loading tables at once into a created database (default 2).
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+}
+
+enum Mode {
+    /// One connection, one transaction.
+    Atomic(Mutex<Option<PgConnection>>),
+    /// A database we created.
+    Parallel { pool: PgPool, admin: PgConnectOptions },
+}
+
+struct Session {
+    target: PgTarget,
+    mode: Mode,
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+fn target_err(e: sqlx::Error, what: &str) -> Error {
+    pg_error(e, ErrorKind::Target, what)
+}
+
+#[async_trait]
+impl RestoreTarget for PgTarget {
+    async fn begin(&self, manifest: &Manifest) -> Result<Box<dyn RestoreSession>> {
+        if manifest.source.engine != ENGINE {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "backup {} is a {} backup; restore it into a {} target, not PostgreSQL",
+                    manifest.backup_id, manifest.source.engine, manifest.source.engine
+                ),
+            ));
+        }
+        let db = self.url.database().to_owned();
+        let mode = if self.create {
+            let admin = self.url.with_database("postgres");
+            let mut c = admin
+                .connect()
+                .await
+                .map_err(|e| target_err(e, &format!("cannot connect to {} to create the database", self.url)))?;
+            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&db)
+                .fetch_one(&mut c)
+                .await
+                .map_err(|e| target_err(e, "cannot look up databases"))?;
+            if exists {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("database {db:?} already exists; drop --create to restore into it, or pick a new name (nothing was changed)"),
+                ));
+            }
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {}", ident(&db))))
+                .execute(&mut c)
+                .await
+                .map_err(|e| target_err(e, &format!("cannot create database {db:?}")))?;
+            let _ = c.close().await;
+            let pool = PgPoolOptions::new()
+                .max_connections(self.jobs as u32)
+                .connect_with(self.url.options.clone())
+                .await
+                .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
+            Mode::Parallel { pool, admin }
+        } else {
+            let mut c = self
+                .url
+                .options
+                .connect()
+                .await
+                .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
+            sqlx::query("BEGIN")
+                .execute(&mut c)
+                .await
+                .map_err(|e| target_err(e, "cannot start the restore transaction"))?;
+            Mode::Atomic(Mutex::new(Some(c)))
+        };
+        Ok(Box::new(Session {
+            target: self.clone(),
+            mode,
+            warnings: Default::default(),
+        }))
+    }
+}
+
+async fn read_all(mut data: ByteStream) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(c) = data.next().await {
+        out.extend_from_slice(&c?);
+    }
+    Ok(out)
+}
+
+fn parse_statements(bytes: &[u8]) -> Result<Vec<Statement>> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice(l)
+                .map_err(|e| Error::new(ErrorKind::Corrupt, format!("unreadable schema statement: {e}")))
+        })
+        .collect()
+}
+
+async fn run_statements(conn: &mut PgConnection, stmts: &[Statement]) -> Result<()> {
+    for s in stmts {
+        sqlx::query(sqlx::AssertSqlSafe(s.sql.clone()))
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| {
+                let mut err = pg_error(e, ErrorKind::Target, &format!("restoring {} {} failed", s.kind, s.name));
+                err = Error::new(err.kind(), format!("{}\n  statement: {}", err.message(), s.sql));
+                err
+            })?;
+    }
+    Ok(())
+}
+
+/// Keeps the fields at `keep` of every line of COPY text data.
+struct Projector {
+    keep: Vec<usize>,
+    partial: Vec<u8>,
+}
+
+impl Projector {
+    fn push(&mut self, chunk: &[u8], out: &mut Vec<u8>) {
+        let mut start = 0;
+        for (i, &b) in chunk.iter().enumerate() {
+            if b == b'\n' {
+                if self.partial.is_empty() {
+                    self.project(&chunk[start..i], out);
+                } else {
+                    self.partial.extend_from_slice(&chunk[start..i]);
+                    let line = std::mem::take(&mut self.partial);
+                    self.project(&line, out);
+                }
+                start = i + 1;
+            }
+        }
+        self.partial.extend_from_slice(&chunk[start..]);
+    }
+
+    fn project(&self, line: &[u8], out: &mut Vec<u8>) {
+        let fields: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
+        for (n, &k) in self.keep.iter().enumerate() {
+            if n > 0 {
+                out.push(b'\t');
+            }
+            out.extend_from_slice(fields.get(k).copied().unwrap_or(b"\\N"));
+        }
+        out.push(b'\n');
+    }
+}
+
+impl Session {
+    async fn load_table(&self, conn: &mut PgConnection, entry: &EntryRecord, mut data: ByteStream) -> Result<Option<u64>> {
+        let meta = &entry.meta;
+        let (schema, name) = (
+            meta["schema"].as_str().unwrap_or_default().to_owned(),
+            meta["name"].as_str().unwrap_or_default().to_owned(),
+        );
+        let table = format!("{}.{}", ident(&schema), ident(&name));
+        let columns: Vec<String> = meta["columns"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let present: Vec<String> = sqlx::query(
+            "SELECT a.attname FROM pg_attribute a
+             WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''",
+        )
+        .bind(&table)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| target_err(e, &format!("cannot read the columns of {schema}.{name}")))?
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .collect();
+        if present.is_empty() {
+            return Err(Error::new(
+                ErrorKind::Target,
+                format!("table {schema}.{name} does not exist in the target; restore the schema too (without data-only)"),
+            ));
+        }
+        let keep: Vec<usize> = (0..columns.len()).filter(|&i| present.contains(&columns[i])).collect();
+        let dropped: Vec<&str> = columns.iter().filter(|c| !present.contains(c)).map(String::as_str).collect();
+        if !dropped.is_empty() {
+            let msg = format!(
+                "table {schema}.{name}: backed-up column(s) {} no longer exist in the target; their values were not restored",
+                dropped.join(", ")
+            );
+            if self.target.fail_on_dropped_columns {
+                return Err(Error::new(ErrorKind::Target, msg));
+            }
+            self.warnings.lock().expect("lock").push(msg);
+        }
+        let mut projector = (keep.len() != columns.len()).then(|| Projector {
+            keep: keep.clone(),
+            partial: Vec::new(),
+        });
+        let cols: Vec<String> = keep.iter().map(|&i| ident(&columns[i])).collect();
+        let sql = format!("COPY {table} ({}) FROM STDIN", cols.join(", "));
+        let what = format!("loading rows into {schema}.{name} failed");
+        let mut copy = conn.copy_in_raw(&sql).await.map_err(|e| target_err(e, &what))?;
+        let mut buf = Vec::with_capacity(1 << 20);
+        while let Some(chunk) = data.next().await {
+            let chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => {
+                    let _ = copy.abort(format!("dbbackup: {}", e.message())).await;
+                    return Err(e);
+                }
+            };
+            let sent = match &mut projector {
+                Some(p) => {
+                    buf.clear();
+                    p.push(&chunk, &mut buf);
+                    copy.send(buf.as_slice()).await.map(|_| ())
+                }
+                None => copy.send(chunk.as_ref()).await.map(|_| ()),
+            };
+            if let Err(e) = sent {
+                let _ = copy.abort("dbbackup: send failed").await;
+                return Err(target_err(e, &what));
+            }
+        }
+        let rows = copy.finish().await.map_err(|e| target_err(e, &what))?;
+        Ok(Some(rows))
+    }
+
+    async fn apply(&self, conn: &mut PgConnection, entry: &EntryRecord, data: ByteStream) -> Result<Option<u64>> {
+        match entry.kind {
+            EntryKind::PreData => {
+                let stmts = parse_statements(&read_all(data).await?)?;
+                if self.target.data_only {
+                    return Ok(None);
+                }
+                let atomic = matches!(self.mode, Mode::Atomic(_));
+                if !atomic {
+                    sqlx::query("BEGIN").execute(&mut *conn).await.map_err(|e| target_err(e, "BEGIN"))?;
+                }
+                sqlx::query("SET LOCAL check_function_bodies = false")
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(|e| target_err(e, "SET check_function_bodies"))?;
+                run_statements(conn, &stmts).await?;
+                if !atomic {
+                    sqlx::query("COMMIT").execute(&mut *conn).await.map_err(|e| target_err(e, "COMMIT"))?;
+                }
+                Ok(None)
+            }
+            EntryKind::PostData => {
+                let mut stmts = parse_statements(&read_all(data).await?)?;
+                if self.target.data_only {
+                    stmts.retain(|s| s.kind == "sequence value");
+                }
+                run_statements(conn, &stmts).await?;
+                Ok(None)
+            }
+            EntryKind::Data => self.load_table(conn, entry, data).await,
+            _ => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("entry {} of kind {:?} is not a native PostgreSQL entry", entry.name, entry.kind),
+            )),
+        }
+    }
+}
+
+#[async_trait]
+impl RestoreSession for Session {
+    async fn restore_entry(&self, entry: &EntryRecord, data: ByteStream) -> Result<Option<u64>> {
+        match &self.mode {
+            Mode::Atomic(conn) => {
+                let mut guard = conn.lock().await;
+                let c = guard
+                    .as_mut()
+                    .ok_or_else(|| Error::new(ErrorKind::Internal, "the restore connection is gone"))?;
+                if entry.kind == EntryKind::Data && self.target.data_only {
+                    // Triggers and foreign keys would fire row by row against a half-loaded database;
+                    // pg_restore's --disable-triggers does the same (needs superuser).
+                    if sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *c).await.is_err() {
+                        return Err(Error::new(ErrorKind::Target, "cannot disable triggers for the data load (needs superuser)"));
+                    }
+                }
+                self.apply(c, entry, data).await
+            }
+            Mode::Parallel { pool, .. } => {
+                let mut c = pool.acquire().await.map_err(|e| target_err(e, "cannot get a connection"))?;
+                self.apply(&mut c, entry, data).await
+            }
+        }
+    }
+
+    async fn finish(self: Box<Self>) -> Result<RestoreSummary> {
+        match &self.mode {
+            Mode::Atomic(conn) => {
+                let mut c = conn.lock().await.take().ok_or_else(|| Error::new(ErrorKind::Internal, "no connection"))?;
+                sqlx::query("COMMIT").execute(&mut c).await.map_err(|e| target_err(e, "COMMIT of the restore failed"))?;
+                if self.target.analyze {
+                    sqlx::query("ANALYZE").execute(&mut c).await.map_err(|e| target_err(e, "ANALYZE failed"))?;
+                }
+                let _ = c.close().await;
+            }
+            Mode::Parallel { pool, .. } => {
+                if self.target.analyze {
+                    sqlx::query("ANALYZE").execute(pool).await.map_err(|e| target_err(e, "ANALYZE failed"))?;
+                }
+                pool.close().await;
+            }
+        }
+        Ok(RestoreSummary {
+            warnings: self.warnings.lock().expect("lock").clone(),
+        })
+    }
+
+    async fn abort(self: Box<Self>, _error: &Error) -> Result<()> {
+        match &self.mode {
+            Mode::Atomic(conn) => {
+                if let Some(mut c) = conn.lock().await.take() {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut c).await;
+                    let _ = c.close().await;
+                }
+                Ok(())
+            }
+            Mode::Parallel { pool, admin } => {
+                pool.close().await;
+                if self.target.keep_on_failure {
+                    return Ok(());
+                }
+                let mut c = admin.connect().await.map_err(|e| target_err(e, "cannot connect to drop the failed restore"))?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {} WITH (FORCE)",
+                    ident(self.target.url.database())
+                )))
+                .execute(&mut c)
+                .await
+                .map_err(|e| target_err(e, "cannot drop the database of the failed restore"))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::Projector;
+
+    #[test]
+    fn projection_keeps_fields_across_chunk_boundaries() {
+        let mut p = Projector { keep: vec![0, 2], partial: Vec::new() };
+        let mut out = Vec::new();
+        p.push(b"1\ta\\tb\tx\n2\t", &mut out);
+        p.push(b"\\N\ty\n", &mut out);
+        assert_eq!(out, b"1\tx\n2\ty\n");
+    }
+}
