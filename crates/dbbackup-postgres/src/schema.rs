@@ -96,7 +96,7 @@ async fn rows(conn: &mut PgConnection, sql: &'static str, what: &str) -> Result<
 }
 
 /// Objects that belong to an extension are created by `CREATE EXTENSION`, never by us.
-const NOT_EXTENSION: &str = "NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = {oid} AND d.deptype = 'e')";
+const NOT_EXTENSION: &str = "NOT EXISTS (SELECT 1 FROM pg_depend ext_dep WHERE ext_dep.objid = {oid} AND ext_dep.deptype = 'e')";
 
 fn not_ext(oid_expr: &str) -> String {
     NOT_EXTENSION.replace("{oid}", oid_expr)
@@ -379,7 +379,9 @@ async fn read_functions(conn: &mut PgConnection, in_schema: &(dyn Fn(&str) -> bo
                   OR (current_setting('server_version_num')::int >= 140000 AND p.prosrc = ''),
                 pg_get_function_identity_arguments(p.oid)
          FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-         WHERE p.prokind IN ('f', 'p') AND {} ORDER BY p.oid",
+         WHERE p.prokind IN ('f', 'p')
+           AND NOT EXISTS (SELECT 1 FROM pg_depend di WHERE di.objid = p.oid AND di.deptype = 'i')
+           AND {} ORDER BY p.oid",
         not_ext("p.oid")
     );
     let mut out = Vec::new();
@@ -806,7 +808,7 @@ async fn report_unsupported(conn: &mut PgConnection, cat: &mut Catalog, in_schem
         ("extended statistics object", "SELECT n.nspname, s.stxname FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace"),
         ("large object", "SELECT 'public', oid::text FROM pg_largeobject_metadata"),
         ("text search configuration", "SELECT n.nspname, c.cfgname FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE n.nspname <> 'pg_catalog'"),
-        ("cast", "SELECT 'public', format_type(castsource, NULL) || ' AS ' || format_type(casttarget, NULL) FROM pg_cast WHERE oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = pg_cast.oid AND d.deptype = 'e')"),
+        ("cast", "SELECT 'public', format_type(castsource, NULL) || ' AS ' || format_type(casttarget, NULL) FROM pg_cast WHERE oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = pg_cast.oid AND d.deptype IN ('e', 'i'))"),
     ];
     for (what, sql) in checks {
         let found = sqlx::query(sql).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, what))?;

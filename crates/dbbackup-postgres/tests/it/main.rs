@@ -1,0 +1,152 @@
+//! Integration tests of dbbackup-postgres against the real PostgreSQL on 127.0.0.1:5432.
+
+mod roundtrip;
+
+use std::sync::Arc;
+
+use dbbackup_core::{Backup, BackupReport, Key, MasterKey, MemorySink, Sink, Zstd};
+use dbbackup_postgres::{PgSource, PgTarget};
+use sqlx::{Connection, PgConnection};
+
+pub(crate) const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+
+pub(crate) fn url(db: &str) -> String {
+    format!("{SERVER}/{db}")
+}
+
+/// A uniquely named database, dropped on drop.
+pub(crate) struct TestDb {
+    pub(crate) name: String,
+}
+
+impl TestDb {
+    pub(crate) async fn new(tag: &str) -> TestDb {
+        let name = unique(tag);
+        let mut c = admin().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        TestDb { name }
+    }
+
+    /// A name for a database the test expects a restore to create.
+    pub(crate) fn reserve(tag: &str) -> TestDb {
+        TestDb { name: unique(tag) }
+    }
+
+    pub(crate) fn url(&self) -> String {
+        url(&self.name)
+    }
+
+    pub(crate) async fn conn(&self) -> PgConnection {
+        PgConnection::connect(&self.url()).await.unwrap()
+    }
+
+    pub(crate) async fn exists(&self) -> bool {
+        let mut c = admin().await;
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&self.name)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop synchronously on a private runtime: the test's runtime may be shutting down.
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async {
+                if let Ok(mut c) = PgConnection::connect(&url("postgres")).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
+                        .execute(&mut c)
+                        .await;
+                }
+            });
+        })
+        .join()
+        .unwrap();
+    }
+}
+
+fn unique(tag: &str) -> String {
+    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("dbbt_{tag}_{}_{}", std::process::id(), n % 1_000_000_000)
+}
+
+pub(crate) async fn admin() -> PgConnection {
+    PgConnection::connect(&url("postgres")).await.unwrap()
+}
+
+/// Loads the fixture with `big_rows` rows in the big table.
+pub(crate) async fn load_fixture(db: &TestDb, big_rows: u64) {
+    let sql = include_str!("fixture.sql").replace(":big_rows", &big_rows.to_string());
+    let mut c = db.conn().await;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+}
+
+pub(crate) async fn backup(db: &TestDb, sink: &MemorySink, key: &Key, jobs: usize) -> BackupReport {
+    Backup::builder()
+        .source(PgSource::new(&db.url()).unwrap().with_jobs(jobs))
+        .sink(Arc::new(sink.clone()) as Arc<dyn Sink>)
+        .transform(Zstd::new(3))
+        .encryption(key.clone())
+        .jobs(jobs)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("backup failed: {e}"))
+}
+
+pub(crate) fn key() -> Key {
+    Key::raw(MasterKey::generate().unwrap())
+}
+
+pub(crate) fn target(db: &TestDb) -> PgTarget {
+    PgTarget::new(&db.url()).unwrap()
+}
+
+/// `pg_dump --schema-only`, without the lines pg_dump itself varies between databases.
+pub(crate) fn schema_dump(db: &TestDb) -> String {
+    let out = std::process::Command::new("pg_dump")
+        .args(["--schema-only", "--no-owner", "--no-privileges", "-h", "127.0.0.1", "-U", "postgres", &db.name])
+        .output()
+        .expect("pg_dump");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        // Comments carry the dump's own headers and object-id ordering notes; SET lines session noise.
+        // `\restrict` lines carry a random per-dump key (pg_dump 15.14+).
+        .filter(|l| !l.starts_with("--") && !l.is_empty() && !l.starts_with("SET ") && !l.starts_with("SELECT pg_catalog.set_config") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// An order-independent checksum of every row of every user table.
+pub(crate) async fn data_checksums(db: &TestDb) -> Vec<(String, i64, String)> {
+    let mut c = db.conn().await;
+    let tables: Vec<(String, String)> = sqlx::query_as(
+        "SELECT n.nspname::text, c.relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r', 'm') AND n.nspname NOT IN ('pg_catalog', 'information_schema') ORDER BY 1, 2",
+    )
+    .fetch_all(&mut c)
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    for (s, t) in tables {
+        let q = format!("\"{}\".\"{}\"", s.replace('"', "\"\""), t.replace('"', "\"\""));
+        let (n, sum): (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT count(*), md5(string_agg(x::text, E'\\n' ORDER BY x::text)) FROM ONLY {q} x"
+        )))
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+        out.push((format!("{s}.{t}"), n, sum.unwrap_or_default()));
+    }
+    out
+}

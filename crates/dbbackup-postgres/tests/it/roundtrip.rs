@@ -1,0 +1,46 @@
+use std::sync::Arc;
+
+use dbbackup_core::{BackupSelector, MemorySink, Restore};
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixture_roundtrip_matches_schema_dump_and_row_checksums() {
+    let src = TestDb::new("src").await;
+    load_fixture(&src, 10_000).await;
+    let sink = MemorySink::new();
+    let key = key();
+    let report = backup(&src, &sink, &key, 2).await;
+    let m = &report.manifest;
+    assert_eq!(m.source.engine, "postgres");
+    assert!(m.source.position.contains_key("lsn"), "{:?}", m.source.position);
+    for w in &m.warnings {
+        println!("warning: {w}");
+    }
+    let dst = TestDb::reserve("dst");
+    Restore::builder()
+        .sink(Arc::new(sink))
+        .backup(BackupSelector::Latest)
+        .key(key)
+        .target(target(&dst).create(true))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("restore failed: {e}"));
+    let (a, b) = (schema_dump(&src), schema_dump(&dst));
+    assert!(a.lines().count() > 150, "the schema dump looks too small:\n{a}");
+    if a != b {
+        let al: Vec<&str> = a.lines().collect();
+        let bl: Vec<&str> = b.lines().collect();
+        for (i, (x, y)) in al.iter().zip(bl.iter()).enumerate() {
+            if x != y {
+                panic!("schema differs at line {i}:\n  source:   {x}\n  restored: {y}");
+            }
+        }
+        panic!("schema differs in length: {} vs {} lines", al.len(), bl.len());
+    }
+    let sums = data_checksums(&src).await;
+    assert!(sums.len() >= 12 && sums.iter().any(|(t, n, _)| t == "public.big" && *n == 10_000), "{sums:?}");
+    assert_eq!(sums, data_checksums(&dst).await);
+}
