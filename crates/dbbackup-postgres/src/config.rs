@@ -57,7 +57,8 @@ impl Filter {
     pub fn table_included(&self, schema: &str, table: &str) -> bool {
         let full = format!("{schema}.{table}");
         self.schema_included(schema)
-            && (self.include_tables.is_empty() || self.include_tables.iter().any(|p| glob(p, &full)))
+            && (self.include_tables.is_empty()
+                || self.include_tables.iter().any(|p| glob(p, &full)))
             && !self.exclude_tables.iter().any(|p| glob(p, &full))
     }
 }
@@ -106,7 +107,10 @@ impl FromStr for PgUrl {
         }
         let redacted = redact(url);
         let options = PgConnectOptions::from_str(url).map_err(|e| {
-            Error::new(ErrorKind::InvalidInput, format!("invalid PostgreSQL URL {redacted}: {e}"))
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("invalid PostgreSQL URL {redacted}: {e}"),
+            )
         })?;
         let database = options
             .get_database()

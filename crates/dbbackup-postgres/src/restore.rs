@@ -5,7 +5,6 @@
 //! rolls everything back, so nothing is half-applied. Into a database it creates, tables load in
 //! parallel and a failure drops the database again (unless `keep_on_failure`).
 
-
 use async_trait::async_trait;
 use dbbackup_core::{
     ByteStream, EntryKind, EntryRecord, Error, ErrorKind, Manifest, RestoreSession, RestoreSummary,
@@ -91,7 +90,10 @@ enum Mode {
     /// One connection, one transaction.
     Atomic(Mutex<Option<PgConnection>>),
     /// A database we created.
-    Parallel { pool: PgPool, admin: PgConnectOptions },
+    Parallel {
+        pool: PgPool,
+        admin: PgConnectOptions,
+    },
 }
 
 struct Session {
@@ -119,25 +121,31 @@ impl RestoreTarget for PgTarget {
         let db = self.url.database().to_owned();
         let mode = if self.create {
             let admin = self.url.with_database("postgres");
-            let mut c = admin
-                .connect()
-                .await
-                .map_err(|e| target_err(e, &format!("cannot connect to {} to create the database", self.url)))?;
-            let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-                .bind(&db)
-                .fetch_one(&mut c)
-                .await
-                .map_err(|e| target_err(e, "cannot look up databases"))?;
+            let mut c = admin.connect().await.map_err(|e| {
+                target_err(
+                    e,
+                    &format!("cannot connect to {} to create the database", self.url),
+                )
+            })?;
+            let exists: bool =
+                sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                    .bind(&db)
+                    .fetch_one(&mut c)
+                    .await
+                    .map_err(|e| target_err(e, "cannot look up databases"))?;
             if exists {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
                     format!("database {db:?} already exists; drop --create to restore into it, or pick a new name (nothing was changed)"),
                 ));
             }
-            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {}", ident(&db))))
-                .execute(&mut c)
-                .await
-                .map_err(|e| target_err(e, &format!("cannot create database {db:?}")))?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "CREATE DATABASE {}",
+                ident(&db)
+            )))
+            .execute(&mut c)
+            .await
+            .map_err(|e| target_err(e, &format!("cannot create database {db:?}")))?;
             let _ = c.close().await;
             let pool = PgPoolOptions::new()
                 .max_connections(self.jobs as u32)
@@ -179,8 +187,12 @@ fn parse_statements(bytes: &[u8]) -> Result<Vec<Statement>> {
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
         .map(|l| {
-            serde_json::from_slice(l)
-                .map_err(|e| Error::new(ErrorKind::Corrupt, format!("unreadable schema statement: {e}")))
+            serde_json::from_slice(l).map_err(|e| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("unreadable schema statement: {e}"),
+                )
+            })
         })
         .collect()
 }
@@ -191,8 +203,15 @@ async fn run_statements(conn: &mut PgConnection, stmts: &[Statement]) -> Result<
             .execute(&mut *conn)
             .await
             .map_err(|e| {
-                let mut err = pg_error(e, ErrorKind::Target, &format!("restoring {} {} failed", s.kind, s.name));
-                err = Error::new(err.kind(), format!("{}\n  statement: {}", err.message(), s.sql));
+                let mut err = pg_error(
+                    e,
+                    ErrorKind::Target,
+                    &format!("restoring {} {} failed", s.kind, s.name),
+                );
+                err = Error::new(
+                    err.kind(),
+                    format!("{}\n  statement: {}", err.message(), s.sql),
+                );
                 err
             })?;
     }
@@ -236,7 +255,12 @@ impl Projector {
 }
 
 impl Session {
-    async fn load_table(&self, conn: &mut PgConnection, entry: &EntryRecord, mut data: ByteStream) -> Result<Option<u64>> {
+    async fn load_table(
+        &self,
+        conn: &mut PgConnection,
+        entry: &EntryRecord,
+        mut data: ByteStream,
+    ) -> Result<Option<u64>> {
         let meta = &entry.meta;
         let (schema, name) = (
             meta["schema"].as_str().unwrap_or_default().to_owned(),
@@ -245,7 +269,11 @@ impl Session {
         let table = format!("{}.{}", ident(&schema), ident(&name));
         let columns: Vec<String> = meta["columns"]
             .as_array()
-            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         let present: Vec<String> = sqlx::query(
             "SELECT a.attname FROM pg_attribute a
@@ -264,8 +292,14 @@ impl Session {
                 format!("table {schema}.{name} does not exist in the target; restore the schema too (without data-only)"),
             ));
         }
-        let keep: Vec<usize> = (0..columns.len()).filter(|&i| present.contains(&columns[i])).collect();
-        let dropped: Vec<&str> = columns.iter().filter(|c| !present.contains(c)).map(String::as_str).collect();
+        let keep: Vec<usize> = (0..columns.len())
+            .filter(|&i| present.contains(&columns[i]))
+            .collect();
+        let dropped: Vec<&str> = columns
+            .iter()
+            .filter(|c| !present.contains(c))
+            .map(String::as_str)
+            .collect();
         if !dropped.is_empty() {
             let msg = format!(
                 "table {schema}.{name}: backed-up column(s) {} no longer exist in the target; their values were not restored",
@@ -283,7 +317,10 @@ impl Session {
         let cols: Vec<String> = keep.iter().map(|&i| ident(&columns[i])).collect();
         let sql = format!("COPY {table} ({}) FROM STDIN", cols.join(", "));
         let what = format!("loading rows into {schema}.{name} failed");
-        let mut copy = conn.copy_in_raw(&sql).await.map_err(|e| target_err(e, &what))?;
+        let mut copy = conn
+            .copy_in_raw(&sql)
+            .await
+            .map_err(|e| target_err(e, &what))?;
         let mut buf = Vec::with_capacity(1 << 20);
         while let Some(chunk) = data.next().await {
             let chunk = match chunk {
@@ -310,7 +347,12 @@ impl Session {
         Ok(Some(rows))
     }
 
-    async fn apply(&self, conn: &mut PgConnection, entry: &EntryRecord, data: ByteStream) -> Result<Option<u64>> {
+    async fn apply(
+        &self,
+        conn: &mut PgConnection,
+        entry: &EntryRecord,
+        data: ByteStream,
+    ) -> Result<Option<u64>> {
         match entry.kind {
             EntryKind::PreData => {
                 let stmts = parse_statements(&read_all(data).await?)?;
@@ -319,7 +361,10 @@ impl Session {
                 }
                 let atomic = matches!(self.mode, Mode::Atomic(_));
                 if !atomic {
-                    sqlx::query("BEGIN").execute(&mut *conn).await.map_err(|e| target_err(e, "BEGIN"))?;
+                    sqlx::query("BEGIN")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|e| target_err(e, "BEGIN"))?;
                 }
                 sqlx::query("SET LOCAL check_function_bodies = false")
                     .execute(&mut *conn)
@@ -327,7 +372,10 @@ impl Session {
                     .map_err(|e| target_err(e, "SET check_function_bodies"))?;
                 run_statements(conn, &stmts).await?;
                 if !atomic {
-                    sqlx::query("COMMIT").execute(&mut *conn).await.map_err(|e| target_err(e, "COMMIT"))?;
+                    sqlx::query("COMMIT")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|e| target_err(e, "COMMIT"))?;
                 }
                 Ok(None)
             }
@@ -342,7 +390,10 @@ impl Session {
             EntryKind::Data => self.load_table(conn, entry, data).await,
             _ => Err(Error::new(
                 ErrorKind::Unsupported,
-                format!("entry {} of kind {:?} is not a native PostgreSQL entry", entry.name, entry.kind),
+                format!(
+                    "entry {} of kind {:?} is not a native PostgreSQL entry",
+                    entry.name, entry.kind
+                ),
             )),
         }
     }
@@ -354,20 +405,30 @@ impl RestoreSession for Session {
         match &self.mode {
             Mode::Atomic(conn) => {
                 let mut guard = conn.lock().await;
-                let c = guard
-                    .as_mut()
-                    .ok_or_else(|| Error::new(ErrorKind::Internal, "the restore connection is gone"))?;
+                let c = guard.as_mut().ok_or_else(|| {
+                    Error::new(ErrorKind::Internal, "the restore connection is gone")
+                })?;
                 if entry.kind == EntryKind::Data && self.target.data_only {
                     // Triggers and foreign keys would fire row by row against a half-loaded database;
                     // pg_restore's --disable-triggers does the same (needs superuser).
-                    if sqlx::query("SET LOCAL session_replication_role = replica").execute(&mut *c).await.is_err() {
-                        return Err(Error::new(ErrorKind::Target, "cannot disable triggers for the data load (needs superuser)"));
+                    if sqlx::query("SET LOCAL session_replication_role = replica")
+                        .execute(&mut *c)
+                        .await
+                        .is_err()
+                    {
+                        return Err(Error::new(
+                            ErrorKind::Target,
+                            "cannot disable triggers for the data load (needs superuser)",
+                        ));
                     }
                 }
                 self.apply(c, entry, data).await
             }
             Mode::Parallel { pool, .. } => {
-                let mut c = pool.acquire().await.map_err(|e| target_err(e, "cannot get a connection"))?;
+                let mut c = pool
+                    .acquire()
+                    .await
+                    .map_err(|e| target_err(e, "cannot get a connection"))?;
                 self.apply(&mut c, entry, data).await
             }
         }
@@ -376,16 +437,29 @@ impl RestoreSession for Session {
     async fn finish(self: Box<Self>) -> Result<RestoreSummary> {
         match &self.mode {
             Mode::Atomic(conn) => {
-                let mut c = conn.lock().await.take().ok_or_else(|| Error::new(ErrorKind::Internal, "no connection"))?;
-                sqlx::query("COMMIT").execute(&mut c).await.map_err(|e| target_err(e, "COMMIT of the restore failed"))?;
+                let mut c = conn
+                    .lock()
+                    .await
+                    .take()
+                    .ok_or_else(|| Error::new(ErrorKind::Internal, "no connection"))?;
+                sqlx::query("COMMIT")
+                    .execute(&mut c)
+                    .await
+                    .map_err(|e| target_err(e, "COMMIT of the restore failed"))?;
                 if self.target.analyze {
-                    sqlx::query("ANALYZE").execute(&mut c).await.map_err(|e| target_err(e, "ANALYZE failed"))?;
+                    sqlx::query("ANALYZE")
+                        .execute(&mut c)
+                        .await
+                        .map_err(|e| target_err(e, "ANALYZE failed"))?;
                 }
                 let _ = c.close().await;
             }
             Mode::Parallel { pool, .. } => {
                 if self.target.analyze {
-                    sqlx::query("ANALYZE").execute(pool).await.map_err(|e| target_err(e, "ANALYZE failed"))?;
+                    sqlx::query("ANALYZE")
+                        .execute(pool)
+                        .await
+                        .map_err(|e| target_err(e, "ANALYZE failed"))?;
                 }
                 pool.close().await;
             }
@@ -409,7 +483,10 @@ impl RestoreSession for Session {
                 if self.target.keep_on_failure {
                     return Ok(());
                 }
-                let mut c = admin.connect().await.map_err(|e| target_err(e, "cannot connect to drop the failed restore"))?;
+                let mut c = admin
+                    .connect()
+                    .await
+                    .map_err(|e| target_err(e, "cannot connect to drop the failed restore"))?;
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                     ident(self.target.url.database())
@@ -423,14 +500,16 @@ impl RestoreSession for Session {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::Projector;
 
     #[test]
     fn projection_keeps_fields_across_chunk_boundaries() {
-        let mut p = Projector { keep: vec![0, 2], partial: Vec::new() };
+        let mut p = Projector {
+            keep: vec![0, 2],
+            partial: Vec::new(),
+        };
         let mut out = Vec::new();
         p.push(b"1\ta\\tb\tx\n2\t", &mut out);
         p.push(b"\\N\ty\n", &mut out);

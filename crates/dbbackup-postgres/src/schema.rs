@@ -88,11 +88,17 @@ fn q(schema: &str, name: &str) -> String {
 }
 
 fn catalog_err(e: sqlx::Error, what: &str) -> Error {
-    Error::new(ErrorKind::Source, format!("reading {what} from the catalog failed: {e}"))
+    Error::new(
+        ErrorKind::Source,
+        format!("reading {what} from the catalog failed: {e}"),
+    )
 }
 
 async fn rows(conn: &mut PgConnection, sql: &'static str, what: &str) -> Result<Vec<PgRow>> {
-    sqlx::query(sql).fetch_all(conn).await.map_err(|e| catalog_err(e, what))
+    sqlx::query(sql)
+        .fetch_all(conn)
+        .await
+        .map_err(|e| catalog_err(e, what))
 }
 
 /// Objects that belong to an extension are created by `CREATE EXTENSION`, never by us.
@@ -108,10 +114,11 @@ fn not_ext(oid_expr: &str) -> String {
 /// [`ErrorKind::Source`] when a catalog query fails.
 pub async fn read(conn: &mut PgConnection, filter: &Filter) -> Result<Catalog> {
     let mut cat = Catalog::default();
-    let major: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int / 10000")
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| catalog_err(e, "the server version"))?;
+    let major: i32 =
+        sqlx::query_scalar("SELECT current_setting('server_version_num')::int / 10000")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| catalog_err(e, "the server version"))?;
 
     // Schemas.
     let schemas: Vec<(u32, String)> = rows(
@@ -131,7 +138,11 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter) -> Result<Catalog> {
     let schema_set: BTreeSet<String> = schemas.iter().map(|(_, s)| s.clone()).collect();
     let in_schema = |s: &str| schema_set.contains(s);
     for (_, s) in &schemas {
-        cat.pre_data.push(Statement::new("schema", s, format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s))));
+        cat.pre_data.push(Statement::new(
+            "schema",
+            s,
+            format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)),
+        ));
     }
 
     // Extensions.
@@ -182,7 +193,11 @@ async fn read_types(
          WHERE {} GROUP BY t.oid, n.nspname, t.typname ORDER BY t.oid",
         not_ext("t.oid")
     );
-    for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "enums"))? {
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "enums"))?
+    {
         let (s, n, labels): (String, String, Vec<String>) = (r.get(0), r.get(1), r.get(2));
         if !in_schema(&s) {
             continue;
@@ -210,7 +225,11 @@ async fn read_types(
          WHERE {} ORDER BY t.oid",
         not_ext("t.oid")
     );
-    for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "range types"))? {
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "range types"))?
+    {
         let (s, n, sub): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         if !in_schema(&s) {
             continue;
@@ -242,9 +261,13 @@ async fn read_types(
            AND {} ORDER BY t.oid",
         not_ext("t.oid")
     );
-    let types = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "domains and composite types"))?;
+    let types = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "domains and composite types"))?;
     for r in types {
-        let (oid, s, n, kind): (i64, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+        let (oid, s, n, kind): (i64, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
         if !in_schema(&s) {
             continue;
         }
@@ -267,9 +290,14 @@ async fn read_types(
             .await
             .map_err(|e| catalog_err(e, "domain constraints"))?;
             for c in checks {
-                sql.push_str(&format!(" CONSTRAINT {} {}", ident(&c.get::<String, _>(0)), c.get::<String, _>(1)));
+                sql.push_str(&format!(
+                    " CONSTRAINT {} {}",
+                    ident(&c.get::<String, _>(0)),
+                    c.get::<String, _>(1)
+                ));
             }
-            cat.pre_data.push(Statement::new("domain", format!("{s}.{n}"), sql));
+            cat.pre_data
+                .push(Statement::new("domain", format!("{s}.{n}"), sql));
         } else {
             let attrs = sqlx::query(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod),
@@ -285,7 +313,11 @@ async fn read_types(
             let cols: Vec<String> = attrs
                 .iter()
                 .map(|a| {
-                    let mut c = format!("{} {}", ident(&a.get::<String, _>(0)), a.get::<String, _>(1));
+                    let mut c = format!(
+                        "{} {}",
+                        ident(&a.get::<String, _>(0)),
+                        a.get::<String, _>(1)
+                    );
                     if let Some(coll) = a.get::<Option<String>, _>(2) {
                         c.push_str(&format!(" COLLATE {coll}"));
                     }
@@ -302,7 +334,11 @@ async fn read_types(
     Ok(())
 }
 
-async fn read_sequences(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &(dyn Fn(&str) -> bool + Sync)) -> Result<()> {
+async fn read_sequences(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<()> {
     // Sequences behind identity columns are created with their table.
     let sql = format!(
         "SELECT s.schemaname::text, s.sequencename::text, s.data_type::regtype::text, s.start_value, s.min_value,
@@ -313,13 +349,24 @@ async fn read_sequences(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &
            AND {} ORDER BY c.oid",
         not_ext("c.oid")
     );
-    for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "sequences"))? {
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "sequences"))?
+    {
         let (s, n): (String, String) = (r.get(0), r.get(1));
         if !in_schema(&s) {
             continue;
         }
-        let (ty, start, min, max, inc, cycle, cache): (String, i64, i64, i64, i64, bool, i64) =
-            (r.get(2), r.get(3), r.get(4), r.get(5), r.get(6), r.get(7), r.get(8));
+        let (ty, start, min, max, inc, cycle, cache): (String, i64, i64, i64, i64, bool, i64) = (
+            r.get(2),
+            r.get(3),
+            r.get(4),
+            r.get(5),
+            r.get(6),
+            r.get(7),
+            r.get(8),
+        );
         cat.pre_data.push(Statement::new(
             "sequence",
             format!("{s}.{n}"),
@@ -337,7 +384,10 @@ async fn read_sequences(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &
         cat.post_data.push(Statement::new(
             "sequence value",
             format!("{s}.{n}"),
-            format!("SELECT pg_catalog.setval({}, {value}, {called})", literal(&q(&s, &n))),
+            format!(
+                "SELECT pg_catalog.setval({}, {value}, {called})",
+                literal(&q(&s, &n))
+            ),
         ));
     }
     // Sequences owned by a column (serial).
@@ -350,15 +400,25 @@ async fn read_sequences(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &
          WHERE d.deptype = 'a' AND d.classid = 'pg_class'::regclass AND {} ORDER BY s.oid",
         not_ext("s.oid")
     );
-    for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "sequence ownership"))? {
-        let (ss, sn, ts, tn, col): (String, String, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "sequence ownership"))?
+    {
+        let (ss, sn, ts, tn, col): (String, String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
         if !in_schema(&ss) || !in_schema(&ts) {
             continue;
         }
         cat.post_data.push(Statement::new(
             "sequence owner",
             format!("{ss}.{sn}"),
-            format!("ALTER SEQUENCE {} OWNED BY {}.{}", q(&ss, &sn), q(&ts, &tn), ident(&col)),
+            format!(
+                "ALTER SEQUENCE {} OWNED BY {}.{}",
+                q(&ss, &sn),
+                q(&ts, &tn),
+                ident(&col)
+            ),
         ));
     }
     Ok(())
@@ -370,7 +430,10 @@ struct Function {
     late: bool,
 }
 
-async fn read_functions(conn: &mut PgConnection, in_schema: &(dyn Fn(&str) -> bool + Sync)) -> Result<Vec<Function>> {
+async fn read_functions(
+    conn: &mut PgConnection,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<Function>> {
     let sql = format!(
         "SELECT n.nspname, p.proname, pg_get_functiondef(p.oid),
                 EXISTS (SELECT 1 FROM pg_type t WHERE t.typrelid <> 0
@@ -385,8 +448,13 @@ async fn read_functions(conn: &mut PgConnection, in_schema: &(dyn Fn(&str) -> bo
         not_ext("p.oid")
     );
     let mut out = Vec::new();
-    for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "functions"))? {
-        let (s, n, def, late, args): (String, String, String, bool, String) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "functions"))?
+    {
+        let (s, n, def, late, args): (String, String, String, bool, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
         if !in_schema(&s) {
             continue;
         }
@@ -425,10 +493,19 @@ async fn read_tables(
          ORDER BY 12, c.oid",
         not_ext("c.oid")
     );
-    let tables = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "tables"))?;
+    let tables = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "tables"))?;
     for r in tables {
-        let (oid, s, n, kind, persistence, is_partition): (i64, String, String, String, String, bool) =
-            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        let (oid, s, n, kind, persistence, is_partition): (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            bool,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
         if !in_schema(&s) || !filter.table_included(&s, &n) {
             continue;
         }
@@ -457,8 +534,23 @@ async fn read_tables(
         let mut defs = Vec::new();
         let mut copy_cols = Vec::new();
         for c in &cols {
-            let (name, ty, notnull, default, identity, generated, local): (String, String, bool, Option<String>, String, String, bool) =
-                (c.get(0), c.get(1), c.get(2), c.get(3), c.get(4), c.get(5), c.get(6));
+            let (name, ty, notnull, default, identity, generated, local): (
+                String,
+                String,
+                bool,
+                Option<String>,
+                String,
+                String,
+                bool,
+            ) = (
+                c.get(0),
+                c.get(1),
+                c.get(2),
+                c.get(3),
+                c.get(4),
+                c.get(5),
+                c.get(6),
+            );
             if generated.is_empty() {
                 copy_cols.push(name.clone());
             }
@@ -471,10 +563,17 @@ async fn read_tables(
                 d.push_str(&format!(" COLLATE {coll}"));
             }
             if generated == "s" {
-                d.push_str(&format!(" GENERATED ALWAYS AS ({}) STORED", default.clone().unwrap_or_default()));
+                d.push_str(&format!(
+                    " GENERATED ALWAYS AS ({}) STORED",
+                    default.clone().unwrap_or_default()
+                ));
             } else if !identity.is_empty() {
                 let seq: Option<String> = c.get(8);
-                let how = if identity == "a" { "ALWAYS" } else { "BY DEFAULT" };
+                let how = if identity == "a" {
+                    "ALWAYS"
+                } else {
+                    "BY DEFAULT"
+                };
                 let mut opts = String::new();
                 if let Some(seq) = &seq {
                     if let Some(o) = identity_options(conn, seq).await? {
@@ -507,7 +606,11 @@ async fn read_tables(
                 cat.post_data.push(Statement::new(
                     "check constraint",
                     format!("{s}.{n}.{cname}"),
-                    format!("ALTER TABLE {} ADD CONSTRAINT {} {def}", q(&s, &n), ident(&cname)),
+                    format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                        q(&s, &n),
+                        ident(&cname)
+                    ),
                 ));
             }
         }
@@ -534,7 +637,8 @@ async fn read_tables(
         if let Some(o) = options.filter(|o| !o.is_empty()) {
             sql.push_str(&format!(" WITH ({o})"));
         }
-        cat.pre_data.push(Statement::new("table", format!("{s}.{n}"), sql));
+        cat.pre_data
+            .push(Statement::new("table", format!("{s}.{n}"), sql));
         // Identity sequences: set after the data (last value as of the snapshot).
         for c in &cols {
             let identity: String = c.get(4);
@@ -587,7 +691,11 @@ async fn identity_options(conn: &mut PgConnection, seq: &str) -> Result<Option<S
     }))
 }
 
-async fn read_views(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &(dyn Fn(&str) -> bool + Sync)) -> Result<()> {
+async fn read_views(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<()> {
     let sql = format!(
         "SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, pg_get_viewdef(c.oid), array_to_string(c.reloptions, ', '),
                 c.relispopulated
@@ -595,7 +703,10 @@ async fn read_views(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &(dyn
          WHERE c.relkind IN ('v', 'm') AND {} ORDER BY c.oid",
         not_ext("c.oid")
     );
-    let views = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "views"))?;
+    let views = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "views"))?;
     // Dependencies between views, so a view over a view restores after it.
     let deps = rows(
         conn,
@@ -608,37 +719,54 @@ async fn read_views(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &(dyn
     for d in deps {
         needs.entry(d.get(0)).or_default().insert(d.get(1));
     }
-    let mut pending: BTreeMap<i64, PgRow> = views.into_iter().map(|r| (r.get::<i64, _>(0), r)).collect();
+    let mut pending: BTreeMap<i64, PgRow> =
+        views.into_iter().map(|r| (r.get::<i64, _>(0), r)).collect();
     let mut done: BTreeSet<i64> = BTreeSet::new();
     while !pending.is_empty() {
         let ready: Vec<i64> = pending
             .keys()
             .copied()
             .filter(|oid| {
-                needs
-                    .get(oid)
-                    .is_none_or(|n| n.iter().all(|d| done.contains(d) || !pending.contains_key(d)))
+                needs.get(oid).is_none_or(|n| {
+                    n.iter()
+                        .all(|d| done.contains(d) || !pending.contains_key(d))
+                })
             })
             .collect();
         // A cycle cannot happen between views; fall back to OID order if the catalog says so.
-        let batch = if ready.is_empty() { vec![*pending.keys().next().expect("non-empty")] } else { ready };
+        let batch = if ready.is_empty() {
+            vec![*pending.keys().next().expect("non-empty")]
+        } else {
+            ready
+        };
         for oid in batch {
             let r = pending.remove(&oid).expect("pending");
             done.insert(oid);
-            let (s, n, kind, def): (String, String, String, String) = (r.get(1), r.get(2), r.get(3), r.get(4));
+            let (s, n, kind, def): (String, String, String, String) =
+                (r.get(1), r.get(2), r.get(3), r.get(4));
             if !in_schema(&s) {
                 continue;
             }
             let def = def.trim().trim_end_matches(';').to_owned();
             let options: Option<String> = r.get(5);
-            let with = options.filter(|o| !o.is_empty()).map(|o| format!(" WITH ({o})")).unwrap_or_default();
+            let with = options
+                .filter(|o| !o.is_empty())
+                .map(|o| format!(" WITH ({o})"))
+                .unwrap_or_default();
             if kind == "v" {
-                cat.pre_data.push(Statement::new("view", format!("{s}.{n}"), format!("CREATE VIEW {}{with} AS {def}", q(&s, &n))));
+                cat.pre_data.push(Statement::new(
+                    "view",
+                    format!("{s}.{n}"),
+                    format!("CREATE VIEW {}{with} AS {def}", q(&s, &n)),
+                ));
             } else {
                 cat.pre_data.push(Statement::new(
                     "materialized view",
                     format!("{s}.{n}"),
-                    format!("CREATE MATERIALIZED VIEW {}{with} AS {def} WITH NO DATA", q(&s, &n)),
+                    format!(
+                        "CREATE MATERIALIZED VIEW {}{with} AS {def} WITH NO DATA",
+                        q(&s, &n)
+                    ),
                 ));
                 if r.get::<bool, _>(6) {
                     cat.post_data.push(Statement::new(
@@ -676,7 +804,10 @@ async fn read_post_data(
          ORDER BY CASE co.contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'x' THEN 2 ELSE 3 END, co.oid",
         not_ext("c.oid")
     );
-    let constraints = sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "constraints"))?;
+    let constraints = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "constraints"))?;
     let mut keys = Vec::new();
     let mut fks = Vec::new();
     for r in constraints {
@@ -687,9 +818,17 @@ async fn read_post_data(
         }
         let only = if relkind == "p" { "" } else { "ONLY " };
         let stmt = Statement::new(
-            if kind == "f" { "foreign key" } else { "constraint" },
+            if kind == "f" {
+                "foreign key"
+            } else {
+                "constraint"
+            },
             format!("{s}.{t}.{name}"),
-            format!("ALTER TABLE {only}{} ADD CONSTRAINT {} {def}", q(&s, &t), ident(&name)),
+            format!(
+                "ALTER TABLE {only}{} ADD CONSTRAINT {} {def}",
+                q(&s, &t),
+                ident(&name)
+            ),
         );
         if kind == "f" {
             fks.push(stmt);
@@ -709,13 +848,22 @@ async fn read_post_data(
         not_ext("t.oid")
     );
     let mut indexes = Vec::new();
-    for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "indexes"))? {
-        let (s, t, name, def, relkind): (String, String, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "indexes"))?
+    {
+        let (s, t, name, def, relkind): (String, String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
         if !in_schema(&s) || (relkind != "m" && !filter.table_included(&s, &t)) {
             continue;
         }
         // A partitioned index created on the parent alone would leave partitions without one.
-        let def = if relkind == "p" { def.replacen(" ON ONLY ", " ON ", 1) } else { def };
+        let def = if relkind == "p" {
+            def.replacen(" ON ONLY ", " ON ", 1)
+        } else {
+            def
+        };
         indexes.push(Statement::new("index", format!("{s}.{name}"), def));
     }
     // Triggers (not internal, not clones on partitions).
@@ -726,8 +874,13 @@ async fn read_post_data(
         not_ext("c.oid")
     );
     let mut triggers = Vec::new();
-    for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "triggers"))? {
-        let (s, t, name, def): (String, String, String, String) = (r.get(0), r.get(1), r.get(2), r.get(3));
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "triggers"))?
+    {
+        let (s, t, name, def): (String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
         if !in_schema(&s) || !filter.table_included(&s, &t) {
             continue;
         }
@@ -744,7 +897,11 @@ async fn read_post_data(
     Ok(())
 }
 
-async fn read_comments(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &(dyn Fn(&str) -> bool + Sync)) -> Result<()> {
+async fn read_comments(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<()> {
     let sql = format!(
         "SELECT CASE d.classoid
                   WHEN 'pg_class'::regclass THEN
@@ -778,13 +935,24 @@ async fn read_comments(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &(
            AND {} ORDER BY d.classoid, d.objoid, d.objsubid",
         not_ext("d.objoid")
     );
-    for r in sqlx::query(sqlx::AssertSqlSafe(sql)).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, "comments"))? {
-        let (target, text, schema, post): (Option<String>, String, Option<String>, bool) = (r.get(0), r.get(1), r.get(2), r.get(3));
-        let (Some(target), Some(schema)) = (target, schema) else { continue };
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "comments"))?
+    {
+        let (target, text, schema, post): (Option<String>, String, Option<String>, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        let (Some(target), Some(schema)) = (target, schema) else {
+            continue;
+        };
         if !in_schema(&schema) || schema == "pg_catalog" {
             continue;
         }
-        let stmt = Statement::new("comment", target.clone(), format!("COMMENT ON {target} IS {}", literal(&text)));
+        let stmt = Statement::new(
+            "comment",
+            target.clone(),
+            format!("COMMENT ON {target} IS {}", literal(&text)),
+        );
         if post {
             cat.post_data.push(stmt);
         } else {
@@ -795,7 +963,11 @@ async fn read_comments(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &(
 }
 
 /// Names what exists but is not backed up, so nothing is dropped silently.
-async fn report_unsupported(conn: &mut PgConnection, cat: &mut Catalog, in_schema: &(dyn Fn(&str) -> bool + Sync)) -> Result<()> {
+async fn report_unsupported(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<()> {
     let checks: [(&str, &str); 12] = [
         ("row-level security policy", "SELECT n.nspname, c.relname || '.' || p.polname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace"),
         ("rule", "SELECT n.nspname, c.relname || '.' || r.rulename FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.rulename <> '_RETURN'"),
@@ -811,10 +983,18 @@ async fn report_unsupported(conn: &mut PgConnection, cat: &mut Catalog, in_schem
         ("cast", "SELECT 'public', format_type(castsource, NULL) || ' AS ' || format_type(casttarget, NULL) FROM pg_cast WHERE oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = pg_cast.oid AND d.deptype IN ('e', 'i'))"),
     ];
     for (what, sql) in checks {
-        let found = sqlx::query(sql).fetch_all(&mut *conn).await.map_err(|e| catalog_err(e, what))?;
+        let found = sqlx::query(sql)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| catalog_err(e, what))?;
         let names: Vec<String> = found
             .iter()
-            .filter(|r| in_schema(&r.get::<String, _>(0)) || what == "event trigger" || what == "publication" || what == "large object")
+            .filter(|r| {
+                in_schema(&r.get::<String, _>(0))
+                    || what == "event trigger"
+                    || what == "publication"
+                    || what == "large object"
+            })
             .map(|r| format!("{}.{}", r.get::<String, _>(0), r.get::<String, _>(1)))
             .collect();
         if !names.is_empty() {

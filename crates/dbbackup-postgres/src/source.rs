@@ -110,10 +110,18 @@ fn statements_bytes(stmts: &[Statement]) -> Bytes {
 impl Source for PgSource {
     async fn open(&self) -> Result<Box<dyn Snapshot>> {
         if self.schema_only && self.data_only {
-            return Err(Error::new(ErrorKind::InvalidInput, "schema-only and data-only exclude each other"));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "schema-only and data-only exclude each other",
+            ));
         }
         let mut coord = connect(&self.url).await?;
-        exec(&mut coord, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "cannot start the snapshot transaction").await?;
+        exec(
+            &mut coord,
+            "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+            "cannot start the snapshot transaction",
+        )
+        .await?;
         let row: (String, Option<String>, String, String, String) = sqlx::query_as(
             "SELECT pg_export_snapshot(),
                     CASE WHEN pg_is_in_recovery() THEN pg_last_wal_replay_lsn()::text ELSE pg_current_wal_lsn()::text END,
@@ -129,11 +137,18 @@ impl Source for PgSource {
         let (tx, rx) = mpsc::channel(self.jobs);
         for _ in 0..self.jobs {
             let mut w = connect(&self.url).await?;
-            exec(&mut w, "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY", "cannot start a worker transaction").await?;
-            sqlx::query(sqlx::AssertSqlSafe(format!("SET TRANSACTION SNAPSHOT '{snapshot_id}'")))
-                .execute(&mut w)
-                .await
-                .map_err(|e| pg_error(e, ErrorKind::Source, "a worker cannot import the snapshot"))?;
+            exec(
+                &mut w,
+                "BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY",
+                "cannot start a worker transaction",
+            )
+            .await?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SET TRANSACTION SNAPSHOT '{snapshot_id}'"
+            )))
+            .execute(&mut w)
+            .await
+            .map_err(|e| pg_error(e, ErrorKind::Source, "a worker cannot import the snapshot"))?;
             tx.send(w).await.expect("channel has room for every worker");
         }
         let mut position = BTreeMap::new();
@@ -168,29 +183,43 @@ impl Snapshot for PgSnapshot {
     fn entries(&self) -> Vec<EntrySpec> {
         let mut out = Vec::new();
         if !self.data_only {
-            out.push(EntrySpec::new(PRE_DATA, EntryKind::PreData, 0).with_meta(serde_json::json!({"format": "statements-jsonl"})));
+            out.push(
+                EntrySpec::new(PRE_DATA, EntryKind::PreData, 0)
+                    .with_meta(serde_json::json!({"format": "statements-jsonl"})),
+            );
         }
         if !self.schema_only {
             let mut tables = self.catalog.tables.clone();
             // Big tables first, so parallel workers finish together.
-            tables.sort_by(|a, b| b.estimated_rows.cmp(&a.estimated_rows).then(a.plain().cmp(&b.plain())));
+            tables.sort_by(|a, b| {
+                b.estimated_rows
+                    .cmp(&a.estimated_rows)
+                    .then(a.plain().cmp(&b.plain()))
+            });
             for t in tables {
                 out.push(
-                    EntrySpec::new(format!("data/{}", t.plain()), EntryKind::Data, 1).with_meta(serde_json::json!({
-                        "format": "copy-text",
-                        "schema": t.schema,
-                        "name": t.name,
-                        "table": t.plain(),
-                        "columns": t.columns,
-                    })),
+                    EntrySpec::new(format!("data/{}", t.plain()), EntryKind::Data, 1).with_meta(
+                        serde_json::json!({
+                            "format": "copy-text",
+                            "schema": t.schema,
+                            "name": t.name,
+                            "table": t.plain(),
+                            "columns": t.columns,
+                        }),
+                    ),
                 );
             }
         }
         if !self.data_only {
-            out.push(EntrySpec::new(POST_DATA, EntryKind::PostData, 2).with_meta(serde_json::json!({"format": "statements-jsonl"})));
+            out.push(
+                EntrySpec::new(POST_DATA, EntryKind::PostData, 2)
+                    .with_meta(serde_json::json!({"format": "statements-jsonl"})),
+            );
         } else {
             // Data-only backups still carry sequence values.
-            out.push(EntrySpec::new(POST_DATA, EntryKind::PostData, 2).with_meta(serde_json::json!({"format": "statements-jsonl", "sequences_only": true})));
+            out.push(EntrySpec::new(POST_DATA, EntryKind::PostData, 2).with_meta(
+                serde_json::json!({"format": "statements-jsonl", "sequences_only": true}),
+            ));
         }
         out
     }
@@ -198,16 +227,25 @@ impl Snapshot for PgSnapshot {
     async fn read(&self, entry: &EntrySpec) -> Result<EntryData> {
         if entry.name == PRE_DATA {
             let b = statements_bytes(&self.catalog.pre_data);
-            return Ok(EntryData::bytes(Box::pin(futures::stream::once(async move { Ok(b) }))));
+            return Ok(EntryData::bytes(Box::pin(futures::stream::once(
+                async move { Ok(b) },
+            ))));
         }
         if entry.name == POST_DATA {
             let stmts: Vec<Statement> = if self.data_only {
-                self.catalog.post_data.iter().filter(|s| s.kind == "sequence value").cloned().collect()
+                self.catalog
+                    .post_data
+                    .iter()
+                    .filter(|s| s.kind == "sequence value")
+                    .cloned()
+                    .collect()
             } else {
                 self.catalog.post_data.clone()
             };
             let b = statements_bytes(&stmts);
-            return Ok(EntryData::bytes(Box::pin(futures::stream::once(async move { Ok(b) }))));
+            return Ok(EntryData::bytes(Box::pin(futures::stream::once(
+                async move { Ok(b) },
+            ))));
         }
         let table = self
             .catalog
@@ -215,7 +253,12 @@ impl Snapshot for PgSnapshot {
             .iter()
             .find(|t| format!("data/{}", t.plain()) == entry.name)
             .cloned()
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no table for entry {}", entry.name)))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("no table for entry {}", entry.name),
+                )
+            })?;
         let cols: Vec<String> = table.columns.iter().map(|c| schema::ident(c)).collect();
         let sql = format!("COPY {} ({}) TO STDOUT", table.qualified(), cols.join(", "));
         let mut conn = self
@@ -257,7 +300,9 @@ impl Snapshot for PgSnapshot {
                 }
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|item| (item, rx)) });
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
         Ok(EntryData {
             stream: Box::pin(stream),
             rows: Some(rows),

@@ -1,11 +1,13 @@
 //! Integration tests of dbbackup-postgres against the real PostgreSQL on 127.0.0.1:5432.
 
+mod behaviour;
 mod roundtrip;
 
 use std::sync::Arc;
 
 use dbbackup_core::{Backup, BackupReport, Key, MasterKey, MemorySink, Sink, Zstd};
 use dbbackup_postgres::{PgSource, PgTarget};
+pub(crate) use sqlx::Connection as _;
 use sqlx::{Connection, PgConnection};
 
 pub(crate) const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
@@ -58,12 +60,17 @@ impl Drop for TestDb {
         let name = self.name.clone();
         // Drop synchronously on a private runtime: the test's runtime may be shutting down.
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut c) = PgConnection::connect(&url("postgres")).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")))
-                        .execute(&mut c)
-                        .await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+                    )))
+                    .execute(&mut c)
+                    .await;
                 }
             });
         })
@@ -73,7 +80,10 @@ impl Drop for TestDb {
 }
 
 fn unique(tag: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("dbbt_{tag}_{}_{}", std::process::id(), n % 1_000_000_000)
 }
 
@@ -85,7 +95,10 @@ pub(crate) async fn admin() -> PgConnection {
 pub(crate) async fn load_fixture(db: &TestDb, big_rows: u64) {
     let sql = include_str!("fixture.sql").replace(":big_rows", &big_rows.to_string());
     let mut c = db.conn().await;
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(&mut c).await.unwrap();
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(&mut c)
+        .await
+        .unwrap();
 }
 
 pub(crate) async fn backup(db: &TestDb, sink: &MemorySink, key: &Key, jobs: usize) -> BackupReport {
@@ -113,16 +126,36 @@ pub(crate) fn target(db: &TestDb) -> PgTarget {
 /// `pg_dump --schema-only`, without the lines pg_dump itself varies between databases.
 pub(crate) fn schema_dump(db: &TestDb) -> String {
     let out = std::process::Command::new("pg_dump")
-        .args(["--schema-only", "--no-owner", "--no-privileges", "-h", "127.0.0.1", "-U", "postgres", &db.name])
+        .args([
+            "--schema-only",
+            "--no-owner",
+            "--no-privileges",
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            &db.name,
+        ])
         .output()
         .expect("pg_dump");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8(out.stdout)
         .unwrap()
         .lines()
         // Comments carry the dump's own headers and object-id ordering notes; SET lines session noise.
         // `\restrict` lines carry a random per-dump key (pg_dump 15.14+).
-        .filter(|l| !l.starts_with("--") && !l.is_empty() && !l.starts_with("SET ") && !l.starts_with("SELECT pg_catalog.set_config") && !l.starts_with("\\restrict") && !l.starts_with("\\unrestrict"))
+        .filter(|l| {
+            !l.starts_with("--")
+                && !l.is_empty()
+                && !l.starts_with("SET ")
+                && !l.starts_with("SELECT pg_catalog.set_config")
+                && !l.starts_with("\\restrict")
+                && !l.starts_with("\\unrestrict")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -139,7 +172,11 @@ pub(crate) async fn data_checksums(db: &TestDb) -> Vec<(String, i64, String)> {
     .unwrap();
     let mut out = Vec::new();
     for (s, t) in tables {
-        let q = format!("\"{}\".\"{}\"", s.replace('"', "\"\""), t.replace('"', "\"\""));
+        let q = format!(
+            "\"{}\".\"{}\"",
+            s.replace('"', "\"\""),
+            t.replace('"', "\"\"")
+        );
         let (n, sum): (i64, Option<String>) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT count(*), md5(string_agg(x::text, E'\\n' ORDER BY x::text)) FROM ONLY {q} x"
         )))

@@ -13,7 +13,11 @@ async fn fixture_roundtrip_matches_schema_dump_and_row_checksums() {
     let report = backup(&src, &sink, &key, 2).await;
     let m = &report.manifest;
     assert_eq!(m.source.engine, "postgres");
-    assert!(m.source.position.contains_key("lsn"), "{:?}", m.source.position);
+    assert!(
+        m.source.position.contains_key("lsn"),
+        "{:?}",
+        m.source.position
+    );
     for w in &m.warnings {
         println!("warning: {w}");
     }
@@ -29,7 +33,10 @@ async fn fixture_roundtrip_matches_schema_dump_and_row_checksums() {
         .await
         .unwrap_or_else(|e| panic!("restore failed: {e}"));
     let (a, b) = (schema_dump(&src), schema_dump(&dst));
-    assert!(a.lines().count() > 150, "the schema dump looks too small:\n{a}");
+    assert!(
+        a.lines().count() > 150,
+        "the schema dump looks too small:\n{a}"
+    );
     if a != b {
         let al: Vec<&str> = a.lines().collect();
         let bl: Vec<&str> = b.lines().collect();
@@ -38,9 +45,19 @@ async fn fixture_roundtrip_matches_schema_dump_and_row_checksums() {
                 panic!("schema differs at line {i}:\n  source:   {x}\n  restored: {y}");
             }
         }
-        panic!("schema differs in length: {} vs {} lines", al.len(), bl.len());
+        panic!(
+            "schema differs in length: {} vs {} lines",
+            al.len(),
+            bl.len()
+        );
     }
     let sums = data_checksums(&src).await;
-    assert!(sums.len() >= 12 && sums.iter().any(|(t, n, _)| t == "public.big" && *n == 10_000), "{sums:?}");
+    assert!(
+        sums.len() >= 12
+            && sums
+                .iter()
+                .any(|(t, n, _)| t == "public.big" && *n == 10_000),
+        "{sums:?}"
+    );
     assert_eq!(sums, data_checksums(&dst).await);
 }
