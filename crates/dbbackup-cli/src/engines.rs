@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Source};
+use dbbackup_postgres::{PgSource, PgTarget};
 use dbbackup_sqlite::{SqliteSource, SqliteTarget};
 
 fn scheme(url: &str) -> &str {
@@ -12,7 +13,7 @@ fn scheme(url: &str) -> &str {
 fn not_built(engine: &str) -> Error {
     Error::new(
         ErrorKind::Unsupported,
-        format!("the {engine} engine is not part of this dbbackup build yet; supported now: sqlite://PATH"),
+        format!("the {engine} engine is not part of this dbbackup build yet; supported now: sqlite://PATH, postgres://"),
     )
 }
 
@@ -27,7 +28,7 @@ fn unknown(url: &str) -> Error {
 }
 
 /// The source for `url`; `tool` is `native` or `dump`.
-pub fn source(url: &str, tool: &str) -> Result<Arc<dyn Source>> {
+pub fn source(url: &str, tool: &str, jobs: usize) -> Result<Arc<dyn Source>> {
     if tool != "native" && tool != "dump" {
         return Err(Error::new(
             ErrorKind::InvalidInput,
@@ -44,7 +45,12 @@ pub fn source(url: &str, tool: &str) -> Result<Arc<dyn Source>> {
             }
             Ok(Arc::new(url.parse::<SqliteSource>()?))
         }
-        "postgres" | "postgresql" => Err(not_built("PostgreSQL")),
+        "postgres" | "postgresql" => {
+            if tool == "dump" {
+                return Err(not_built("pg_dump-driven PostgreSQL"));
+            }
+            Ok(Arc::new(PgSource::new(url)?.with_jobs(jobs)))
+        }
         "mysql" | "mariadb" => Err(not_built("MySQL/MariaDB")),
         "mssql" | "sqlserver" => Err(not_built("SQL Server")),
         _ => Err(unknown(url)),
@@ -52,11 +58,13 @@ pub fn source(url: &str, tool: &str) -> Result<Arc<dyn Source>> {
 }
 
 /// The restore target for `url`.
-pub fn target(url: &str, _create: bool) -> Result<Arc<dyn RestoreTarget>> {
+pub fn target(url: &str, create: bool, jobs: usize) -> Result<Arc<dyn RestoreTarget>> {
     match scheme(url) {
         // A SQLite restore always creates a new file.
         "sqlite" => Ok(Arc::new(url.parse::<SqliteTarget>()?)),
-        "postgres" | "postgresql" => Err(not_built("PostgreSQL")),
+        "postgres" | "postgresql" => {
+            Ok(Arc::new(PgTarget::new(url)?.create(create).with_jobs(jobs)))
+        }
         "mysql" | "mariadb" => Err(not_built("MySQL/MariaDB")),
         "mssql" | "sqlserver" => Err(not_built("SQL Server")),
         _ => Err(unknown(url)),
@@ -124,11 +132,12 @@ mod tests {
 
     #[test]
     fn unknown_urls_and_missing_engines_are_clear() {
-        let e = source("ftp://x", "native").err().unwrap();
+        let e = source("ftp://x", "native", 1).err().unwrap();
         assert!(e.to_string().contains("sqlite://"), "{e}");
-        let e = source("postgres://u:secret@h/db", "native").err().unwrap();
+        let e = source("mysql://u:secret@h/db", "native", 1).err().unwrap();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
-        let e = source("oracle://u:secret@h/db", "native").err().unwrap();
+        assert!(!e.to_string().contains("secret"), "{e}");
+        let e = source("oracle://u:secret@h/db", "native", 1).err().unwrap();
         assert!(!e.to_string().contains("secret"), "{e}");
     }
 }

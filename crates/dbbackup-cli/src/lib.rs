@@ -160,7 +160,8 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             let source_url = required(pick(&a.source, &f.source), "source", "DBBACKUP_SOURCE")?;
             let sink = open_repo(pick(&a.repo.repo, &f.repo))?;
             let tool = pick(&a.engine_tool, &f.engine_tool).unwrap_or_else(|| "native".into());
-            let source = engines::source(&source_url, &tool)?;
+            let jobs = pick(&a.jobs, &f.jobs).unwrap_or(2);
+            let source = engines::source(&source_url, &tool, jobs)?;
             let key = load_key(&a.key, f)?;
             let mut b = Backup::builder()
                 .source_arc(source)
@@ -229,7 +230,7 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             let target_url = required(pick(&a.target, &f.target), "target", "DBBACKUP_TARGET")?;
             let selector = parse_selector(pick(&a.backup, &f.backup))?;
             let create = a.create || f.create.unwrap_or(false);
-            let target = engines::target(&target_url, create)?;
+            let target = engines::target(&target_url, create, pick(&a.jobs, &f.jobs).unwrap_or(2))?;
             let key = load_key(&a.key, f)?;
             let manifest = match &selector {
                 BackupSelector::Latest => Repository::new(sink.clone()).latest().await?,

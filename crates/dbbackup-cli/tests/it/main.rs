@@ -516,3 +516,151 @@ async fn rekey_and_gc() {
     ));
     assert_eq!(gc["ok"], true);
 }
+
+mod postgres {
+    use super::*;
+    use sqlx::PgConnection;
+
+    async fn admin() -> PgConnection {
+        PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+            .await
+            .unwrap()
+    }
+
+    async fn drop_db(name: &str) {
+        let mut c = admin().await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
+        )))
+        .execute(&mut c)
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn postgres_backup_verify_restore_compare() {
+        let d = Dir::new("pg");
+        let n = std::process::id();
+        let (src, dst, bad) = (
+            format!("dbbcli_src_{n}"),
+            format!("dbbcli_dst_{n}"),
+            format!("dbbcli_bad_{n}"),
+        );
+        for db in [&src, &dst, &bad] {
+            drop_db(db).await;
+        }
+        let mut a = admin().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{src}\"")))
+            .execute(&mut a)
+            .await
+            .unwrap();
+        let src_url = format!("postgres://postgres@127.0.0.1:5432/{src}");
+        let mut c = PgConnection::connect(&src_url).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE items (id serial PRIMARY KEY, name text, price numeric(10,2));
+             INSERT INTO items (name, price) SELECT 'item ' || g, g / 3.0 FROM generate_series(1, 20000) g;
+             CREATE TABLE notes (id int PRIMARY KEY, item int REFERENCES items, body text);
+             INSERT INTO notes SELECT g, g, repeat('x', g % 50) FROM generate_series(1, 1000) g;",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+
+        let b = json(&dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                &src_url,
+                "--repo",
+                "repo",
+                "--passphrase-env",
+                "PASS",
+                "--jobs",
+                "2",
+                "--json",
+            ],
+        ));
+        assert_eq!(b["engine"], "postgres");
+        assert!(b["entries"].as_u64().unwrap() >= 4);
+        ok(&dbbackup(
+            &d,
+            &["verify", "--repo", "repo", "--passphrase-env", "PASS"],
+        ));
+        let dst_url = format!("postgres://postgres@127.0.0.1:5432/{dst}");
+        let r = json(&dbbackup(
+            &d,
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--target",
+                &dst_url,
+                "--create",
+                "--passphrase-env",
+                "PASS",
+                "--json",
+            ],
+        ));
+        assert_eq!(r["rows"], 21_000);
+        let mut dc = PgConnection::connect(&dst_url).await.unwrap();
+        let sum = "SELECT count(*)::text || ':' || md5(string_agg(i::text, ',' ORDER BY id)) FROM items i";
+        let (x, y): (String, String) = (
+            sqlx::query_scalar(sum).fetch_one(&mut c).await.unwrap(),
+            sqlx::query_scalar(sum).fetch_one(&mut dc).await.unwrap(),
+        );
+        assert_eq!(x, y);
+
+        // --tables restores the chosen table's rows only.
+        let sel_url = format!("postgres://postgres@127.0.0.1:5432/{bad}");
+        ok(&dbbackup(
+            &d,
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--target",
+                &sel_url,
+                "--create",
+                "--tables",
+                "public.items",
+                "--passphrase-env",
+                "PASS",
+            ],
+        ));
+        let mut sc = PgConnection::connect(&sel_url).await.unwrap();
+        let notes: i64 = sqlx::query_scalar("SELECT count(*) FROM notes")
+            .fetch_one(&mut sc)
+            .await
+            .unwrap();
+        assert_eq!(notes, 0);
+        drop(sc);
+        drop_db(&bad).await;
+
+        // A restore that fails (wrong key) leaves no database behind.
+        let wrong = dbbackup(
+            &d,
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--target",
+                &sel_url,
+                "--create",
+                "--passphrase-env",
+                "WRONG",
+            ],
+        );
+        assert_eq!(wrong.status.code(), Some(1));
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&bad)
+                .fetch_one(&mut a)
+                .await
+                .unwrap();
+        assert!(!exists);
+        drop((c, dc));
+        for db in [&src, &dst] {
+            drop_db(db).await;
+        }
+    }
+}
