@@ -61,3 +61,40 @@ async fn fixture_roundtrip_matches_schema_dump_and_row_checksums() {
     );
     assert_eq!(sums, data_checksums(&dst).await);
 }
+
+/// The full-scale fixture of the issue: a 1 000 000-row table and a 50 MB bytea value.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_scale_roundtrip_with_a_million_rows_and_a_50mb_value() {
+    let src = TestDb::new("full").await;
+    load_fixture(&src, 1_000_000).await;
+    {
+        let mut c = src.conn().await;
+        sqlx::raw_sql(
+            "CREATE TABLE blobs (id int PRIMARY KEY, data bytea);
+             INSERT INTO blobs SELECT 1, decode(repeat(md5('x'), 3276800), 'hex');",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let size: i32 = sqlx::query_scalar("SELECT octet_length(data) FROM blobs").fetch_one(&mut c).await.unwrap();
+        assert!(size >= 50 << 20, "{size}");
+    }
+    let sink = MemorySink::new();
+    let key = key();
+    let report = backup(&src, &sink, &key, 2).await;
+    let big = report.manifest.entry("data/public.big").unwrap();
+    assert_eq!(big.rows, Some(1_000_000));
+    let dst = TestDb::reserve("full_dst");
+    Restore::builder()
+        .sink(Arc::new(sink))
+        .key(key)
+        .target(target(&dst).create(true).with_jobs(2))
+        .jobs(2)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("restore failed: {e}"));
+    assert_eq!(schema_dump(&src), schema_dump(&dst));
+    assert_eq!(data_checksums(&src).await, data_checksums(&dst).await);
+}
