@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Source};
-use dbbackup_postgres::{PgSource, PgTarget};
+use dbbackup_postgres::{PgDumpSource, PgSource, PgTarget};
 use dbbackup_sqlite::{SqliteSource, SqliteTarget};
 
 fn scheme(url: &str) -> &str {
@@ -47,7 +47,7 @@ pub fn source(url: &str, tool: &str, jobs: usize) -> Result<Arc<dyn Source>> {
         }
         "postgres" | "postgresql" => {
             if tool == "dump" {
-                return Err(not_built("pg_dump-driven PostgreSQL"));
+                return Ok(Arc::new(PgDumpSource::new(url)?));
             }
             Ok(Arc::new(PgSource::new(url)?.with_jobs(jobs)))
         }

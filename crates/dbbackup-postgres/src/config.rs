@@ -69,6 +69,7 @@ pub struct PgUrl {
     pub(crate) options: PgConnectOptions,
     pub(crate) redacted: String,
     pub(crate) database: String,
+    pub(crate) password: Option<String>,
 }
 
 impl fmt::Debug for PgUrl {
@@ -117,12 +118,35 @@ impl FromStr for PgUrl {
             .map(str::to_owned)
             .or_else(|| options.get_username().to_owned().into())
             .unwrap_or_default();
+        let password = url::Url::parse(url)
+            .ok()
+            .and_then(|u| u.password().map(percent_decode));
         Ok(PgUrl {
             options,
             redacted,
             database,
+            password,
         })
     }
+}
+
+/// Decodes `%XX` escapes (URL userinfo; `+` stays a plus).
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl PgUrl {
@@ -134,5 +158,33 @@ impl PgUrl {
     /// The database name.
     pub fn database(&self) -> &str {
         &self.database
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_decode_and_never_show() {
+        let u: PgUrl = "postgres://me:p%40ss+word@127.0.0.1:5432/db"
+            .parse()
+            .unwrap();
+        assert_eq!(u.password.as_deref(), Some("p@ss+word"));
+        assert!(!format!("{u:?} {u}").contains("ss+word"));
+        assert_eq!(u.database(), "db");
+        assert!("mysql://x".parse::<PgUrl>().is_err());
+    }
+
+    #[test]
+    fn filters() {
+        let f = Filter {
+            include_schemas: vec!["app*".into()],
+            exclude_tables: vec!["app.tmp_*".into()],
+            ..Default::default()
+        };
+        assert!(f.table_included("app", "users"));
+        assert!(!f.table_included("app", "tmp_x"));
+        assert!(!f.table_included("public", "users"));
     }
 }

@@ -17,14 +17,21 @@
 //! failure changes nothing); into a database it creates (`create(true)`) tables load in parallel
 //! and a failure drops the database. `data_only(true)` loads old rows into a migrated schema by
 //! column name, reporting columns that no longer exist.
+//!
+//! **pg_dump alternative** ([`PgDumpSource`]): runs `pg_dump --format=custom` and streams its output
+//! through the same pipeline; [`PgTarget`] feeds such a backup to `pg_restore --single-transaction`.
+//! The tools must exist and be at least the server's major version; a non-zero exit, an error on
+//! stderr or an empty dump fails the operation.
 
 pub use config::{glob, redact, Filter, PgUrl, ENGINE};
+pub use dump::{PgDumpSource, Tools};
 pub use error::pg_error;
 pub use restore::PgTarget;
 pub use schema::{ident, literal, Statement};
 pub use source::PgSource;
 
 mod config;
+mod dump;
 mod error;
 mod restore;
 mod schema;

@@ -29,6 +29,7 @@ pub struct PgTarget {
     fail_on_dropped_columns: bool,
     analyze: bool,
     jobs: usize,
+    tools: crate::dump::Tools,
 }
 
 impl PgTarget {
@@ -45,7 +46,14 @@ impl PgTarget {
             fail_on_dropped_columns: false,
             analyze: false,
             jobs: 2,
+            tools: crate::dump::Tools::from_path(),
         })
+    }
+
+    /// Where `pg_restore` is, for backups made by `pg_dump` (default: `PATH`).
+    pub fn with_tools(mut self, tools: crate::dump::Tools) -> Self {
+        self.tools = tools;
+        self
     }
 
     /// Create the database first (it must not exist); a failed restore drops it again.
@@ -92,7 +100,7 @@ enum Mode {
     /// A database we created.
     Parallel {
         pool: PgPool,
-        admin: PgConnectOptions,
+        admin: Box<PgConnectOptions>,
     },
 }
 
@@ -152,7 +160,10 @@ impl RestoreTarget for PgTarget {
                 .connect_with(self.url.options.clone())
                 .await
                 .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
-            Mode::Parallel { pool, admin }
+            Mode::Parallel {
+                pool,
+                admin: Box::new(admin),
+            }
         } else {
             let mut c = self
                 .url
@@ -388,6 +399,21 @@ impl Session {
                 Ok(None)
             }
             EntryKind::Data => self.load_table(conn, entry, data).await,
+            EntryKind::Dump => {
+                if matches!(self.mode, Mode::Atomic(_)) {
+                    // pg_restore brings its own transaction; ours must not hold locks meanwhile.
+                    sqlx::query("COMMIT")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|e| target_err(e, "COMMIT"))?;
+                    sqlx::query("BEGIN")
+                        .execute(&mut *conn)
+                        .await
+                        .map_err(|e| target_err(e, "BEGIN"))?;
+                }
+                crate::dump::pg_restore(&self.target.url, &self.target.tools, data).await?;
+                Ok(None)
+            }
             _ => Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(

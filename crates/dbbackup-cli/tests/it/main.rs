@@ -636,6 +636,33 @@ mod postgres {
         drop(sc);
         drop_db(&bad).await;
 
+        // The pg_dump-driven alternative through the same pipeline.
+        let dump = json(&dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                &src_url,
+                "--repo",
+                "repo2",
+                "--engine-tool",
+                "dump",
+                "--json",
+            ],
+        ));
+        assert_eq!(dump["entries"], 1);
+        ok(&dbbackup(
+            &d,
+            &[
+                "restore", "--repo", "repo2", "--target", &sel_url, "--create",
+            ],
+        ));
+        let mut dc2 = PgConnection::connect(&sel_url).await.unwrap();
+        let z: String = sqlx::query_scalar(sum).fetch_one(&mut dc2).await.unwrap();
+        assert_eq!(x, z);
+        drop(dc2);
+        drop_db(&bad).await;
+
         // A restore that fails (wrong key) leaves no database behind.
         let wrong = dbbackup(
             &d,

@@ -1,6 +1,7 @@
 //! Integration tests of dbbackup-postgres against the real PostgreSQL on 127.0.0.1:5432.
 
 mod behaviour;
+mod dump;
 mod roundtrip;
 
 use std::sync::Arc;

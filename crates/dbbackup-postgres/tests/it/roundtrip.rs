@@ -76,7 +76,10 @@ async fn full_scale_roundtrip_with_a_million_rows_and_a_50mb_value() {
         .execute(&mut c)
         .await
         .unwrap();
-        let size: i32 = sqlx::query_scalar("SELECT octet_length(data) FROM blobs").fetch_one(&mut c).await.unwrap();
+        let size: i32 = sqlx::query_scalar("SELECT octet_length(data) FROM blobs")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
         assert!(size >= 50 << 20, "{size}");
     }
     let sink = MemorySink::new();

@@ -1,0 +1,331 @@
+//! The `pg_dump` / `pg_restore` driven alternative: the tools run as child processes and their
+//! custom-format archive streams through the same pipeline (compression, encryption, storage,
+//! manifest). A non-zero exit or an empty dump fails the backup; nothing is committed.
+
+use std::path::PathBuf;
+use std::process::Stdio;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use dbbackup_core::{
+    ByteStream, EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, Snapshot,
+    SnapshotSummary, Source, SourceInfo,
+};
+use futures::StreamExt;
+use sqlx::ConnectOptions;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use crate::config::{PgUrl, ENGINE};
+use crate::error::pg_error;
+
+/// The entry a dump backup holds.
+pub(crate) const DUMP: &str = "dump";
+
+/// Where the PostgreSQL client tools are.
+#[derive(Debug, Clone, Default)]
+pub struct Tools {
+    dir: Option<PathBuf>,
+}
+
+impl Tools {
+    /// Tools found on `PATH`.
+    pub fn from_path() -> Self {
+        Tools::default()
+    }
+
+    /// Tools in `dir` (e.g. `/usr/lib/postgresql/17/bin`).
+    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
+        Tools {
+            dir: Some(dir.into()),
+        }
+    }
+
+    fn path(&self, tool: &str) -> PathBuf {
+        match &self.dir {
+            Some(d) => d.join(tool),
+            None => PathBuf::from(tool),
+        }
+    }
+
+    /// The major version of `tool`, checked to be able to talk to a server of `server_major`.
+    pub(crate) async fn check(&self, tool: &str, server_major: u32) -> Result<PathBuf> {
+        let path = self.path(tool);
+        let out = Command::new(&path).arg("--version").output().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "cannot run {} ({e}); install the PostgreSQL client tools (Debian: postgresql-client) \
+                     or use the native engine, which needs none",
+                    path.display()
+                ),
+            )
+        })?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        let major: u32 = text
+            .split_whitespace()
+            .find_map(|w| w.split('.').next().and_then(|m| m.parse().ok()))
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Unsupported,
+                    format!("cannot read the version of {}: {text:?}", path.display()),
+                )
+            })?;
+        if major < server_major {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{} is version {major}, the server is version {server_major}; {tool} must be at least the \
+                     server's major version (install postgresql-client-{server_major})",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(path)
+    }
+}
+
+/// Connection arguments for a child tool: the URL without its password, which goes in PGPASSWORD.
+fn child_env(url: &PgUrl, database: &str) -> (String, Option<String>) {
+    let o = &url.options;
+    let uri = format!(
+        "postgresql://{}@{}:{}/{}",
+        urlencode(o.get_username()),
+        o.get_host(),
+        o.get_port(),
+        urlencode(database)
+    );
+    (uri, url.password.clone())
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes())
+        .collect::<String>()
+        .replace('+', "%20")
+}
+
+async fn server_major(url: &PgUrl) -> Result<(u32, String)> {
+    let mut c = url
+        .options
+        .connect()
+        .await
+        .map_err(|e| pg_error(e, ErrorKind::Source, &format!("cannot connect to {url}")))?;
+    let (num, version): (String, String) = sqlx::query_as(
+        "SELECT current_setting('server_version_num'), current_setting('server_version')",
+    )
+    .fetch_one(&mut c)
+    .await
+    .map_err(|e| pg_error(e, ErrorKind::Source, "cannot read the server version"))?;
+    Ok((num.parse::<u32>().unwrap_or(0) / 10000, version))
+}
+
+/// A PostgreSQL database backed up by `pg_dump --format=custom`.
+#[derive(Debug, Clone)]
+pub struct PgDumpSource {
+    url: PgUrl,
+    tools: Tools,
+    extra_args: Vec<String>,
+}
+
+impl PgDumpSource {
+    /// The database at `url`, with tools from `PATH`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a malformed URL.
+    pub fn new(url: &str) -> Result<Self> {
+        Ok(PgDumpSource {
+            url: url.parse()?,
+            tools: Tools::from_path(),
+            extra_args: Vec::new(),
+        })
+    }
+
+    /// Where the tools are.
+    pub fn with_tools(mut self, tools: Tools) -> Self {
+        self.tools = tools;
+        self
+    }
+
+    /// Extra `pg_dump` arguments (e.g. `--exclude-table=...`).
+    pub fn with_args(mut self, args: Vec<String>) -> Self {
+        self.extra_args = args;
+        self
+    }
+}
+
+struct DumpSnapshot {
+    info: SourceInfo,
+    source: PgDumpSource,
+    tool: PathBuf,
+}
+
+#[async_trait]
+impl Source for PgDumpSource {
+    async fn open(&self) -> Result<Box<dyn Snapshot>> {
+        let (major, version) = server_major(&self.url).await?;
+        let tool = self.tools.check("pg_dump", major).await?;
+        let mut position = std::collections::BTreeMap::new();
+        position.insert("tool".to_owned(), "pg_dump --format=custom".to_owned());
+        Ok(Box::new(DumpSnapshot {
+            info: SourceInfo {
+                engine: ENGINE.into(),
+                server_version: Some(version),
+                database: Some(self.url.database().to_owned()),
+                position,
+            },
+            source: self.clone(),
+            tool,
+        }))
+    }
+}
+
+#[async_trait]
+impl Snapshot for DumpSnapshot {
+    fn info(&self) -> SourceInfo {
+        self.info.clone()
+    }
+
+    fn entries(&self) -> Vec<EntrySpec> {
+        vec![EntrySpec::new(DUMP, EntryKind::Dump, 0)
+            .with_meta(serde_json::json!({"format": "pg_dump-custom"}))]
+    }
+
+    async fn read(&self, _entry: &EntrySpec) -> Result<EntryData> {
+        let (uri, password) = child_env(&self.source.url, self.source.url.database());
+        let mut cmd = Command::new(&self.tool);
+        cmd.args(["--format=custom", "--no-password", "--dbname", &uri])
+            .args(&self.source.extra_args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true);
+        if let Some(p) = password {
+            cmd.env("PGPASSWORD", p);
+        }
+        let mut child = cmd.spawn().map_err(|e| {
+            Error::new(
+                ErrorKind::Source,
+                format!("cannot start {}: {e}", self.tool.display()),
+            )
+        })?;
+        let mut stdout = child.stdout.take().expect("piped");
+        let mut stderr = child.stderr.take().expect("piped");
+        let stderr_task = tokio::spawn(async move {
+            let mut s = String::new();
+            let _ = stderr.read_to_string(&mut s).await;
+            s
+        });
+        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
+        tokio::spawn(async move {
+            let mut total = 0u64;
+            loop {
+                let mut buf = vec![0u8; 1 << 20];
+                match stdout.read(&mut buf).await {
+                    Ok(0) => break,
+                    Ok(n) => {
+                        total += n as u64;
+                        buf.truncate(n);
+                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                            let _ = child.kill().await;
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        let _ = tx
+                            .send(Err(Error::new(
+                                ErrorKind::Source,
+                                format!("reading pg_dump's output failed: {e}"),
+                            )))
+                            .await;
+                        let _ = child.kill().await;
+                        return;
+                    }
+                }
+            }
+            let status = child.wait().await;
+            let stderr = stderr_task.await.unwrap_or_default();
+            let failure = match status {
+                Ok(s) if s.success() && total > 0 => None,
+                Ok(s) if s.success() => Some("pg_dump exited successfully but produced no output; refusing to store an empty dump".to_owned()),
+                Ok(s) => Some(format!("pg_dump failed ({s}): {}", stderr.trim())),
+                Err(e) => Some(format!("waiting for pg_dump failed: {e}")),
+            };
+            if let Some(msg) = failure {
+                let _ = tx.send(Err(Error::new(ErrorKind::Source, msg))).await;
+            }
+        });
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
+        Ok(EntryData::bytes(Box::pin(stream)))
+    }
+
+    async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
+        Ok(SnapshotSummary::default())
+    }
+}
+
+/// Feeds a custom-format archive to `pg_restore --single-transaction --exit-on-error`.
+pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, mut data: ByteStream) -> Result<()> {
+    let (major, _) = server_major(url)
+        .await
+        .map_err(|e| e.with_kind(ErrorKind::Target))?;
+    let tool = tools.check("pg_restore", major).await?;
+    let (uri, password) = child_env(url, url.database());
+    let mut cmd = Command::new(&tool);
+    cmd.args([
+        "--single-transaction",
+        "--exit-on-error",
+        "--no-password",
+        "--dbname",
+        &uri,
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let mut child = cmd.spawn().map_err(|e| {
+        Error::new(
+            ErrorKind::Target,
+            format!("cannot start {}: {e}", tool.display()),
+        )
+    })?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let mut stderr = child.stderr.take().expect("piped");
+    let stderr_task = tokio::spawn(async move {
+        let mut s = String::new();
+        let _ = stderr.read_to_string(&mut s).await;
+        s
+    });
+    while let Some(chunk) = data.next().await {
+        match chunk {
+            Ok(c) => {
+                if stdin.write_all(&c).await.is_err() {
+                    break; // pg_restore stopped reading: its exit status says why.
+                }
+            }
+            Err(e) => {
+                // Corrupt input: kill pg_restore before it commits its single transaction.
+                let _ = child.kill().await;
+                return Err(e);
+            }
+        }
+    }
+    drop(stdin);
+    let status = child.wait().await.map_err(|e| {
+        Error::new(
+            ErrorKind::Target,
+            format!("waiting for pg_restore failed: {e}"),
+        )
+    })?;
+    let stderr = stderr_task.await.unwrap_or_default();
+    if !status.success() {
+        return Err(Error::new(
+            ErrorKind::Target,
+            format!("pg_restore failed ({status}): {}", stderr.trim()),
+        ));
+    }
+    Ok(())
+}

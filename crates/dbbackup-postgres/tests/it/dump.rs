@@ -1,0 +1,84 @@
+use std::sync::Arc;
+
+use dbbackup_core::{Backup, ErrorKind, MemorySink, Repository, Restore, Sink, Zstd};
+use dbbackup_postgres::{PgDumpSource, Tools};
+
+use crate::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_dump_backup_restores_through_pg_restore() {
+    let src = TestDb::new("dump_src").await;
+    load_fixture(&src, 5000).await;
+    let mem = MemorySink::new();
+    let key = key();
+    let report = Backup::builder()
+        .source(PgDumpSource::new(&src.url()).unwrap())
+        .sink(Arc::new(mem.clone()) as Arc<dyn Sink>)
+        .transform(Zstd::new(3))
+        .encryption(key.clone())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(report.manifest.entries.len(), 1);
+    assert_eq!(report.manifest.entries[0].name, "dump");
+    let dst = TestDb::reserve("dump_dst");
+    Restore::builder()
+        .sink(Arc::new(mem))
+        .key(key)
+        .target(target(&dst).create(true))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("restore failed: {e}"));
+    assert_eq!(schema_dump(&src), schema_dump(&dst));
+    assert_eq!(data_checksums(&src).await, data_checksums(&dst).await);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_tools_and_failing_dumps_are_clear_errors_and_commit_nothing() {
+    let src = TestDb::new("dump_fail").await;
+    let mem = MemorySink::new();
+    let e = Backup::builder()
+        .source(
+            PgDumpSource::new(&src.url())
+                .unwrap()
+                .with_tools(Tools::in_dir("/nonexistent/bin")),
+        )
+        .sink(Arc::new(mem.clone()) as Arc<dyn Sink>)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    assert!(e.to_string().contains("postgresql-client"), "{e}");
+
+    let e = Backup::builder()
+        .source(PgDumpSource::new(&src.url()).unwrap().with_args(vec![
+            "--table=no_such_table".into(),
+            "--strict-names".into(),
+        ]))
+        .sink(Arc::new(mem.clone()) as Arc<dyn Sink>)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Source, "{e}");
+    assert!(
+        e.to_string().contains("pg_dump failed") && e.to_string().contains("no_such_table"),
+        "{e}"
+    );
+    assert!(Repository::new(Arc::new(mem.clone()))
+        .list()
+        .await
+        .unwrap()
+        .is_empty());
+    assert!(
+        mem.keys().iter().all(|k| !k.starts_with("backups/")),
+        "a failed dump left objects"
+    );
+}
