@@ -22,10 +22,15 @@
 //! through the same pipeline; [`PgTarget`] feeds such a backup to `pg_restore --single-transaction`.
 //! The tools must exist and be at least the server's major version; a non-zero exit, an error on
 //! stderr or an empty dump fails the operation.
+//!
+//! **Pre-migration hook** ([`snapshot_before_migrate`]): for applications on `sqlx::migrate`, backs
+//! up when migrations are pending and labels the backup with the versions (see the `migrate`
+//! example in its docs: back up, migrate, restore the old rows into the new schema).
 
 pub use config::{glob, redact, Filter, PgUrl, ENGINE};
 pub use dump::{PgDumpSource, Tools};
 pub use error::pg_error;
+pub use migrate::{not_migration_table, snapshot_before_migrate, MIGRATIONS_TABLE};
 pub use restore::PgTarget;
 pub use schema::{ident, literal, Statement};
 pub use source::PgSource;
@@ -33,6 +38,7 @@ pub use source::PgSource;
 mod config;
 mod dump;
 mod error;
+mod migrate;
 mod restore;
 mod schema;
 mod source;

@@ -2,6 +2,7 @@
 
 mod behaviour;
 mod dump;
+mod migrate;
 mod roundtrip;
 
 use std::sync::Arc;
