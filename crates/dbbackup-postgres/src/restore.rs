@@ -499,28 +499,41 @@ impl RestoreSession for Session {
         match &self.mode {
             Mode::Atomic(conn) => {
                 if let Some(mut c) = conn.lock().await.take() {
-                    let _ = sqlx::query("ROLLBACK").execute(&mut c).await;
-                    let _ = c.close().await;
+                    // Bounded: a connection cancelled mid-COPY may not answer; dropping it makes
+                    // the server abort the transaction all the same.
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                        let _ = sqlx::query("ROLLBACK").execute(&mut c).await;
+                        let _ = c.close().await;
+                    })
+                    .await;
                 }
                 Ok(())
             }
             Mode::Parallel { pool, admin } => {
-                pool.close().await;
+                // A COPY cancelled mid-stream can leave a pooled connection waiting for data, so
+                // the pool is never awaited without a bound; dropping the database first
+                // (WITH FORCE terminates its sessions) frees every connection at once.
+                let close = async {
+                    let _ =
+                        tokio::time::timeout(std::time::Duration::from_secs(5), pool.close()).await;
+                };
                 if self.target.keep_on_failure {
+                    close.await;
                     return Ok(());
                 }
                 let mut c = admin
                     .connect()
                     .await
                     .map_err(|e| target_err(e, "cannot connect to drop the failed restore"))?;
-                sqlx::query(sqlx::AssertSqlSafe(format!(
+                let dropped = sqlx::query(sqlx::AssertSqlSafe(format!(
                     "DROP DATABASE IF EXISTS {} WITH (FORCE)",
                     ident(self.target.url.database())
                 )))
                 .execute(&mut c)
                 .await
-                .map_err(|e| target_err(e, "cannot drop the database of the failed restore"))?;
-                Ok(())
+                .map_err(|e| target_err(e, "cannot drop the database of the failed restore"));
+                close.await;
+                dropped.map(|_| ())
             }
         }
     }

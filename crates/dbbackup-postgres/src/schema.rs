@@ -47,6 +47,8 @@ pub struct TableData {
     pub columns: Vec<String>,
     /// Estimated rows (`reltuples`), for ordering big tables first.
     pub estimated_rows: i64,
+    /// Size in blocks when the backup started (for splitting big tables).
+    pub pages: i64,
 }
 
 impl TableData {
@@ -487,7 +489,8 @@ async fn read_tables(
                    FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
                    WHERE i.inhrelid = c.oid),
                 array_to_string(c.reloptions, ', '), c.reltuples::int8,
-                (SELECT max(depth) FROM tree WHERE tree.oid = c.oid)
+                (SELECT max(depth) FROM tree WHERE tree.oid = c.oid),
+                pg_relation_size(c.oid) / current_setting('block_size')::int8
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r','p') AND {}
          ORDER BY 12, c.oid",
@@ -514,6 +517,7 @@ async fn read_tables(
         let parents: Option<String> = r.get(8);
         let options: Option<String> = r.get(9);
         let estimated: i64 = r.get(10);
+        let pages: i64 = r.get(12);
 
         let cols = sqlx::query(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid),
@@ -665,6 +669,7 @@ async fn read_tables(
                 name: n.clone(),
                 columns: copy_cols,
                 estimated_rows: estimated,
+                pages,
             });
         }
     }

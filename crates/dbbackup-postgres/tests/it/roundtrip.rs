@@ -101,3 +101,56 @@ async fn full_scale_roundtrip_with_a_million_rows_and_a_50mb_value() {
     assert_eq!(schema_dump(&src), schema_dump(&dst));
     assert_eq!(data_checksums(&src).await, data_checksums(&dst).await);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_tables_split_across_workers_restore_whole() {
+    let src = TestDb::new("split").await;
+    load_fixture(&src, 30_000).await;
+    let sink = MemorySink::new();
+    let key = key();
+    let report = dbbackup_core::Backup::builder()
+        .source(
+            dbbackup_postgres::PgSource::new(&src.url())
+                .unwrap()
+                .with_jobs(3)
+                .with_split_pages(20),
+        )
+        .sink(Arc::new(sink.clone()) as Arc<dyn dbbackup_core::Sink>)
+        .encryption(key.clone())
+        .jobs(3)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let parts: Vec<&dbbackup_core::EntryRecord> = report
+        .manifest
+        .entries
+        .iter()
+        .filter(|e| e.name.starts_with("data/public.big#"))
+        .collect();
+    assert_eq!(
+        parts.len(),
+        3,
+        "{:?}",
+        report
+            .manifest
+            .entries
+            .iter()
+            .map(|e| &e.name)
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(parts.iter().map(|e| e.rows.unwrap()).sum::<u64>(), 30_000);
+    let dst = TestDb::reserve("split_dst");
+    Restore::builder()
+        .sink(Arc::new(sink))
+        .key(key)
+        .target(target(&dst).create(true).with_jobs(3))
+        .jobs(3)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(data_checksums(&src).await, data_checksums(&dst).await);
+}
