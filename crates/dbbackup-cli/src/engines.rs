@@ -71,28 +71,7 @@ pub fn target(url: &str, create: bool, jobs: usize) -> Result<Arc<dyn RestoreTar
     }
 }
 
-/// `*`/`?` wildcard match.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
+use dbbackup_core::glob_match as glob;
 
 /// The entry filter for `--tables`: entries naming a table (`meta.table`) must match a pattern;
 /// schema entries always pass. Engines without per-table entries refuse patterns.
@@ -120,15 +99,6 @@ pub fn table_filter(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn globs() {
-        assert!(glob("public.*", "public.orders"));
-        assert!(glob("*orders", "public.orders"));
-        assert!(glob("p?blic.orders", "public.orders"));
-        assert!(!glob("public.*", "audit.orders"));
-        assert!(glob("*", ""));
-    }
 
     #[test]
     fn unknown_urls_and_missing_engines_are_clear() {

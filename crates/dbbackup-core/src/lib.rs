@@ -61,6 +61,7 @@ pub use manifest::{
     Manifest, FORMAT_VERSION,
 };
 pub use memory::MemorySink;
+pub use pattern::glob_match;
 pub use repo::{
     BackupSelector, GcReport, RekeyReport, RepoConfig, Repository, TransformFactory, CONFIG_KEY,
 };
@@ -84,6 +85,7 @@ mod events;
 mod keys;
 mod manifest;
 mod memory;
+mod pattern;
 mod repo;
 mod restore;
 mod retention;

@@ -1,1 +1,29 @@
-//! placeholder
+//! # dbbackup-mysql
+//!
+//! MySQL 8 and MariaDB 10.6+ as a dbbackup engine, in pure Rust on sqlx (tested here on MariaDB
+//! 10.11 only).
+//!
+//! **Backup** ([`MySqlSource`]): commits are blocked for a moment (MariaDB `BACKUP STAGE
+//! BLOCK_COMMIT`, MySQL `FLUSH TABLES WITH READ LOCK`, waiting at most the lock timeout) while
+//! every worker opens `START TRANSACTION WITH CONSISTENT SNAPSHOT` and the binlog position and
+//! GTID set are read; the lock is released at once. `no_lock(true)` takes no lock (one connection;
+//! consistent for InnoDB tables). The schema comes from `SHOW CREATE` (tables with their
+//! AUTO_INCREMENT counters, sequences, routines, views, triggers, events; definers stripped unless
+//! kept); rows are streamed per table in the `mysql-rows-v1` format, which keeps every value's
+//! exact bytes (see `docs/MYSQL.md`).
+//!
+//! **Restore** ([`MySqlTarget`]): into a created database (`create(true)`) with parallel loading
+//! and DROP DATABASE on failure, or into an existing one after checking that none of the backup's
+//! objects exist there; `data_only(true)` loads rows by column name in one transaction.
+
+pub use config::{redact, Filter, MyUrl, ENGINE};
+pub use error::my_error;
+pub use restore::MySqlTarget;
+pub use schema::{ident, strip_definer, Statement};
+pub use source::MySqlSource;
+
+mod config;
+mod error;
+mod restore;
+mod schema;
+mod source;

@@ -23,28 +23,8 @@ pub struct Filter {
     pub exclude_tables: Vec<String>,
 }
 
-/// `*`/`?` wildcard match.
-pub fn glob(pattern: &str, text: &str) -> bool {
-    let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
-    let (mut pi, mut ti, mut star, mut mark) = (0, 0, None, 0);
-    while ti < t.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == t[ti]) {
-            pi += 1;
-            ti += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some(pi);
-            mark = ti;
-            pi += 1;
-        } else if let Some(s) = star {
-            pi = s + 1;
-            mark += 1;
-            ti = mark;
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|&c| c == '*')
-}
+/// `*`/`?` wildcard match (re-exported from `dbbackup-core`).
+pub use dbbackup_core::glob_match as glob;
 
 impl Filter {
     /// Whether objects of `schema` are included.

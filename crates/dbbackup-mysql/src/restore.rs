@@ -1,0 +1,475 @@
+//! Restore: tables and routines, then rows (batched multi-row INSERTs with foreign-key and unique
+//! checks off), then views, triggers, events and sequence values.
+//!
+//! MySQL commits DDL implicitly, so a schema restore cannot be rolled back; instead a restore into
+//! an existing database first checks that none of the backup's objects exist there, and refuses
+//! (changing nothing) if any do. Into a database it creates (`create(true)`), tables load in
+//! parallel and a failure drops the database. A data-only restore into an existing database loads
+//! every row in one transaction on one connection, so a failure leaves it unchanged.
+
+use std::collections::BTreeSet;
+
+use async_trait::async_trait;
+use dbbackup_core::{
+    ByteStream, EntryKind, EntryRecord, Error, ErrorKind, Manifest, RestoreSession, RestoreSummary,
+    RestoreTarget, Result,
+};
+use futures::StreamExt;
+use sqlx::mysql::{MySqlPool, MySqlPoolOptions};
+use sqlx::{ConnectOptions, Connection, MySqlConnection};
+use tokio::sync::Mutex;
+
+use crate::config::{MyUrl, ENGINE};
+use crate::error::my_error;
+use crate::schema::{ident, Statement};
+use crate::source::{connect, PRE_DATA};
+
+const SESSION: &str = "SET NAMES utf8mb4; SET SESSION time_zone = '+00:00'; SET SESSION foreign_key_checks = 0; \
+                       SET SESSION unique_checks = 0; SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'";
+
+/// Where and how to restore a MySQL / MariaDB backup.
+#[derive(Debug, Clone)]
+pub struct MySqlTarget {
+    url: MyUrl,
+    create: bool,
+    keep_on_failure: bool,
+    data_only: bool,
+    fail_on_dropped_columns: bool,
+    jobs: usize,
+    batch_bytes: usize,
+    transaction_bytes: usize,
+}
+
+impl MySqlTarget {
+    /// The database at `url`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a malformed URL.
+    pub fn new(url: &str) -> Result<Self> {
+        Ok(MySqlTarget {
+            url: url.parse()?,
+            create: false,
+            keep_on_failure: false,
+            data_only: false,
+            fail_on_dropped_columns: false,
+            jobs: 2,
+            batch_bytes: 1 << 20,
+            transaction_bytes: 32 << 20,
+        })
+    }
+    /// Create the database (it must not exist); a failure drops it again.
+    pub fn create(mut self, yes: bool) -> Self {
+        self.create = yes;
+        self
+    }
+    /// Keep a created database after a failure.
+    pub fn keep_on_failure(mut self, yes: bool) -> Self {
+        self.keep_on_failure = yes;
+        self
+    }
+    /// Rows only, by column name, into the tables that exist (the pre-migration case).
+    pub fn data_only(mut self, yes: bool) -> Self {
+        self.data_only = yes;
+        self
+    }
+    /// Fail instead of reporting backed-up columns the target no longer has.
+    pub fn fail_on_dropped_columns(mut self, yes: bool) -> Self {
+        self.fail_on_dropped_columns = yes;
+        self
+    }
+    /// Connections loading tables at once into a created database (default 2).
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+}
+
+enum Mode {
+    Atomic(Mutex<Option<MySqlConnection>>),
+    Parallel(MySqlPool),
+}
+
+struct Session {
+    target: MySqlTarget,
+    mode: Mode,
+    warnings: std::sync::Mutex<Vec<String>>,
+}
+
+fn target_err(e: sqlx::Error, what: &str) -> Error {
+    my_error(e, ErrorKind::Target, what)
+}
+
+async fn existing_objects(c: &mut MySqlConnection, db: &str) -> Result<BTreeSet<String>> {
+    let q = "SELECT CONCAT(CASE TABLE_TYPE WHEN 'VIEW' THEN 'view' WHEN 'SEQUENCE' THEN 'sequence' ELSE 'table' END, ':', TABLE_NAME)
+               FROM information_schema.TABLES WHERE TABLE_SCHEMA = ?
+             UNION ALL SELECT CONCAT(LOWER(ROUTINE_TYPE), ':', ROUTINE_NAME) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ?
+             UNION ALL SELECT CONCAT('trigger:', TRIGGER_NAME) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ?
+             UNION ALL SELECT CONCAT('event:', EVENT_NAME) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ?";
+    let rows: Vec<Vec<u8>> = sqlx::query_scalar(q)
+        .bind(db)
+        .bind(db)
+        .bind(db)
+        .bind(db)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(|e| target_err(e, "cannot list the target's objects"))?;
+    Ok(rows.into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect())
+}
+
+#[async_trait]
+impl RestoreTarget for MySqlTarget {
+    async fn begin(&self, manifest: &Manifest) -> Result<Box<dyn RestoreSession>> {
+        if manifest.source.engine != ENGINE {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("backup {} is a {} backup; restore it into a {} target", manifest.backup_id, manifest.source.engine, manifest.source.engine),
+            ));
+        }
+        let db = self.url.database().to_owned();
+        let pre = manifest.entry(PRE_DATA);
+        if self.create {
+            let mut c = self
+                .url
+                .server()
+                .connect()
+                .await
+                .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
+            let exists: Option<Vec<u8>> = sqlx::query_scalar("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
+                .bind(&db)
+                .fetch_optional(&mut c)
+                .await
+                .map_err(|e| target_err(e, "cannot look up databases"))?;
+            if exists.is_some() {
+                return Err(Error::new(
+                    ErrorKind::AlreadyExists,
+                    format!("database {db:?} already exists; drop --create to restore into it, or pick a new name (nothing was changed)"),
+                ));
+            }
+            let mut sql = format!("CREATE DATABASE {}", ident(&db));
+            if let Some(p) = pre {
+                if let (Some(cs), Some(coll)) = (p.meta["charset"].as_str(), p.meta["collation"].as_str()) {
+                    sql.push_str(&format!(" CHARACTER SET {cs} COLLATE {coll}"));
+                }
+            }
+            sqlx::query(sqlx::AssertSqlSafe(sql))
+                .execute(&mut c)
+                .await
+                .map_err(|e| target_err(e, &format!("cannot create database {db:?}")))?;
+            let _ = c.close().await;
+            let pool = MySqlPoolOptions::new()
+                .max_connections(self.jobs as u32)
+                .after_connect(|c, _| Box::pin(async move { sqlx::raw_sql(SESSION).execute(c).await.map(|_| ()) }))
+                .connect_with(self.url.options.clone())
+                .await
+                .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
+            return Ok(Box::new(Session { target: self.clone(), mode: Mode::Parallel(pool), warnings: Default::default() }));
+        }
+        let mut c = connect(&self.url, ErrorKind::Target, false).await?;
+        if !self.data_only {
+            let wanted: BTreeSet<String> = pre
+                .and_then(|p| p.meta["objects"].as_array())
+                .map(|a| a.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect())
+                .unwrap_or_default();
+            let clash: Vec<String> = existing_objects(&mut c, &db).await?.intersection(&wanted).cloned().collect();
+            if !clash.is_empty() {
+                return Err(Error::new(
+                    ErrorKind::Target,
+                    format!(
+                        "database {db:?} already has {} of the backup's objects ({}); MySQL cannot roll back DDL, so \
+                         nothing was changed: restore into a new database (--create) or drop them first",
+                        clash.len(),
+                        clash.join(", ")
+                    ),
+                ));
+            }
+        }
+        sqlx::raw_sql(SESSION).execute(&mut c).await.map_err(|e| target_err(e, "cannot set up the session"))?;
+        if self.data_only {
+            sqlx::raw_sql("START TRANSACTION").execute(&mut c).await.map_err(|e| target_err(e, "START TRANSACTION"))?;
+        }
+        Ok(Box::new(Session { target: self.clone(), mode: Mode::Atomic(Mutex::new(Some(c))), warnings: Default::default() }))
+    }
+}
+
+async fn read_all(mut data: ByteStream) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(c) = data.next().await {
+        out.extend_from_slice(&c?);
+    }
+    Ok(out)
+}
+
+fn parse_statements(bytes: &[u8]) -> Result<Vec<Statement>> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| serde_json::from_slice(l).map_err(|e| Error::new(ErrorKind::Corrupt, format!("unreadable schema statement: {e}"))))
+        .collect()
+}
+
+async fn run(c: &mut MySqlConnection, s: &Statement) -> std::result::Result<(), sqlx::Error> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(s.sql.clone())).execute(c).await.map(|_| ())
+}
+
+async fn send(c: &mut MySqlConnection, what: &str, sql: String) -> Result<()> {
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(c).await.map(|_| ()).map_err(|e| target_err(e, what))
+}
+
+fn stmt_err(e: sqlx::Error, s: &Statement) -> Error {
+    let err = target_err(e, &format!("restoring {} {} failed", s.kind, s.name));
+    Error::new(err.kind(), format!("{}\n  statement: {}", err.message(), s.sql))
+}
+
+/// Incremental decoder of `mysql-rows-v1`.
+struct RowReader {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl RowReader {
+    /// Decodes one row of `n` values if the buffer holds all of it.
+    fn next_row(&mut self, n: usize) -> Result<Option<Vec<Option<(usize, usize)>>>> {
+        let mut p = self.pos;
+        let mut out = Vec::with_capacity(n);
+        for _ in 0..n {
+            let Some(&tag) = self.buf.get(p) else { return Ok(None) };
+            p += 1;
+            match tag {
+                0 => out.push(None),
+                1 => {
+                    let mut len = 0usize;
+                    let mut shift = 0;
+                    loop {
+                        let Some(&b) = self.buf.get(p) else { return Ok(None) };
+                        p += 1;
+                        len |= ((b & 0x7f) as usize) << shift;
+                        shift += 7;
+                        if b & 0x80 == 0 {
+                            break;
+                        }
+                        if shift > 63 {
+                            return Err(Error::new(ErrorKind::Corrupt, "bad value length in row data"));
+                        }
+                    }
+                    if self.buf.len() < p + len {
+                        return Ok(None);
+                    }
+                    out.push(Some((p, len)));
+                    p += len;
+                }
+                _ => return Err(Error::new(ErrorKind::Corrupt, "bad value tag in row data")),
+            }
+        }
+        self.pos = p;
+        Ok(Some(out))
+    }
+
+    fn compact(&mut self) {
+        self.buf.drain(..self.pos);
+        self.pos = 0;
+    }
+}
+
+impl Session {
+    async fn load(&self, c: &mut MySqlConnection, entry: &EntryRecord, mut data: ByteStream, own_txn: bool) -> Result<Option<u64>> {
+        let table = entry.meta["name"].as_str().unwrap_or_default().to_owned();
+        let columns: Vec<String> = entry.meta["columns"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+            .unwrap_or_default();
+        let present: Vec<Vec<u8>> = sqlx::query_scalar(
+            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?
+               AND EXTRA NOT LIKE '%GENERATED%'",
+        )
+        .bind(&table)
+        .fetch_all(&mut *c)
+        .await
+        .map_err(|e| target_err(e, &format!("cannot read the columns of {table}")))?;
+        let present: Vec<String> = present.into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect();
+        if present.is_empty() {
+            return Err(Error::new(ErrorKind::Target, format!("table {table} does not exist in the target; restore the schema too")));
+        }
+        let keep: Vec<usize> = (0..columns.len()).filter(|&i| present.contains(&columns[i])).collect();
+        let dropped: Vec<&str> = columns.iter().filter(|c| !present.contains(c)).map(String::as_str).collect();
+        if !dropped.is_empty() {
+            let msg = format!("table {table}: backed-up column(s) {} no longer exist in the target; their values were not restored", dropped.join(", "));
+            if self.target.fail_on_dropped_columns {
+                return Err(Error::new(ErrorKind::Target, msg));
+            }
+            self.warnings.lock().expect("lock").push(msg);
+        }
+        let head = format!(
+            "INSERT INTO {} ({}) VALUES ",
+            ident(&table),
+            keep.iter().map(|&i| ident(&columns[i])).collect::<Vec<_>>().join(", ")
+        );
+        let what = format!("loading rows into {table} failed");
+        let mut reader = RowReader { buf: Vec::new(), pos: 0 };
+        let mut stmt = String::new();
+        let mut in_txn = 0usize;
+        let mut rows = 0u64;
+        if own_txn {
+            send(&mut *c, &what, "START TRANSACTION".into()).await?;
+        }
+        let result: Result<()> = async {
+            while let Some(chunk) = data.next().await {
+                reader.buf.extend_from_slice(&chunk?);
+                while let Some(vals) = reader.next_row(columns.len())? {
+                    stmt.push_str(if stmt.is_empty() { &head } else { "," });
+                    stmt.push('(');
+                    for (n, &k) in keep.iter().enumerate() {
+                        if n > 0 {
+                            stmt.push(',');
+                        }
+                        match vals[k] {
+                            None => stmt.push_str("NULL"),
+                            Some((p, len)) => {
+                                stmt.push_str("X'");
+                                stmt.push_str(&hex::encode(&reader.buf[p..p + len]));
+                                stmt.push('\'');
+                            }
+                        }
+                    }
+                    stmt.push(')');
+                    rows += 1;
+                    if stmt.len() >= self.target.batch_bytes {
+                        in_txn += stmt.len();
+                        send(&mut *c, &what, std::mem::take(&mut stmt)).await?;
+                        if own_txn && in_txn >= self.target.transaction_bytes {
+                            send(&mut *c, &what, "COMMIT".into()).await?;
+                            send(&mut *c, &what, "START TRANSACTION".into()).await?;
+                            in_txn = 0;
+                        }
+                    }
+                }
+                reader.compact();
+            }
+            if reader.buf.len() > reader.pos {
+                return Err(Error::new(ErrorKind::Corrupt, format!("row data of {table} ends in the middle of a row")));
+            }
+            if !stmt.is_empty() {
+                send(&mut *c, &what, std::mem::take(&mut stmt)).await?;
+            }
+            if own_txn {
+                send(&mut *c, &what, "COMMIT".into()).await?;
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = result {
+            if own_txn {
+                let _ = sqlx::raw_sql("ROLLBACK").execute(&mut *c).await;
+            }
+            return Err(e);
+        }
+        Ok(Some(rows))
+    }
+
+    async fn apply(&self, c: &mut MySqlConnection, entry: &EntryRecord, data: ByteStream, own_txn: bool) -> Result<Option<u64>> {
+        match entry.kind {
+            EntryKind::PreData => {
+                let stmts = parse_statements(&read_all(data).await?)?;
+                if !self.target.data_only {
+                    for s in &stmts {
+                        run(c, s).await.map_err(|e| stmt_err(e, s))?;
+                    }
+                }
+                Ok(None)
+            }
+            EntryKind::PostData => {
+                let mut stmts = parse_statements(&read_all(data).await?)?;
+                if self.target.data_only {
+                    stmts.retain(|s| s.kind == "sequence value");
+                }
+                // A view over a view needs the other first: retry until no progress.
+                let mut pending = stmts;
+                loop {
+                    let mut failed = Vec::new();
+                    let mut last = None;
+                    let before = pending.len();
+                    for s in pending {
+                        if let Err(e) = run(c, &s).await {
+                            if s.kind == "view" {
+                                last = Some(stmt_err(e, &s));
+                                failed.push(s);
+                            } else {
+                                return Err(stmt_err(e, &s));
+                            }
+                        }
+                    }
+                    if failed.is_empty() {
+                        break;
+                    }
+                    if failed.len() == before {
+                        return Err(last.expect("a failure"));
+                    }
+                    pending = failed;
+                }
+                Ok(None)
+            }
+            EntryKind::Data => self.load(c, entry, data, own_txn).await,
+            _ => Err(Error::new(ErrorKind::Unsupported, format!("entry {} is not a native MySQL entry", entry.name))),
+        }
+    }
+}
+
+#[async_trait]
+impl RestoreSession for Session {
+    async fn restore_entry(&self, entry: &EntryRecord, data: ByteStream) -> Result<Option<u64>> {
+        match &self.mode {
+            Mode::Atomic(conn) => {
+                let mut g = conn.lock().await;
+                let c = g.as_mut().ok_or_else(|| Error::new(ErrorKind::Internal, "the restore connection is gone"))?;
+                // Data-only: one transaction for everything (opened in begin); otherwise bounded ones.
+                let own = !self.target.data_only;
+                self.apply(c, entry, data, own).await
+            }
+            Mode::Parallel(pool) => {
+                let mut c = pool.acquire().await.map_err(|e| target_err(e, "cannot get a connection"))?;
+                self.apply(&mut c, entry, data, true).await
+            }
+        }
+    }
+
+    async fn finish(self: Box<Self>) -> Result<RestoreSummary> {
+        match &self.mode {
+            Mode::Atomic(conn) => {
+                if let Some(mut c) = conn.lock().await.take() {
+                    if self.target.data_only {
+                        sqlx::raw_sql("COMMIT").execute(&mut c).await.map_err(|e| target_err(e, "COMMIT of the restore failed"))?;
+                    }
+                    let _ = c.close().await;
+                }
+            }
+            Mode::Parallel(pool) => pool.close().await,
+        }
+        Ok(RestoreSummary { warnings: self.warnings.lock().expect("lock").clone() })
+    }
+
+    async fn abort(self: Box<Self>, _error: &Error) -> Result<()> {
+        match &self.mode {
+            Mode::Atomic(conn) => {
+                if let Some(mut c) = conn.lock().await.take() {
+                    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                        let _ = sqlx::raw_sql("ROLLBACK").execute(&mut c).await;
+                        let _ = c.close().await;
+                    })
+                    .await;
+                }
+                Ok(())
+            }
+            Mode::Parallel(pool) => {
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pool.close()).await;
+                if self.target.keep_on_failure {
+                    return Ok(());
+                }
+                let mut c = self.target.url.server().connect().await.map_err(|e| target_err(e, "cannot connect to drop the failed restore"))?;
+                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {}", ident(self.target.url.database()))))
+                    .execute(&mut c)
+                    .await
+                    .map_err(|e| target_err(e, "cannot drop the database of the failed restore"))?;
+                Ok(())
+            }
+        }
+    }
+}

@@ -1,0 +1,215 @@
+//! Reading the schema with `SHOW CREATE`: tables, views, routines, triggers, events, sequences.
+
+use dbbackup_core::{ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+use sqlx::mysql::MySqlRow;
+use sqlx::{MySqlConnection, Row};
+
+use crate::config::Filter;
+use crate::error::my_error;
+
+/// One DDL statement and what it creates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Kind (`table`, `view`, `trigger`, ...).
+    pub kind: String,
+    /// Object name.
+    pub name: String,
+    /// The SQL.
+    pub sql: String,
+}
+
+/// A table whose rows are backed up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableData {
+    /// Table name.
+    pub name: String,
+    /// Columns in row order (generated columns excluded).
+    pub columns: Vec<String>,
+    /// Columns of type FLOAT, read as DOUBLE so no digit is lost.
+    pub float_columns: Vec<String>,
+    /// Estimated rows, for ordering.
+    pub estimated_rows: i64,
+    /// Storage engine.
+    pub engine: String,
+}
+
+/// What the schema holds.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Tables, sequences, routines.
+    pub pre_data: Vec<Statement>,
+    /// Views (retried until dependencies exist), triggers, events, sequence values.
+    pub post_data: Vec<Statement>,
+    /// Tables with rows.
+    pub tables: Vec<TableData>,
+    /// Warnings (non-transactional tables, ...).
+    pub warnings: Vec<String>,
+    /// Database character set and collation.
+    pub charset: (String, String),
+}
+
+/// Quotes an identifier with backticks.
+pub fn ident(s: &str) -> String {
+    format!("`{}`", s.replace('`', "``"))
+}
+
+fn err(e: sqlx::Error, what: &str) -> dbbackup_core::Error {
+    my_error(e, ErrorKind::Source, &format!("reading {what} failed"))
+}
+
+/// Removes `DEFINER=...` clauses (a restore runs as the restoring user then).
+pub fn strip_definer(sql: &str) -> String {
+    let Some(start) = sql.find("DEFINER=") else { return sql.to_owned() };
+    let rest = &sql[start + "DEFINER=".len()..];
+    // DEFINER=`user`@`host` or DEFINER=user@host, followed by a space.
+    let mut end = 0;
+    let mut in_tick = false;
+    for (i, c) in rest.char_indices() {
+        match c {
+            '`' => in_tick = !in_tick,
+            ' ' if !in_tick => {
+                end = i;
+                break;
+            }
+            _ => {}
+        }
+        end = i + c.len_utf8();
+    }
+    let tail = rest[end..].trim_start();
+    format!("{}{}", &sql[..start], tail)
+}
+
+async fn show_create(conn: &mut MySqlConnection, what: &str, name: &str, col: usize) -> Result<String> {
+    let row: MySqlRow = sqlx::query(sqlx::AssertSqlSafe(format!("SHOW CREATE {what} {}", ident(name))))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| err(e, &format!("{what} {name}")))?;
+    let v: Vec<u8> = row.try_get_unchecked(col).map_err(|e| err(e, &format!("{what} {name}")))?;
+    Ok(String::from_utf8_lossy(&v).into_owned())
+}
+
+/// Reads the schema of `db`.
+///
+/// # Errors
+/// [`ErrorKind::Source`] when a query fails.
+pub async fn read(conn: &mut MySqlConnection, db: &str, filter: &Filter, keep_definers: bool) -> Result<Catalog> {
+    let mut cat = Catalog::default();
+    let definer = |s: String| if keep_definers { s } else { strip_definer(&s) };
+    let (cs, coll): (String, String) = sqlx::query_as(
+        "SELECT DEFAULT_CHARACTER_SET_NAME, DEFAULT_COLLATION_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+    )
+    .bind(db)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| err(e, "the database"))?;
+    cat.charset = (cs, coll);
+
+    let tables: Vec<(String, String, Option<String>, Option<i64>)> = sqlx::query_as(
+        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CAST(TABLE_ROWS AS SIGNED) FROM information_schema.TABLES
+         WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+    )
+    .bind(db)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| err(e, "tables"))?;
+    let mut views = Vec::new();
+    for (name, ty, engine, rows) in tables {
+        if ty == "VIEW" {
+            views.push(name);
+            continue;
+        }
+        if !filter.table_included(&name) {
+            continue;
+        }
+        if ty == "SEQUENCE" {
+            cat.pre_data.push(Statement { kind: "sequence".into(), name: name.clone(), sql: show_create(conn, "SEQUENCE", &name, 1).await? });
+            let next: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT next_not_cached_value FROM {}", ident(&name))))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| err(e, &format!("sequence {name}")))?;
+            cat.post_data.push(Statement {
+                kind: "sequence value".into(),
+                name: name.clone(),
+                sql: format!("SELECT SETVAL({}, {next}, 0)", ident(&name)),
+            });
+            continue;
+        }
+        let engine = engine.unwrap_or_default();
+        if !engine.eq_ignore_ascii_case("InnoDB") {
+            cat.warnings.push(format!(
+                "table {name} uses the non-transactional {engine} engine: its rows are not guaranteed consistent with the rest"
+            ));
+        }
+        cat.pre_data.push(Statement { kind: "table".into(), name: name.clone(), sql: show_create(conn, "TABLE", &name, 1).await? });
+        let cols: Vec<(String, String, String)> = sqlx::query_as(
+            "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS
+             WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
+        )
+        .bind(db)
+        .bind(&name)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| err(e, &format!("columns of {name}")))?;
+        let data_cols: Vec<&(String, String, String)> = cols.iter().filter(|(_, _, extra)| !extra.to_ascii_uppercase().contains("GENERATED")).collect();
+        cat.tables.push(TableData {
+            name: name.clone(),
+            columns: data_cols.iter().map(|c| c.0.clone()).collect(),
+            float_columns: data_cols.iter().filter(|c| c.1.eq_ignore_ascii_case("float")).map(|c| c.0.clone()).collect(),
+            estimated_rows: rows.unwrap_or(0),
+            engine,
+        });
+    }
+    // Routines before views (a view may call a function); bodies are not checked at creation.
+    let routines: Vec<(String, String)> = sqlx::query_as(
+        "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME",
+    )
+    .bind(db)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| err(e, "routines"))?;
+    for (name, ty) in routines {
+        let sql = show_create(conn, &ty, &name, 2).await?;
+        cat.pre_data.push(Statement { kind: ty.to_lowercase(), name, sql: definer(sql) });
+    }
+    for name in views {
+        let sql = show_create(conn, "VIEW", &name, 1).await?;
+        cat.post_data.push(Statement { kind: "view".into(), name, sql: definer(sql) });
+    }
+    let triggers: Vec<String> = sqlx::query_scalar(
+        "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
+    )
+    .bind(db)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| err(e, "triggers"))?;
+    for name in triggers {
+        let sql = show_create(conn, "TRIGGER", &name, 2).await?;
+        cat.post_data.push(Statement { kind: "trigger".into(), name, sql: definer(sql) });
+    }
+    let events: Vec<String> = sqlx::query_scalar("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME")
+        .bind(db)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| err(e, "events"))?;
+    for name in events {
+        let sql = show_create(conn, "EVENT", &name, 3).await?;
+        cat.post_data.push(Statement { kind: "event".into(), name, sql: definer(sql) });
+    }
+    Ok(cat)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn definers_are_stripped() {
+        assert_eq!(
+            strip_definer("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select 1"),
+            "CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `v` AS select 1"
+        );
+        assert_eq!(strip_definer("CREATE DEFINER=`a b`@`%` TRIGGER t"), "CREATE TRIGGER t");
+        assert_eq!(strip_definer("CREATE TABLE t (x int)"), "CREATE TABLE t (x int)");
+    }
+}

@@ -1,0 +1,415 @@
+//! Consistent parallel backup.
+//!
+//! Row format `mysql-rows-v1` (see `docs/MYSQL.md`): for every row, for every column in the
+//! entry's `columns` order, `0x00` for NULL or `0x01, LEB128 length, bytes`. The bytes are the
+//! server's text-protocol value with `character_set_results = binary` (no conversion) and the
+//! session time zone at UTC; FLOAT columns are read as `CAST(.. AS DOUBLE)`, which round-trips
+//! every float exactly.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use dbbackup_core::{
+    EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, RowCounter, Snapshot,
+    SnapshotSummary, Source, SourceInfo,
+};
+use futures::StreamExt;
+use sqlx::mysql::MySqlRow;
+use sqlx::{ConnectOptions, Connection, MySqlConnection, Row};
+use tokio::sync::{mpsc, Mutex};
+
+use crate::config::{Filter, MyUrl, ENGINE};
+use crate::error::my_error;
+use crate::schema::{self, ident, Catalog, Statement};
+
+pub(crate) const PRE_DATA: &str = "pre-data";
+pub(crate) const POST_DATA: &str = "post-data";
+const COALESCE: usize = 256 * 1024;
+
+/// A MySQL or MariaDB database to back up, natively.
+#[derive(Debug, Clone)]
+pub struct MySqlSource {
+    url: MyUrl,
+    filter: Filter,
+    jobs: usize,
+    lock_timeout: Duration,
+    no_lock: bool,
+    keep_definers: bool,
+    schema_only: bool,
+    data_only: bool,
+}
+
+impl MySqlSource {
+    /// The database at `url` (`mysql://user:pass@host:3306/db`, or `mariadb://`).
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a malformed URL.
+    pub fn new(url: &str) -> Result<Self> {
+        Ok(MySqlSource {
+            url: url.parse()?,
+            filter: Filter::default(),
+            jobs: 2,
+            lock_timeout: Duration::from_secs(10),
+            no_lock: false,
+            keep_definers: false,
+            schema_only: false,
+            data_only: false,
+        })
+    }
+    /// Worker connections (default 2).
+    pub fn with_jobs(mut self, jobs: usize) -> Self {
+        self.jobs = jobs.max(1);
+        self
+    }
+    /// Which tables.
+    pub fn with_filter(mut self, filter: Filter) -> Self {
+        self.filter = filter;
+        self
+    }
+    /// How long to wait for the brief backup lock before giving up (default 10 s).
+    pub fn with_lock_timeout(mut self, t: Duration) -> Self {
+        self.lock_timeout = t;
+        self
+    }
+    /// Take no lock: one connection, one consistent snapshot (consistent for InnoDB tables only;
+    /// no binlog position unless the server reports the snapshot's).
+    pub fn no_lock(mut self, yes: bool) -> Self {
+        self.no_lock = yes;
+        self
+    }
+    /// Keep `DEFINER=` clauses (default: stripped, so a restore runs as the restoring user).
+    pub fn keep_definers(mut self, yes: bool) -> Self {
+        self.keep_definers = yes;
+        self
+    }
+    /// Schema only.
+    pub fn schema_only(mut self, yes: bool) -> Self {
+        self.schema_only = yes;
+        self
+    }
+    /// Rows only.
+    pub fn data_only(mut self, yes: bool) -> Self {
+        self.data_only = yes;
+        self
+    }
+}
+
+/// A session at UTC. `binary`: results carry each column's own bytes, unconverted (for reading
+/// rows); otherwise utf8mb4 (for DDL, whose literals must keep their characters).
+pub(crate) async fn connect(url: &MyUrl, kind: ErrorKind, binary: bool) -> Result<MySqlConnection> {
+    let mut c = url
+        .options
+        .connect()
+        .await
+        .map_err(|e| my_error(e, kind, &format!("cannot connect to {url}")))?;
+    let setup = if binary {
+        "SET NAMES utf8mb4; SET SESSION character_set_results = binary; SET SESSION time_zone = '+00:00'"
+    } else {
+        "SET NAMES utf8mb4; SET SESSION time_zone = '+00:00'"
+    };
+    sqlx::raw_sql(setup)
+        .execute(&mut c)
+        .await
+        .map_err(|e| my_error(e, kind, "cannot set up the session"))?;
+    Ok(c)
+}
+
+async fn exec(c: &mut MySqlConnection, sql: &'static str, what: &str) -> Result<()> {
+    sqlx::raw_sql(sql).execute(c).await.map(|_| ()).map_err(|e| my_error(e, ErrorKind::Source, what))
+}
+
+struct MySnapshot {
+    info: SourceInfo,
+    catalog: Catalog,
+    db: String,
+    workers_tx: mpsc::Sender<MySqlConnection>,
+    workers_rx: Arc<Mutex<mpsc::Receiver<MySqlConnection>>>,
+    schema_only: bool,
+    data_only: bool,
+}
+
+#[async_trait]
+impl Source for MySqlSource {
+    async fn open(&self) -> Result<Box<dyn Snapshot>> {
+        let mut coord = connect(&self.url, ErrorKind::Source, false).await?;
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut coord)
+            .await
+            .map_err(|e| my_error(e, ErrorKind::Source, "cannot read the server version"))?;
+        let version = String::from_utf8_lossy(version.as_bytes()).into_owned();
+        let mariadb = version.to_ascii_lowercase().contains("mariadb");
+        let jobs = if self.no_lock { 1 } else { self.jobs };
+        let mut position = BTreeMap::new();
+        let mut workers = Vec::new();
+        let mut warnings = Vec::new();
+
+        if self.no_lock {
+            let mut w = connect(&self.url, ErrorKind::Source, true).await?;
+            exec(&mut w, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "isolation level").await?;
+            exec(&mut w, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", "cannot start a snapshot").await?;
+            if mariadb {
+                // MariaDB reports the binlog position of a consistent snapshot without any lock.
+                let rows = sqlx::query("SHOW STATUS LIKE 'binlog_snapshot_%'").fetch_all(&mut w).await.unwrap_or_default();
+                for r in rows {
+                    let (k, v): (String, String) = (lossy(&r, 0), lossy(&r, 1));
+                    if !v.is_empty() {
+                        position.insert(k, v);
+                    }
+                }
+            }
+            warnings.push("taken without a lock (no-lock mode): consistent for InnoDB tables only".to_owned());
+            workers.push(w);
+        } else {
+            let secs = self.lock_timeout.as_secs().max(1);
+            sqlx::query(sqlx::AssertSqlSafe(format!("SET SESSION lock_wait_timeout = {secs}")))
+                .execute(&mut coord)
+                .await
+                .map_err(|e| my_error(e, ErrorKind::Source, "cannot set lock_wait_timeout"))?;
+            let lock: &[&'static str] = if mariadb {
+                &["BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"]
+            } else {
+                &["FLUSH TABLES WITH READ LOCK"]
+            };
+            for stmt in lock {
+                let fut = sqlx::raw_sql(*stmt).execute(&mut coord);
+                match tokio::time::timeout(self.lock_timeout + Duration::from_secs(2), fut).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => {
+                        return Err(my_error(
+                            e,
+                            ErrorKind::Source,
+                            &format!(
+                                "could not take the brief backup lock ({stmt}) within {secs} s: a long-running \
+                                 query or transaction holds it; retry later, raise the lock timeout, or use the no-lock mode"
+                            ),
+                        ))
+                    }
+                    Err(_) => {
+                        return Err(Error::new(
+                            ErrorKind::Source,
+                            format!("could not take the brief backup lock ({stmt}) within {secs} s; retry later or use the no-lock mode"),
+                        ))
+                    }
+                }
+            }
+            let result: Result<()> = async {
+                if let Ok(Some(r)) = sqlx::query("SHOW MASTER STATUS").fetch_optional(&mut coord).await {
+                    position.insert("binlog_file".into(), lossy(&r, 0));
+                    position.insert("binlog_position".into(), lossy(&r, 1));
+                }
+                let gtid_sql = if mariadb { "SELECT @@GLOBAL.gtid_binlog_pos" } else { "SELECT @@GLOBAL.gtid_executed" };
+                if let Ok(r) = sqlx::query(gtid_sql).fetch_one(&mut coord).await {
+                    let g = lossy(&r, 0);
+                    if !g.is_empty() {
+                        position.insert("gtid".into(), g);
+                    }
+                }
+                for _ in 0..jobs {
+                    let mut w = connect(&self.url, ErrorKind::Source, true).await?;
+                    exec(&mut w, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "isolation level").await?;
+                    exec(&mut w, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", "cannot start a worker snapshot").await?;
+                    workers.push(w);
+                }
+                Ok(())
+            }
+            .await;
+            // Released at once, whatever happened.
+            let unlock = if mariadb { "BACKUP STAGE END" } else { "UNLOCK TABLES" };
+            let _ = sqlx::raw_sql(unlock).execute(&mut coord).await;
+            result?;
+        }
+        if position.is_empty() {
+            position.insert("binlog".into(), "disabled".into());
+        }
+        let mut catalog = schema::read(&mut coord, self.url.database(), &self.filter, self.keep_definers).await?;
+        catalog.warnings.extend(warnings);
+        let _ = coord.close().await;
+
+        let (tx, rx) = mpsc::channel(jobs);
+        for w in workers {
+            tx.send(w).await.expect("room for every worker");
+        }
+        Ok(Box::new(MySnapshot {
+            info: SourceInfo {
+                engine: ENGINE.into(),
+                server_version: Some(version),
+                database: Some(self.url.database().to_owned()),
+                position,
+            },
+            catalog,
+            db: self.url.database().to_owned(),
+            workers_tx: tx,
+            workers_rx: Arc::new(Mutex::new(rx)),
+            schema_only: self.schema_only,
+            data_only: self.data_only,
+        }))
+    }
+}
+
+fn lossy(r: &MySqlRow, i: usize) -> String {
+    r.try_get_unchecked::<Option<Vec<u8>>, _>(i)
+        .ok()
+        .flatten()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_default()
+}
+
+fn statements_bytes(stmts: &[Statement]) -> Bytes {
+    let mut out = Vec::new();
+    for s in stmts {
+        serde_json::to_writer(&mut out, s).expect("serializes");
+        out.push(b'\n');
+    }
+    Bytes::from(out)
+}
+
+/// Appends one row in `mysql-rows-v1`.
+pub(crate) fn encode_row(row: &MySqlRow, columns: usize, out: &mut BytesMut) -> Result<()> {
+    for i in 0..columns {
+        let v: Option<Vec<u8>> = row
+            .try_get_unchecked(i)
+            .map_err(|e| Error::new(ErrorKind::Source, format!("cannot read column {i}: {e}")))?;
+        match v {
+            None => out.extend_from_slice(&[0]),
+            Some(bytes) => {
+                out.extend_from_slice(&[1]);
+                let mut n = bytes.len() as u64;
+                loop {
+                    let b = (n & 0x7f) as u8;
+                    n >>= 7;
+                    if n == 0 {
+                        out.extend_from_slice(&[b]);
+                        break;
+                    }
+                    out.extend_from_slice(&[b | 0x80]);
+                }
+                out.extend_from_slice(&bytes);
+            }
+        }
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl Snapshot for MySnapshot {
+    fn info(&self) -> SourceInfo {
+        self.info.clone()
+    }
+
+    fn entries(&self) -> Vec<EntrySpec> {
+        let mut out = Vec::new();
+        let objects: Vec<String> = self.catalog.pre_data.iter().chain(&self.catalog.post_data).map(|s| format!("{}:{}", s.kind, s.name)).collect();
+        if !self.data_only {
+            out.push(EntrySpec::new(PRE_DATA, EntryKind::PreData, 0).with_meta(serde_json::json!({
+                "format": "statements-jsonl",
+                "charset": self.catalog.charset.0,
+                "collation": self.catalog.charset.1,
+                "objects": objects,
+            })));
+        }
+        if !self.schema_only {
+            let mut tables = self.catalog.tables.clone();
+            tables.sort_by(|a, b| b.estimated_rows.cmp(&a.estimated_rows).then(a.name.cmp(&b.name)));
+            for t in tables {
+                out.push(EntrySpec::new(format!("data/{}", t.name), EntryKind::Data, 1).with_meta(serde_json::json!({
+                    "format": "mysql-rows-v1",
+                    "name": t.name,
+                    "table": t.name,
+                    "columns": t.columns,
+                })));
+            }
+        }
+        let post: Vec<&Statement> = self.catalog.post_data.iter().filter(|s| !self.data_only || s.kind == "sequence value").collect();
+        if !post.is_empty() || !self.data_only {
+            out.push(EntrySpec::new(POST_DATA, EntryKind::PostData, 2).with_meta(serde_json::json!({"format": "statements-jsonl"})));
+        }
+        out
+    }
+
+    async fn read(&self, entry: &EntrySpec) -> Result<EntryData> {
+        if entry.name == PRE_DATA || entry.name == POST_DATA {
+            let stmts: Vec<Statement> = if entry.name == PRE_DATA {
+                self.catalog.pre_data.clone()
+            } else {
+                self.catalog.post_data.iter().filter(|s| !self.data_only || s.kind == "sequence value").cloned().collect()
+            };
+            let b = statements_bytes(&stmts);
+            return Ok(EntryData::bytes(Box::pin(futures::stream::once(async move { Ok(b) }))));
+        }
+        let table = self
+            .catalog
+            .tables
+            .iter()
+            .find(|t| Some(t.name.as_str()) == entry.meta["table"].as_str())
+            .cloned()
+            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no table for entry {}", entry.name)))?;
+        let cols: Vec<String> = table
+            .columns
+            .iter()
+            .map(|c| if table.float_columns.contains(c) { format!("CAST({} AS DOUBLE)", ident(c)) } else { ident(c) })
+            .collect();
+        let sql = format!("SELECT {} FROM {}.{}", cols.join(", "), ident(&self.db), ident(&table.name));
+        let ncols = table.columns.len();
+        let mut conn = self
+            .workers_rx
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "the worker pool is closed"))?;
+        let back = self.workers_tx.clone();
+        let rows = RowCounter::new();
+        let counter = rows.clone();
+        let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
+        let what = format!("reading table {} failed", table.name);
+        tokio::spawn(async move {
+            let result: Result<()> = async {
+                let mut stream = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch(&mut conn);
+                let mut block = BytesMut::with_capacity(COALESCE);
+                let mut n = 0u64;
+                while let Some(row) = stream.next().await {
+                    let row = row.map_err(|e| my_error(e, ErrorKind::Source, &what))?;
+                    encode_row(&row, ncols, &mut block)?;
+                    n += 1;
+                    if block.len() >= COALESCE {
+                        counter.add(n);
+                        n = 0;
+                        if tx.send(Ok(block.split().freeze())).await.is_err() {
+                            return Err(Error::cancelled());
+                        }
+                    }
+                }
+                counter.add(n);
+                if !block.is_empty() && tx.send(Ok(block.freeze())).await.is_err() {
+                    return Err(Error::cancelled());
+                }
+                Ok(())
+            }
+            .await;
+            match result {
+                Ok(()) => {
+                    let _ = back.send(conn).await;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e)).await;
+                }
+            }
+        });
+        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
+        Ok(EntryData { stream: Box::pin(stream), rows: Some(rows) })
+    }
+
+    async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
+        drop(self.workers_tx);
+        let mut rx = self.workers_rx.lock().await;
+        rx.close();
+        while let Ok(mut w) = rx.try_recv() {
+            let _ = sqlx::raw_sql("COMMIT").execute(&mut w).await;
+            let _ = w.close().await;
+        }
+        Ok(SnapshotSummary { warnings: self.catalog.warnings.clone() })
+    }
+}
