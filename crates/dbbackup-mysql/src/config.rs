@@ -50,15 +50,29 @@ impl FromStr for MyUrl {
         } else if url.starts_with("mysql://") {
             url.to_owned()
         } else {
-            return Err(Error::new(ErrorKind::InvalidInput, format!("{} is not a mysql:// URL", redact(url))));
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{} is not a mysql:// URL", redact(url)),
+            ));
         };
         let redacted = redact(url);
-        let options = MySqlConnectOptions::from_str(&normalized)
-            .map_err(|e| Error::new(ErrorKind::InvalidInput, format!("invalid MySQL URL {redacted}: {e}")))?;
-        let database = options.get_database().map(str::to_owned).ok_or_else(|| {
-            Error::new(ErrorKind::InvalidInput, format!("{redacted} names no database (mysql://user@host:3306/DATABASE)"))
+        let options = MySqlConnectOptions::from_str(&normalized).map_err(|e| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("invalid MySQL URL {redacted}: {e}"),
+            )
         })?;
-        Ok(MyUrl { options, redacted, database })
+        let database = options.get_database().map(str::to_owned).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("{redacted} names no database (mysql://user@host:3306/DATABASE)"),
+            )
+        })?;
+        Ok(MyUrl {
+            options,
+            redacted,
+            database,
+        })
     }
 }
 

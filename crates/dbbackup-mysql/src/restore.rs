@@ -113,7 +113,10 @@ async fn existing_objects(c: &mut MySqlConnection, db: &str) -> Result<BTreeSet<
         .fetch_all(&mut *c)
         .await
         .map_err(|e| target_err(e, "cannot list the target's objects"))?;
-    Ok(rows.into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect())
+    Ok(rows
+        .into_iter()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .collect())
 }
 
 #[async_trait]
@@ -122,7 +125,10 @@ impl RestoreTarget for MySqlTarget {
         if manifest.source.engine != ENGINE {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
-                format!("backup {} is a {} backup; restore it into a {} target", manifest.backup_id, manifest.source.engine, manifest.source.engine),
+                format!(
+                    "backup {} is a {} backup; restore it into a {} target",
+                    manifest.backup_id, manifest.source.engine, manifest.source.engine
+                ),
             ));
         }
         let db = self.url.database().to_owned();
@@ -134,11 +140,13 @@ impl RestoreTarget for MySqlTarget {
                 .connect()
                 .await
                 .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
-            let exists: Option<Vec<u8>> = sqlx::query_scalar("SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
-                .bind(&db)
-                .fetch_optional(&mut c)
-                .await
-                .map_err(|e| target_err(e, "cannot look up databases"))?;
+            let exists: Option<Vec<u8>> = sqlx::query_scalar(
+                "SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+            )
+            .bind(&db)
+            .fetch_optional(&mut c)
+            .await
+            .map_err(|e| target_err(e, "cannot look up databases"))?;
             if exists.is_some() {
                 return Err(Error::new(
                     ErrorKind::AlreadyExists,
@@ -147,7 +155,9 @@ impl RestoreTarget for MySqlTarget {
             }
             let mut sql = format!("CREATE DATABASE {}", ident(&db));
             if let Some(p) = pre {
-                if let (Some(cs), Some(coll)) = (p.meta["charset"].as_str(), p.meta["collation"].as_str()) {
+                if let (Some(cs), Some(coll)) =
+                    (p.meta["charset"].as_str(), p.meta["collation"].as_str())
+                {
                     sql.push_str(&format!(" CHARACTER SET {cs} COLLATE {coll}"));
                 }
             }
@@ -158,19 +168,33 @@ impl RestoreTarget for MySqlTarget {
             let _ = c.close().await;
             let pool = MySqlPoolOptions::new()
                 .max_connections(self.jobs as u32)
-                .after_connect(|c, _| Box::pin(async move { sqlx::raw_sql(SESSION).execute(c).await.map(|_| ()) }))
+                .after_connect(|c, _| {
+                    Box::pin(async move { sqlx::raw_sql(SESSION).execute(c).await.map(|_| ()) })
+                })
                 .connect_with(self.url.options.clone())
                 .await
                 .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
-            return Ok(Box::new(Session { target: self.clone(), mode: Mode::Parallel(pool), warnings: Default::default() }));
+            return Ok(Box::new(Session {
+                target: self.clone(),
+                mode: Mode::Parallel(pool),
+                warnings: Default::default(),
+            }));
         }
         let mut c = connect(&self.url, ErrorKind::Target, false).await?;
         if !self.data_only {
             let wanted: BTreeSet<String> = pre
                 .and_then(|p| p.meta["objects"].as_array())
-                .map(|a| a.iter().filter_map(|o| o.as_str().map(str::to_owned)).collect())
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|o| o.as_str().map(str::to_owned))
+                        .collect()
+                })
                 .unwrap_or_default();
-            let clash: Vec<String> = existing_objects(&mut c, &db).await?.intersection(&wanted).cloned().collect();
+            let clash: Vec<String> = existing_objects(&mut c, &db)
+                .await?
+                .intersection(&wanted)
+                .cloned()
+                .collect();
             if !clash.is_empty() {
                 return Err(Error::new(
                     ErrorKind::Target,
@@ -183,11 +207,21 @@ impl RestoreTarget for MySqlTarget {
                 ));
             }
         }
-        sqlx::raw_sql(SESSION).execute(&mut c).await.map_err(|e| target_err(e, "cannot set up the session"))?;
+        sqlx::raw_sql(SESSION)
+            .execute(&mut c)
+            .await
+            .map_err(|e| target_err(e, "cannot set up the session"))?;
         if self.data_only {
-            sqlx::raw_sql("START TRANSACTION").execute(&mut c).await.map_err(|e| target_err(e, "START TRANSACTION"))?;
+            sqlx::raw_sql("START TRANSACTION")
+                .execute(&mut c)
+                .await
+                .map_err(|e| target_err(e, "START TRANSACTION"))?;
         }
-        Ok(Box::new(Session { target: self.clone(), mode: Mode::Atomic(Mutex::new(Some(c))), warnings: Default::default() }))
+        Ok(Box::new(Session {
+            target: self.clone(),
+            mode: Mode::Atomic(Mutex::new(Some(c))),
+            warnings: Default::default(),
+        }))
     }
 }
 
@@ -203,21 +237,38 @@ fn parse_statements(bytes: &[u8]) -> Result<Vec<Statement>> {
     bytes
         .split(|&b| b == b'\n')
         .filter(|l| !l.is_empty())
-        .map(|l| serde_json::from_slice(l).map_err(|e| Error::new(ErrorKind::Corrupt, format!("unreadable schema statement: {e}"))))
+        .map(|l| {
+            serde_json::from_slice(l).map_err(|e| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("unreadable schema statement: {e}"),
+                )
+            })
+        })
         .collect()
 }
 
 async fn run(c: &mut MySqlConnection, s: &Statement) -> std::result::Result<(), sqlx::Error> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(s.sql.clone())).execute(c).await.map(|_| ())
+    sqlx::raw_sql(sqlx::AssertSqlSafe(s.sql.clone()))
+        .execute(c)
+        .await
+        .map(|_| ())
 }
 
 async fn send(c: &mut MySqlConnection, what: &str, sql: String) -> Result<()> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(c).await.map(|_| ()).map_err(|e| target_err(e, what))
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(c)
+        .await
+        .map(|_| ())
+        .map_err(|e| target_err(e, what))
 }
 
 fn stmt_err(e: sqlx::Error, s: &Statement) -> Error {
     let err = target_err(e, &format!("restoring {} {} failed", s.kind, s.name));
-    Error::new(err.kind(), format!("{}\n  statement: {}", err.message(), s.sql))
+    Error::new(
+        err.kind(),
+        format!("{}\n  statement: {}", err.message(), s.sql),
+    )
 }
 
 /// Incremental decoder of `mysql-rows-v1`.
@@ -232,7 +283,9 @@ impl RowReader {
         let mut p = self.pos;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
-            let Some(&tag) = self.buf.get(p) else { return Ok(None) };
+            let Some(&tag) = self.buf.get(p) else {
+                return Ok(None);
+            };
             p += 1;
             match tag {
                 0 => out.push(None),
@@ -240,7 +293,9 @@ impl RowReader {
                     let mut len = 0usize;
                     let mut shift = 0;
                     loop {
-                        let Some(&b) = self.buf.get(p) else { return Ok(None) };
+                        let Some(&b) = self.buf.get(p) else {
+                            return Ok(None);
+                        };
                         p += 1;
                         len |= ((b & 0x7f) as usize) << shift;
                         shift += 7;
@@ -248,7 +303,10 @@ impl RowReader {
                             break;
                         }
                         if shift > 63 {
-                            return Err(Error::new(ErrorKind::Corrupt, "bad value length in row data"));
+                            return Err(Error::new(
+                                ErrorKind::Corrupt,
+                                "bad value length in row data",
+                            ));
                         }
                     }
                     if self.buf.len() < p + len {
@@ -271,11 +329,21 @@ impl RowReader {
 }
 
 impl Session {
-    async fn load(&self, c: &mut MySqlConnection, entry: &EntryRecord, mut data: ByteStream, own_txn: bool) -> Result<Option<u64>> {
+    async fn load(
+        &self,
+        c: &mut MySqlConnection,
+        entry: &EntryRecord,
+        mut data: ByteStream,
+        own_txn: bool,
+    ) -> Result<Option<u64>> {
         let table = entry.meta["name"].as_str().unwrap_or_default().to_owned();
         let columns: Vec<String> = entry.meta["columns"]
             .as_array()
-            .map(|a| a.iter().filter_map(|c| c.as_str().map(str::to_owned)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|c| c.as_str().map(str::to_owned))
+                    .collect()
+            })
             .unwrap_or_default();
         let present: Vec<Vec<u8>> = sqlx::query_scalar(
             "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?
@@ -285,12 +353,24 @@ impl Session {
         .fetch_all(&mut *c)
         .await
         .map_err(|e| target_err(e, &format!("cannot read the columns of {table}")))?;
-        let present: Vec<String> = present.into_iter().map(|v| String::from_utf8_lossy(&v).into_owned()).collect();
+        let present: Vec<String> = present
+            .into_iter()
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .collect();
         if present.is_empty() {
-            return Err(Error::new(ErrorKind::Target, format!("table {table} does not exist in the target; restore the schema too")));
+            return Err(Error::new(
+                ErrorKind::Target,
+                format!("table {table} does not exist in the target; restore the schema too"),
+            ));
         }
-        let keep: Vec<usize> = (0..columns.len()).filter(|&i| present.contains(&columns[i])).collect();
-        let dropped: Vec<&str> = columns.iter().filter(|c| !present.contains(c)).map(String::as_str).collect();
+        let keep: Vec<usize> = (0..columns.len())
+            .filter(|&i| present.contains(&columns[i]))
+            .collect();
+        let dropped: Vec<&str> = columns
+            .iter()
+            .filter(|c| !present.contains(c))
+            .map(String::as_str)
+            .collect();
         if !dropped.is_empty() {
             let msg = format!("table {table}: backed-up column(s) {} no longer exist in the target; their values were not restored", dropped.join(", "));
             if self.target.fail_on_dropped_columns {
@@ -301,10 +381,16 @@ impl Session {
         let head = format!(
             "INSERT INTO {} ({}) VALUES ",
             ident(&table),
-            keep.iter().map(|&i| ident(&columns[i])).collect::<Vec<_>>().join(", ")
+            keep.iter()
+                .map(|&i| ident(&columns[i]))
+                .collect::<Vec<_>>()
+                .join(", ")
         );
         let what = format!("loading rows into {table} failed");
-        let mut reader = RowReader { buf: Vec::new(), pos: 0 };
+        let mut reader = RowReader {
+            buf: Vec::new(),
+            pos: 0,
+        };
         let mut stmt = String::new();
         let mut in_txn = 0usize;
         let mut rows = 0u64;
@@ -345,7 +431,10 @@ impl Session {
                 reader.compact();
             }
             if reader.buf.len() > reader.pos {
-                return Err(Error::new(ErrorKind::Corrupt, format!("row data of {table} ends in the middle of a row")));
+                return Err(Error::new(
+                    ErrorKind::Corrupt,
+                    format!("row data of {table} ends in the middle of a row"),
+                ));
             }
             if !stmt.is_empty() {
                 send(&mut *c, &what, std::mem::take(&mut stmt)).await?;
@@ -365,7 +454,13 @@ impl Session {
         Ok(Some(rows))
     }
 
-    async fn apply(&self, c: &mut MySqlConnection, entry: &EntryRecord, data: ByteStream, own_txn: bool) -> Result<Option<u64>> {
+    async fn apply(
+        &self,
+        c: &mut MySqlConnection,
+        entry: &EntryRecord,
+        data: ByteStream,
+        own_txn: bool,
+    ) -> Result<Option<u64>> {
         match entry.kind {
             EntryKind::PreData => {
                 let stmts = parse_statements(&read_all(data).await?)?;
@@ -408,7 +503,10 @@ impl Session {
                 Ok(None)
             }
             EntryKind::Data => self.load(c, entry, data, own_txn).await,
-            _ => Err(Error::new(ErrorKind::Unsupported, format!("entry {} is not a native MySQL entry", entry.name))),
+            _ => Err(Error::new(
+                ErrorKind::Unsupported,
+                format!("entry {} is not a native MySQL entry", entry.name),
+            )),
         }
     }
 }
@@ -419,13 +517,18 @@ impl RestoreSession for Session {
         match &self.mode {
             Mode::Atomic(conn) => {
                 let mut g = conn.lock().await;
-                let c = g.as_mut().ok_or_else(|| Error::new(ErrorKind::Internal, "the restore connection is gone"))?;
+                let c = g.as_mut().ok_or_else(|| {
+                    Error::new(ErrorKind::Internal, "the restore connection is gone")
+                })?;
                 // Data-only: one transaction for everything (opened in begin); otherwise bounded ones.
                 let own = !self.target.data_only;
                 self.apply(c, entry, data, own).await
             }
             Mode::Parallel(pool) => {
-                let mut c = pool.acquire().await.map_err(|e| target_err(e, "cannot get a connection"))?;
+                let mut c = pool
+                    .acquire()
+                    .await
+                    .map_err(|e| target_err(e, "cannot get a connection"))?;
                 self.apply(&mut c, entry, data, true).await
             }
         }
@@ -436,14 +539,19 @@ impl RestoreSession for Session {
             Mode::Atomic(conn) => {
                 if let Some(mut c) = conn.lock().await.take() {
                     if self.target.data_only {
-                        sqlx::raw_sql("COMMIT").execute(&mut c).await.map_err(|e| target_err(e, "COMMIT of the restore failed"))?;
+                        sqlx::raw_sql("COMMIT")
+                            .execute(&mut c)
+                            .await
+                            .map_err(|e| target_err(e, "COMMIT of the restore failed"))?;
                     }
                     let _ = c.close().await;
                 }
             }
             Mode::Parallel(pool) => pool.close().await,
         }
-        Ok(RestoreSummary { warnings: self.warnings.lock().expect("lock").clone() })
+        Ok(RestoreSummary {
+            warnings: self.warnings.lock().expect("lock").clone(),
+        })
     }
 
     async fn abort(self: Box<Self>, _error: &Error) -> Result<()> {
@@ -463,11 +571,20 @@ impl RestoreSession for Session {
                 if self.target.keep_on_failure {
                     return Ok(());
                 }
-                let mut c = self.target.url.server().connect().await.map_err(|e| target_err(e, "cannot connect to drop the failed restore"))?;
-                sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {}", ident(self.target.url.database()))))
-                    .execute(&mut c)
+                let mut c = self
+                    .target
+                    .url
+                    .server()
+                    .connect()
                     .await
-                    .map_err(|e| target_err(e, "cannot drop the database of the failed restore"))?;
+                    .map_err(|e| target_err(e, "cannot connect to drop the failed restore"))?;
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "DROP DATABASE IF EXISTS {}",
+                    ident(self.target.url.database())
+                )))
+                .execute(&mut c)
+                .await
+                .map_err(|e| target_err(e, "cannot drop the database of the failed restore"))?;
                 Ok(())
             }
         }

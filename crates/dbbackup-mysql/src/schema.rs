@@ -60,7 +60,9 @@ fn err(e: sqlx::Error, what: &str) -> dbbackup_core::Error {
 
 /// Removes `DEFINER=...` clauses (a restore runs as the restoring user then).
 pub fn strip_definer(sql: &str) -> String {
-    let Some(start) = sql.find("DEFINER=") else { return sql.to_owned() };
+    let Some(start) = sql.find("DEFINER=") else {
+        return sql.to_owned();
+    };
     let rest = &sql[start + "DEFINER=".len()..];
     // DEFINER=`user`@`host` or DEFINER=user@host, followed by a space.
     let mut end = 0;
@@ -80,12 +82,22 @@ pub fn strip_definer(sql: &str) -> String {
     format!("{}{}", &sql[..start], tail)
 }
 
-async fn show_create(conn: &mut MySqlConnection, what: &str, name: &str, col: usize) -> Result<String> {
-    let row: MySqlRow = sqlx::query(sqlx::AssertSqlSafe(format!("SHOW CREATE {what} {}", ident(name))))
-        .fetch_one(&mut *conn)
-        .await
+async fn show_create(
+    conn: &mut MySqlConnection,
+    what: &str,
+    name: &str,
+    col: usize,
+) -> Result<String> {
+    let row: MySqlRow = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SHOW CREATE {what} {}",
+        ident(name)
+    )))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| err(e, &format!("{what} {name}")))?;
+    let v: Vec<u8> = row
+        .try_get_unchecked(col)
         .map_err(|e| err(e, &format!("{what} {name}")))?;
-    let v: Vec<u8> = row.try_get_unchecked(col).map_err(|e| err(e, &format!("{what} {name}")))?;
     Ok(String::from_utf8_lossy(&v).into_owned())
 }
 
@@ -93,7 +105,12 @@ async fn show_create(conn: &mut MySqlConnection, what: &str, name: &str, col: us
 ///
 /// # Errors
 /// [`ErrorKind::Source`] when a query fails.
-pub async fn read(conn: &mut MySqlConnection, db: &str, filter: &Filter, keep_definers: bool) -> Result<Catalog> {
+pub async fn read(
+    conn: &mut MySqlConnection,
+    db: &str,
+    filter: &Filter,
+    keep_definers: bool,
+) -> Result<Catalog> {
     let mut cat = Catalog::default();
     let definer = |s: String| if keep_definers { s } else { strip_definer(&s) };
     let (cs, coll): (String, String) = sqlx::query_as(
@@ -123,11 +140,18 @@ pub async fn read(conn: &mut MySqlConnection, db: &str, filter: &Filter, keep_de
             continue;
         }
         if ty == "SEQUENCE" {
-            cat.pre_data.push(Statement { kind: "sequence".into(), name: name.clone(), sql: show_create(conn, "SEQUENCE", &name, 1).await? });
-            let next: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT next_not_cached_value FROM {}", ident(&name))))
-                .fetch_one(&mut *conn)
-                .await
-                .map_err(|e| err(e, &format!("sequence {name}")))?;
+            cat.pre_data.push(Statement {
+                kind: "sequence".into(),
+                name: name.clone(),
+                sql: show_create(conn, "SEQUENCE", &name, 1).await?,
+            });
+            let next: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT next_not_cached_value FROM {}",
+                ident(&name)
+            )))
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| err(e, &format!("sequence {name}")))?;
             cat.post_data.push(Statement {
                 kind: "sequence value".into(),
                 name: name.clone(),
@@ -141,7 +165,11 @@ pub async fn read(conn: &mut MySqlConnection, db: &str, filter: &Filter, keep_de
                 "table {name} uses the non-transactional {engine} engine: its rows are not guaranteed consistent with the rest"
             ));
         }
-        cat.pre_data.push(Statement { kind: "table".into(), name: name.clone(), sql: show_create(conn, "TABLE", &name, 1).await? });
+        cat.pre_data.push(Statement {
+            kind: "table".into(),
+            name: name.clone(),
+            sql: show_create(conn, "TABLE", &name, 1).await?,
+        });
         let cols: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS
              WHERE TABLE_SCHEMA = ? AND TABLE_NAME = ? ORDER BY ORDINAL_POSITION",
@@ -151,11 +179,18 @@ pub async fn read(conn: &mut MySqlConnection, db: &str, filter: &Filter, keep_de
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| err(e, &format!("columns of {name}")))?;
-        let data_cols: Vec<&(String, String, String)> = cols.iter().filter(|(_, _, extra)| !extra.to_ascii_uppercase().contains("GENERATED")).collect();
+        let data_cols: Vec<&(String, String, String)> = cols
+            .iter()
+            .filter(|(_, _, extra)| !extra.to_ascii_uppercase().contains("GENERATED"))
+            .collect();
         cat.tables.push(TableData {
             name: name.clone(),
             columns: data_cols.iter().map(|c| c.0.clone()).collect(),
-            float_columns: data_cols.iter().filter(|c| c.1.eq_ignore_ascii_case("float")).map(|c| c.0.clone()).collect(),
+            float_columns: data_cols
+                .iter()
+                .filter(|c| c.1.eq_ignore_ascii_case("float"))
+                .map(|c| c.0.clone())
+                .collect(),
             estimated_rows: rows.unwrap_or(0),
             engine,
         });
@@ -170,11 +205,19 @@ pub async fn read(conn: &mut MySqlConnection, db: &str, filter: &Filter, keep_de
     .map_err(|e| err(e, "routines"))?;
     for (name, ty) in routines {
         let sql = show_create(conn, &ty, &name, 2).await?;
-        cat.pre_data.push(Statement { kind: ty.to_lowercase(), name, sql: definer(sql) });
+        cat.pre_data.push(Statement {
+            kind: ty.to_lowercase(),
+            name,
+            sql: definer(sql),
+        });
     }
     for name in views {
         let sql = show_create(conn, "VIEW", &name, 1).await?;
-        cat.post_data.push(Statement { kind: "view".into(), name, sql: definer(sql) });
+        cat.post_data.push(Statement {
+            kind: "view".into(),
+            name,
+            sql: definer(sql),
+        });
     }
     let triggers: Vec<String> = sqlx::query_scalar(
         "SELECT TRIGGER_NAME FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY EVENT_OBJECT_TABLE, ACTION_ORDER",
@@ -185,7 +228,11 @@ pub async fn read(conn: &mut MySqlConnection, db: &str, filter: &Filter, keep_de
     .map_err(|e| err(e, "triggers"))?;
     for name in triggers {
         let sql = show_create(conn, "TRIGGER", &name, 2).await?;
-        cat.post_data.push(Statement { kind: "trigger".into(), name, sql: definer(sql) });
+        cat.post_data.push(Statement {
+            kind: "trigger".into(),
+            name,
+            sql: definer(sql),
+        });
     }
     let events: Vec<String> = sqlx::query_scalar("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME")
         .bind(db)
@@ -194,7 +241,11 @@ pub async fn read(conn: &mut MySqlConnection, db: &str, filter: &Filter, keep_de
         .map_err(|e| err(e, "events"))?;
     for name in events {
         let sql = show_create(conn, "EVENT", &name, 3).await?;
-        cat.post_data.push(Statement { kind: "event".into(), name, sql: definer(sql) });
+        cat.post_data.push(Statement {
+            kind: "event".into(),
+            name,
+            sql: definer(sql),
+        });
     }
     Ok(cat)
 }
@@ -209,7 +260,13 @@ mod tests {
             strip_definer("CREATE ALGORITHM=UNDEFINED DEFINER=`root`@`localhost` SQL SECURITY DEFINER VIEW `v` AS select 1"),
             "CREATE ALGORITHM=UNDEFINED SQL SECURITY DEFINER VIEW `v` AS select 1"
         );
-        assert_eq!(strip_definer("CREATE DEFINER=`a b`@`%` TRIGGER t"), "CREATE TRIGGER t");
-        assert_eq!(strip_definer("CREATE TABLE t (x int)"), "CREATE TABLE t (x int)");
+        assert_eq!(
+            strip_definer("CREATE DEFINER=`a b`@`%` TRIGGER t"),
+            "CREATE TRIGGER t"
+        );
+        assert_eq!(
+            strip_definer("CREATE TABLE t (x int)"),
+            "CREATE TABLE t (x int)"
+        );
     }
 }

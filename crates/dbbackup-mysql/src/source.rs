@@ -118,7 +118,11 @@ pub(crate) async fn connect(url: &MyUrl, kind: ErrorKind, binary: bool) -> Resul
 }
 
 async fn exec(c: &mut MySqlConnection, sql: &'static str, what: &str) -> Result<()> {
-    sqlx::raw_sql(sql).execute(c).await.map(|_| ()).map_err(|e| my_error(e, ErrorKind::Source, what))
+    sqlx::raw_sql(sql)
+        .execute(c)
+        .await
+        .map(|_| ())
+        .map_err(|e| my_error(e, ErrorKind::Source, what))
 }
 
 struct MySnapshot {
@@ -148,11 +152,24 @@ impl Source for MySqlSource {
 
         if self.no_lock {
             let mut w = connect(&self.url, ErrorKind::Source, true).await?;
-            exec(&mut w, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "isolation level").await?;
-            exec(&mut w, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", "cannot start a snapshot").await?;
+            exec(
+                &mut w,
+                "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                "isolation level",
+            )
+            .await?;
+            exec(
+                &mut w,
+                "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+                "cannot start a snapshot",
+            )
+            .await?;
             if mariadb {
                 // MariaDB reports the binlog position of a consistent snapshot without any lock.
-                let rows = sqlx::query("SHOW STATUS LIKE 'binlog_snapshot_%'").fetch_all(&mut w).await.unwrap_or_default();
+                let rows = sqlx::query("SHOW STATUS LIKE 'binlog_snapshot_%'")
+                    .fetch_all(&mut w)
+                    .await
+                    .unwrap_or_default();
                 for r in rows {
                     let (k, v): (String, String) = (lossy(&r, 0), lossy(&r, 1));
                     if !v.is_empty() {
@@ -160,14 +177,18 @@ impl Source for MySqlSource {
                     }
                 }
             }
-            warnings.push("taken without a lock (no-lock mode): consistent for InnoDB tables only".to_owned());
+            warnings.push(
+                "taken without a lock (no-lock mode): consistent for InnoDB tables only".to_owned(),
+            );
             workers.push(w);
         } else {
             let secs = self.lock_timeout.as_secs().max(1);
-            sqlx::query(sqlx::AssertSqlSafe(format!("SET SESSION lock_wait_timeout = {secs}")))
-                .execute(&mut coord)
-                .await
-                .map_err(|e| my_error(e, ErrorKind::Source, "cannot set lock_wait_timeout"))?;
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SET SESSION lock_wait_timeout = {secs}"
+            )))
+            .execute(&mut coord)
+            .await
+            .map_err(|e| my_error(e, ErrorKind::Source, "cannot set lock_wait_timeout"))?;
             let lock: &[&'static str] = if mariadb {
                 &["BACKUP STAGE START", "BACKUP STAGE BLOCK_COMMIT"]
             } else {
@@ -196,11 +217,18 @@ impl Source for MySqlSource {
                 }
             }
             let result: Result<()> = async {
-                if let Ok(Some(r)) = sqlx::query("SHOW MASTER STATUS").fetch_optional(&mut coord).await {
+                if let Ok(Some(r)) = sqlx::query("SHOW MASTER STATUS")
+                    .fetch_optional(&mut coord)
+                    .await
+                {
                     position.insert("binlog_file".into(), lossy(&r, 0));
                     position.insert("binlog_position".into(), lossy(&r, 1));
                 }
-                let gtid_sql = if mariadb { "SELECT @@GLOBAL.gtid_binlog_pos" } else { "SELECT @@GLOBAL.gtid_executed" };
+                let gtid_sql = if mariadb {
+                    "SELECT @@GLOBAL.gtid_binlog_pos"
+                } else {
+                    "SELECT @@GLOBAL.gtid_executed"
+                };
                 if let Ok(r) = sqlx::query(gtid_sql).fetch_one(&mut coord).await {
                     let g = lossy(&r, 0);
                     if !g.is_empty() {
@@ -209,22 +237,42 @@ impl Source for MySqlSource {
                 }
                 for _ in 0..jobs {
                     let mut w = connect(&self.url, ErrorKind::Source, true).await?;
-                    exec(&mut w, "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ", "isolation level").await?;
-                    exec(&mut w, "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY", "cannot start a worker snapshot").await?;
+                    exec(
+                        &mut w,
+                        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+                        "isolation level",
+                    )
+                    .await?;
+                    exec(
+                        &mut w,
+                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+                        "cannot start a worker snapshot",
+                    )
+                    .await?;
                     workers.push(w);
                 }
                 Ok(())
             }
             .await;
             // Released at once, whatever happened.
-            let unlock = if mariadb { "BACKUP STAGE END" } else { "UNLOCK TABLES" };
+            let unlock = if mariadb {
+                "BACKUP STAGE END"
+            } else {
+                "UNLOCK TABLES"
+            };
             let _ = sqlx::raw_sql(unlock).execute(&mut coord).await;
             result?;
         }
         if position.is_empty() {
             position.insert("binlog".into(), "disabled".into());
         }
-        let mut catalog = schema::read(&mut coord, self.url.database(), &self.filter, self.keep_definers).await?;
+        let mut catalog = schema::read(
+            &mut coord,
+            self.url.database(),
+            &self.filter,
+            self.keep_definers,
+        )
+        .await?;
         catalog.warnings.extend(warnings);
         let _ = coord.close().await;
 
@@ -301,30 +349,54 @@ impl Snapshot for MySnapshot {
 
     fn entries(&self) -> Vec<EntrySpec> {
         let mut out = Vec::new();
-        let objects: Vec<String> = self.catalog.pre_data.iter().chain(&self.catalog.post_data).map(|s| format!("{}:{}", s.kind, s.name)).collect();
+        let objects: Vec<String> = self
+            .catalog
+            .pre_data
+            .iter()
+            .chain(&self.catalog.post_data)
+            .map(|s| format!("{}:{}", s.kind, s.name))
+            .collect();
         if !self.data_only {
-            out.push(EntrySpec::new(PRE_DATA, EntryKind::PreData, 0).with_meta(serde_json::json!({
-                "format": "statements-jsonl",
-                "charset": self.catalog.charset.0,
-                "collation": self.catalog.charset.1,
-                "objects": objects,
-            })));
+            out.push(EntrySpec::new(PRE_DATA, EntryKind::PreData, 0).with_meta(
+                serde_json::json!({
+                    "format": "statements-jsonl",
+                    "charset": self.catalog.charset.0,
+                    "collation": self.catalog.charset.1,
+                    "objects": objects,
+                }),
+            ));
         }
         if !self.schema_only {
             let mut tables = self.catalog.tables.clone();
-            tables.sort_by(|a, b| b.estimated_rows.cmp(&a.estimated_rows).then(a.name.cmp(&b.name)));
+            tables.sort_by(|a, b| {
+                b.estimated_rows
+                    .cmp(&a.estimated_rows)
+                    .then(a.name.cmp(&b.name))
+            });
             for t in tables {
-                out.push(EntrySpec::new(format!("data/{}", t.name), EntryKind::Data, 1).with_meta(serde_json::json!({
-                    "format": "mysql-rows-v1",
-                    "name": t.name,
-                    "table": t.name,
-                    "columns": t.columns,
-                })));
+                out.push(
+                    EntrySpec::new(format!("data/{}", t.name), EntryKind::Data, 1).with_meta(
+                        serde_json::json!({
+                            "format": "mysql-rows-v1",
+                            "name": t.name,
+                            "table": t.name,
+                            "columns": t.columns,
+                        }),
+                    ),
+                );
             }
         }
-        let post: Vec<&Statement> = self.catalog.post_data.iter().filter(|s| !self.data_only || s.kind == "sequence value").collect();
+        let post: Vec<&Statement> = self
+            .catalog
+            .post_data
+            .iter()
+            .filter(|s| !self.data_only || s.kind == "sequence value")
+            .collect();
         if !post.is_empty() || !self.data_only {
-            out.push(EntrySpec::new(POST_DATA, EntryKind::PostData, 2).with_meta(serde_json::json!({"format": "statements-jsonl"})));
+            out.push(
+                EntrySpec::new(POST_DATA, EntryKind::PostData, 2)
+                    .with_meta(serde_json::json!({"format": "statements-jsonl"})),
+            );
         }
         out
     }
@@ -334,10 +406,17 @@ impl Snapshot for MySnapshot {
             let stmts: Vec<Statement> = if entry.name == PRE_DATA {
                 self.catalog.pre_data.clone()
             } else {
-                self.catalog.post_data.iter().filter(|s| !self.data_only || s.kind == "sequence value").cloned().collect()
+                self.catalog
+                    .post_data
+                    .iter()
+                    .filter(|s| !self.data_only || s.kind == "sequence value")
+                    .cloned()
+                    .collect()
             };
             let b = statements_bytes(&stmts);
-            return Ok(EntryData::bytes(Box::pin(futures::stream::once(async move { Ok(b) }))));
+            return Ok(EntryData::bytes(Box::pin(futures::stream::once(
+                async move { Ok(b) },
+            ))));
         }
         let table = self
             .catalog
@@ -345,13 +424,29 @@ impl Snapshot for MySnapshot {
             .iter()
             .find(|t| Some(t.name.as_str()) == entry.meta["table"].as_str())
             .cloned()
-            .ok_or_else(|| Error::new(ErrorKind::NotFound, format!("no table for entry {}", entry.name)))?;
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::NotFound,
+                    format!("no table for entry {}", entry.name),
+                )
+            })?;
         let cols: Vec<String> = table
             .columns
             .iter()
-            .map(|c| if table.float_columns.contains(c) { format!("CAST({} AS DOUBLE)", ident(c)) } else { ident(c) })
+            .map(|c| {
+                if table.float_columns.contains(c) {
+                    format!("CAST({} AS DOUBLE)", ident(c))
+                } else {
+                    ident(c)
+                }
+            })
             .collect();
-        let sql = format!("SELECT {} FROM {}.{}", cols.join(", "), ident(&self.db), ident(&table.name));
+        let sql = format!(
+            "SELECT {} FROM {}.{}",
+            cols.join(", "),
+            ident(&self.db),
+            ident(&table.name)
+        );
         let ncols = table.columns.len();
         let mut conn = self
             .workers_rx
@@ -398,8 +493,12 @@ impl Snapshot for MySnapshot {
                 }
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
-        Ok(EntryData { stream: Box::pin(stream), rows: Some(rows) })
+        let stream =
+            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
+        Ok(EntryData {
+            stream: Box::pin(stream),
+            rows: Some(rows),
+        })
     }
 
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
@@ -410,6 +509,8 @@ impl Snapshot for MySnapshot {
             let _ = sqlx::raw_sql("COMMIT").execute(&mut w).await;
             let _ = w.close().await;
         }
-        Ok(SnapshotSummary { warnings: self.catalog.warnings.clone() })
+        Ok(SnapshotSummary {
+            warnings: self.catalog.warnings.clone(),
+        })
     }
 }

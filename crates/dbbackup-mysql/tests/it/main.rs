@@ -1,5 +1,6 @@
 //! Integration tests of dbbackup-mysql against the real MariaDB on 127.0.0.1:3306.
 
+mod behaviour;
 mod roundtrip;
 
 use std::sync::Arc;
@@ -16,7 +17,10 @@ pub(crate) struct TestDb {
 }
 
 fn unique(tag: &str) -> String {
-    let n = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    let n = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
     format!("dbbt_{tag}_{}_{}", std::process::id(), n % 1_000_000_000)
 }
 
@@ -24,10 +28,12 @@ impl TestDb {
     pub(crate) async fn new(tag: &str) -> TestDb {
         let name = unique(tag);
         let mut c = admin().await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{name}` CHARACTER SET utf8mb4")))
-            .execute(&mut c)
-            .await
-            .unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE `{name}` CHARACTER SET utf8mb4"
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
         TestDb { name }
     }
     pub(crate) fn reserve(tag: &str) -> TestDb {
@@ -41,11 +47,13 @@ impl TestDb {
     }
     pub(crate) async fn exists(&self) -> bool {
         let mut c = admin().await;
-        let n: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?")
-            .bind(&self.name)
-            .fetch_one(&mut c)
-            .await
-            .unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?",
+        )
+        .bind(&self.name)
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
         n > 0
     }
 }
@@ -54,10 +62,17 @@ impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
         std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
             rt.block_on(async {
                 if let Ok(mut c) = MySqlConnection::connect(&format!("{SERVER}/mysql")).await {
-                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS `{name}`"))).execute(&mut c).await;
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS `{name}`"
+                    )))
+                    .execute(&mut c)
+                    .await;
                 }
             });
         })
@@ -67,7 +82,9 @@ impl Drop for TestDb {
 }
 
 pub(crate) async fn admin() -> MySqlConnection {
-    MySqlConnection::connect(&format!("{SERVER}/mysql")).await.unwrap()
+    MySqlConnection::connect(&format!("{SERVER}/mysql"))
+        .await
+        .unwrap()
 }
 
 pub(crate) async fn load_fixture(db: &TestDb, big_rows: u64) {
@@ -83,7 +100,11 @@ pub(crate) async fn load_fixture(db: &TestDb, big_rows: u64) {
 
 /// Splits on `;` at line ends (the fixture keeps compound statements on one line).
 fn split_statements(sql: &str) -> Vec<String> {
-    sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()).map(|s| s.trim_end_matches(';').to_owned()).collect()
+    sql.split(";\n")
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(|s| s.trim_end_matches(';').to_owned())
+        .collect()
 }
 
 pub(crate) fn key() -> Key {
@@ -109,7 +130,10 @@ pub(crate) fn target(db: &TestDb) -> MySqlTarget {
 }
 
 fn text(r: &sqlx::mysql::MySqlRow, i: usize) -> String {
-    r.try_get_unchecked::<Option<Vec<u8>>, _>(i).unwrap().map(|v| String::from_utf8_lossy(&v).into_owned()).unwrap_or_default()
+    r.try_get_unchecked::<Option<Vec<u8>>, _>(i)
+        .unwrap()
+        .map(|v| String::from_utf8_lossy(&v).into_owned())
+        .unwrap_or_default()
 }
 
 /// SHOW CREATE of every object and CHECKSUM TABLE of every table, as comparable text.
@@ -132,14 +156,27 @@ pub(crate) async fn describe(db: &TestDb) -> Vec<String> {
             "SEQUENCE" => "SEQUENCE",
             _ => "TABLE",
         };
-        let r = sqlx::query(sqlx::AssertSqlSafe(format!("SHOW CREATE {what} {q}"))).fetch_one(&mut c).await.unwrap();
+        let r = sqlx::query(sqlx::AssertSqlSafe(format!("SHOW CREATE {what} {q}")))
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
         out.push(format!("{what} {name}: {}", text(&r, 1)));
         if what == "TABLE" {
-            let r = sqlx::query(sqlx::AssertSqlSafe(format!("CHECKSUM TABLE {q} EXTENDED"))).fetch_one(&mut c).await.unwrap();
-            let n = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {q}"))).fetch_one(&mut c).await.unwrap();
+            let r = sqlx::query(sqlx::AssertSqlSafe(format!("CHECKSUM TABLE {q} EXTENDED")))
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+            let n = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {q}")))
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
             let sum: Option<u64> = r.try_get_unchecked(1).unwrap();
             assert!(sum.is_some(), "no checksum for {name}");
-            out.push(format!("CHECKSUM {name}: {} rows {}", sum.unwrap(), n.get::<i64, _>(0)));
+            out.push(format!(
+                "CHECKSUM {name}: {} rows {}",
+                sum.unwrap(),
+                n.get::<i64, _>(0)
+            ));
         }
     }
     for (kind, list) in [

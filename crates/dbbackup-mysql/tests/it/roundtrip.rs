@@ -13,7 +13,11 @@ async fn fixture_roundtrip_matches_show_create_and_checksums() {
     let report = backup(&src, &sink, &key, 2).await;
     let m = &report.manifest;
     assert_eq!(m.source.engine, "mysql");
-    assert!(m.warnings.iter().any(|w| w.contains("myisam_t")), "{:?}", m.warnings);
+    assert!(
+        m.warnings.iter().any(|w| w.contains("myisam_t")),
+        "{:?}",
+        m.warnings
+    );
     let dst = TestDb::reserve("dst");
     Restore::builder()
         .sink(Arc::new(sink))

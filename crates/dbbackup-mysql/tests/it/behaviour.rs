@@ -1,0 +1,311 @@
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbbackup_core::testing::conformance;
+use dbbackup_core::{
+    Backup, ErrorKind, MemorySink, Repository, Restore, RestoreTarget, Sink, Source,
+};
+use dbbackup_mysql::{MySqlSource, MySqlTarget};
+use dbbackup_storage::Throttled;
+use sqlx::{Connection, MySqlConnection};
+
+use crate::*;
+
+async fn exec(db: &TestDb, sql: &str) {
+    let mut c = db.conn().await;
+    for s in sql.split(";\n").map(str::trim).filter(|s| !s.is_empty()) {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(s.to_owned()))
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+}
+
+async fn count(db: &TestDb, table: &str) -> i64 {
+    let mut c = db.conn().await;
+    sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {table}")))
+        .fetch_one(&mut c)
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn all_workers_see_one_moment_while_a_writer_commits() {
+    let src = TestDb::new("consistency").await;
+    exec(&src, "CREATE TABLE a (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(300)) ENGINE=InnoDB;\n
+                CREATE TABLE b (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(300)) ENGINE=InnoDB;\n
+                INSERT INTO a (pad) SELECT REPEAT(MD5(seq), 8) FROM seq_1_to_60000;\n
+                INSERT INTO b (pad) SELECT REPEAT(MD5(seq), 8) FROM seq_1_to_60000;\n
+                ANALYZE TABLE a, b").await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicI64::new(0));
+    let (stop2, written2, url) = (stop.clone(), written.clone(), src.url());
+    let writer = tokio::spawn(async move {
+        let mut c = MySqlConnection::connect(&url).await.unwrap();
+        while !stop2.load(Ordering::Relaxed) {
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query("INSERT INTO a (pad) VALUES ('during')")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO b (pad) VALUES ('during')")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            written2.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = written.load(Ordering::Relaxed);
+    let mem = MemorySink::new();
+    let slow: Arc<dyn Sink> = Arc::new(Throttled::new(Arc::new(mem.clone()), 6 << 20).unwrap());
+    let report = Backup::builder()
+        .source(MySqlSource::new(&src.url()).unwrap().with_jobs(2))
+        .sink(slow)
+        .jobs(1)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let after = written.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(
+        after > before + 10,
+        "the writer should have committed during the backup ({before} -> {after})"
+    );
+    let pos = &report.manifest.source.position;
+    assert!(!pos.is_empty(), "the snapshot position is recorded");
+
+    let dst = TestDb::reserve("consistency_dst");
+    Restore::builder()
+        .sink(Arc::new(mem))
+        .target(target(&dst).create(true))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let (ra, rb) = (count(&dst, "a").await, count(&dst, "b").await);
+    assert_eq!(
+        ra, rb,
+        "tables read by different workers show different moments"
+    );
+    let during = ra - 60_000;
+    assert!(
+        during >= before && during < after,
+        "rows committed during the backup leaked in: {during} not in [{before}, {after})"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_backup_connection_fails_clearly_and_commits_nothing() {
+    let src = TestDb::new("killed").await;
+    exec(&src, "CREATE TABLE big (id INT PRIMARY KEY, pad VARCHAR(400)) ENGINE=InnoDB;\nINSERT INTO big SELECT seq, REPEAT(MD5(seq), 10) FROM seq_1_to_100000").await;
+    let mem = MemorySink::new();
+    let slow: Arc<dyn Sink> = Arc::new(Throttled::new(Arc::new(mem.clone()), 2 << 20).unwrap());
+    let url = src.url();
+    let run = tokio::spawn(async move {
+        Backup::builder()
+            .source(MySqlSource::new(&url).unwrap().with_jobs(1))
+            .sink(slow)
+            .build()
+            .unwrap()
+            .run()
+            .await
+    });
+    let mut admin = admin().await;
+    let mut killed = false;
+    for _ in 0..200 {
+        let ids: Vec<i64> = sqlx::query_scalar("SELECT CAST(ID AS SIGNED) FROM information_schema.PROCESSLIST WHERE DB = ? AND INFO LIKE 'SELECT%big%'")
+            .bind(&src.name)
+            .fetch_all(&mut admin)
+            .await
+            .unwrap();
+        if let Some(id) = ids.first() {
+            sqlx::query(sqlx::AssertSqlSafe(format!("KILL {id}")))
+                .execute(&mut admin)
+                .await
+                .unwrap();
+            killed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(killed, "never saw the table being read");
+    let e = run
+        .await
+        .unwrap()
+        .expect_err("a backup whose connection was killed must fail");
+    assert_eq!(e.kind(), ErrorKind::Source, "{e}");
+    assert!(
+        e.to_string().contains("big"),
+        "the error should name the table: {e}"
+    );
+    assert!(Repository::new(Arc::new(mem.clone()))
+        .list()
+        .await
+        .unwrap()
+        .is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backup_lock_wait_is_bounded() {
+    let src = TestDb::new("locked").await;
+    exec(&src, "CREATE TABLE t (id INT PRIMARY KEY) ENGINE=InnoDB").await;
+    // Another backup holds the backup stage: ours must give up after its timeout, clearly.
+    let mut holder = src.conn().await;
+    sqlx::raw_sql("BACKUP STAGE START")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    let t0 = std::time::Instant::now();
+    let e = Backup::builder()
+        .source(
+            MySqlSource::new(&src.url())
+                .unwrap()
+                .with_lock_timeout(Duration::from_secs(2)),
+        )
+        .sink(Arc::new(MemorySink::new()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        t0.elapsed() < Duration::from_secs(15),
+        "the lock wait was not bounded"
+    );
+    assert!(e.to_string().contains("backup lock"), "{e}");
+    sqlx::raw_sql("BACKUP STAGE END")
+        .execute(&mut holder)
+        .await
+        .unwrap();
+    // The no-lock mode works meanwhile.
+    let mut holder2 = src.conn().await;
+    sqlx::raw_sql("BACKUP STAGE START")
+        .execute(&mut holder2)
+        .await
+        .unwrap();
+    let r = Backup::builder()
+        .source(MySqlSource::new(&src.url()).unwrap().no_lock(true))
+        .sink(Arc::new(MemorySink::new()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert!(r.manifest.warnings.iter().any(|w| w.contains("no-lock")));
+    sqlx::raw_sql("BACKUP STAGE END")
+        .execute(&mut holder2)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_into_a_database_with_the_same_objects_changes_nothing() {
+    let src = TestDb::new("conflict_src").await;
+    load_fixture(&src, 10).await;
+    let mem = MemorySink::new();
+    let key = key();
+    backup(&src, &mem, &key, 1).await;
+    let dst = TestDb::new("conflict_dst").await;
+    exec(&dst, "CREATE TABLE parent (id INT PRIMARY KEY, mine TEXT);\nINSERT INTO parent VALUES (7, 'mine')").await;
+    let e = Restore::builder()
+        .sink(Arc::new(mem))
+        .key(key)
+        .target(target(&dst))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("table:parent") && e.to_string().contains("nothing was changed"),
+        "{e}"
+    );
+    let tables: Vec<String> = {
+        let mut c = dst.conn().await;
+        sqlx::query_scalar(
+            "SELECT TABLE_NAME FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE()",
+        )
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+    };
+    assert_eq!(tables, vec!["parent".to_owned()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn old_rows_restore_into_a_migrated_schema_by_column_name() {
+    let src = TestDb::new("premig_src").await;
+    exec(&src, "CREATE TABLE users (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50) NOT NULL, legacy TEXT) ENGINE=InnoDB;\n
+                INSERT INTO users (name, legacy) SELECT CONCAT('user ', seq), 'old' FROM seq_1_to_300").await;
+    let mem = MemorySink::new();
+    let key = key();
+    backup(&src, &mem, &key, 1).await;
+    let migrated = "CREATE TABLE users (id BIGINT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(100) NOT NULL, email VARCHAR(100) NOT NULL DEFAULT 'unknown') ENGINE=InnoDB";
+    let strict = TestDb::new("premig_strict").await;
+    exec(&strict, migrated).await;
+    let e = Restore::builder()
+        .sink(Arc::new(mem.clone()))
+        .key(key.clone())
+        .target(
+            target(&strict)
+                .data_only(true)
+                .fail_on_dropped_columns(true),
+        )
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("legacy"), "{e}");
+    assert_eq!(count(&strict, "users").await, 0);
+    let dst = TestDb::new("premig_dst").await;
+    exec(&dst, migrated).await;
+    let r = Restore::builder()
+        .sink(Arc::new(mem))
+        .key(key)
+        .target(target(&dst).data_only(true))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        r.warnings.iter().any(|w| w.contains("legacy")),
+        "{:?}",
+        r.warnings
+    );
+    assert_eq!(count(&dst, "users").await, 300);
+    let mut c = dst.conn().await;
+    let (name, email): (String, String) =
+        sqlx::query_as("SELECT name, email FROM users WHERE id = 7")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!((name.as_str(), email.as_str()), ("user 7", "unknown"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_passes_the_source_conformance_suite() {
+    let src = TestDb::new("conf").await;
+    load_fixture(&src, 1000).await;
+    let (dst, bad) = (TestDb::reserve("conf_dst"), TestDb::reserve("conf_bad"));
+    let source: Arc<dyn Source> = Arc::new(MySqlSource::new(&src.url()).unwrap());
+    conformance::source_roundtrip(
+        source,
+        Arc::new(MySqlTarget::new(&dst.url()).unwrap().create(true)) as Arc<dyn RestoreTarget>,
+        Some(Arc::new(MySqlTarget::new(&bad.url()).unwrap().create(true))),
+    )
+    .await;
+    assert_eq!(describe(&src).await, describe(&dst).await);
+    assert!(
+        !bad.exists().await,
+        "a failed restore into a created database must drop it"
+    );
+}
