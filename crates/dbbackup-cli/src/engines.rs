@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Source};
+use dbbackup_mysql::{MySqlSource, MySqlTarget};
 use dbbackup_postgres::{PgDumpSource, PgSource, PgTarget};
 use dbbackup_sqlite::{SqliteSource, SqliteTarget};
 
@@ -13,7 +14,7 @@ fn scheme(url: &str) -> &str {
 fn not_built(engine: &str) -> Error {
     Error::new(
         ErrorKind::Unsupported,
-        format!("the {engine} engine is not part of this dbbackup build yet; supported now: sqlite://PATH, postgres://"),
+        format!("the {engine} engine is not part of this dbbackup build yet; supported now: sqlite://PATH, postgres://, mysql:// (mariadb://)"),
     )
 }
 
@@ -51,7 +52,12 @@ pub fn source(url: &str, tool: &str, jobs: usize) -> Result<Arc<dyn Source>> {
             }
             Ok(Arc::new(PgSource::new(url)?.with_jobs(jobs)))
         }
-        "mysql" | "mariadb" => Err(not_built("MySQL/MariaDB")),
+        "mysql" | "mariadb" => {
+            if tool == "dump" {
+                return Err(not_built("mysqldump-driven MySQL"));
+            }
+            Ok(Arc::new(MySqlSource::new(url)?.with_jobs(jobs)))
+        }
         "mssql" | "sqlserver" => Err(not_built("SQL Server")),
         _ => Err(unknown(url)),
     }
@@ -65,7 +71,9 @@ pub fn target(url: &str, create: bool, jobs: usize) -> Result<Arc<dyn RestoreTar
         "postgres" | "postgresql" => {
             Ok(Arc::new(PgTarget::new(url)?.create(create).with_jobs(jobs)))
         }
-        "mysql" | "mariadb" => Err(not_built("MySQL/MariaDB")),
+        "mysql" | "mariadb" => Ok(Arc::new(
+            MySqlTarget::new(url)?.create(create).with_jobs(jobs),
+        )),
         "mssql" | "sqlserver" => Err(not_built("SQL Server")),
         _ => Err(unknown(url)),
     }
@@ -104,7 +112,7 @@ mod tests {
     fn unknown_urls_and_missing_engines_are_clear() {
         let e = source("ftp://x", "native", 1).err().unwrap();
         assert!(e.to_string().contains("sqlite://"), "{e}");
-        let e = source("mysql://u:secret@h/db", "native", 1).err().unwrap();
+        let e = source("mssql://u:secret@h/db", "native", 1).err().unwrap();
         assert_eq!(e.kind(), ErrorKind::Unsupported);
         assert!(!e.to_string().contains("secret"), "{e}");
         let e = source("oracle://u:secret@h/db", "native", 1).err().unwrap();

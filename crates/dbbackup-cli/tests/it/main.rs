@@ -219,7 +219,10 @@ async fn wrong_passphrase_exits_1_and_a_flipped_byte_exits_3() {
     );
     assert_eq!(wrong.status.code(), Some(1));
     let err = String::from_utf8_lossy(&wrong.stderr);
-    assert!(err.contains("wrong passphrase"), "{err}");
+    assert!(
+        err.contains("wrong key") && err.contains("wrong passphrase"),
+        "{err}"
+    );
     assert!(
         !err.contains("battery staple") && !err.contains("correct horse"),
         "a secret was printed: {err}"
@@ -689,5 +692,119 @@ mod postgres {
         for db in [&src, &dst] {
             drop_db(db).await;
         }
+    }
+}
+
+mod mariadb {
+    use super::*;
+    use sqlx::MySqlConnection;
+
+    async fn admin() -> MySqlConnection {
+        MySqlConnection::connect("mysql://root@127.0.0.1:3306/mysql")
+            .await
+            .unwrap()
+    }
+
+    async fn drop_db(name: &str) {
+        let mut c = admin().await;
+        let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DROP DATABASE IF EXISTS `{name}`"
+        )))
+        .execute(&mut c)
+        .await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mariadb_backup_verify_restore_compare() {
+        let d = Dir::new("maria");
+        let n = std::process::id();
+        let (src, dst) = (format!("dbbcli_msrc_{n}"), format!("dbbcli_mdst_{n}"));
+        drop_db(&src).await;
+        drop_db(&dst).await;
+        let mut a = admin().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE `{src}`")))
+            .execute(&mut a)
+            .await
+            .unwrap();
+        let src_url = format!("mariadb://root@127.0.0.1:3306/{src}");
+        let mut c = MySqlConnection::connect(&format!("mysql://root@127.0.0.1:3306/{src}"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE items (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(50), price DECIMAL(10,2)) ENGINE=InnoDB;
+             INSERT INTO items (name, price) SELECT CONCAT('item ', seq), seq / 3 FROM seq_1_to_20000;",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let b = json(&dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                &src_url,
+                "--repo",
+                "repo",
+                "--passphrase-env",
+                "PASS",
+                "--json",
+            ],
+        ));
+        assert_eq!(b["engine"], "mysql");
+        ok(&dbbackup(
+            &d,
+            &["verify", "--repo", "repo", "--passphrase-env", "PASS"],
+        ));
+        let dst_url = format!("mariadb://root@127.0.0.1:3306/{dst}");
+        let r = json(&dbbackup(
+            &d,
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--target",
+                &dst_url,
+                "--create",
+                "--passphrase-env",
+                "PASS",
+                "--json",
+            ],
+        ));
+        assert_eq!(r["rows"], 20_000);
+        let mut dc = MySqlConnection::connect(&format!("mysql://root@127.0.0.1:3306/{dst}"))
+            .await
+            .unwrap();
+        let sum = "SELECT CONCAT(COUNT(*), ':', MD5(GROUP_CONCAT(id, name, price ORDER BY id))) FROM items";
+        sqlx::raw_sql("SET SESSION group_concat_max_len = 100000000")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::raw_sql("SET SESSION group_concat_max_len = 100000000")
+            .execute(&mut dc)
+            .await
+            .unwrap();
+        let (x, y): (String, String) = (
+            sqlx::query_scalar(sum).fetch_one(&mut c).await.unwrap(),
+            sqlx::query_scalar(sum).fetch_one(&mut dc).await.unwrap(),
+        );
+        assert_eq!(x, y);
+        let again = dbbackup(
+            &d,
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--target",
+                &dst_url,
+                "--create",
+                "--passphrase-env",
+                "PASS",
+            ],
+        );
+        assert_eq!(again.status.code(), Some(1));
+        assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
+        drop((c, dc));
+        drop_db(&src).await;
+        drop_db(&dst).await;
     }
 }
