@@ -271,6 +271,9 @@ fn stmt_err(e: sqlx::Error, s: &Statement) -> Error {
     )
 }
 
+/// One decoded row: for each column, NULL or the (offset, length) of its bytes in the buffer.
+type RowSpans = Vec<Option<(usize, usize)>>;
+
 /// Incremental decoder of `mysql-rows-v1`.
 struct RowReader {
     buf: Vec<u8>,
@@ -279,7 +282,7 @@ struct RowReader {
 
 impl RowReader {
     /// Decodes one row of `n` values if the buffer holds all of it.
-    fn next_row(&mut self, n: usize) -> Result<Option<Vec<Option<(usize, usize)>>>> {
+    fn next_row(&mut self, n: usize) -> Result<Option<RowSpans>> {
         let mut p = self.pos;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
