@@ -3,7 +3,7 @@
 use std::sync::Arc;
 
 use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Source};
-use dbbackup_mysql::{MySqlSource, MySqlTarget};
+use dbbackup_mysql::{MyDumpSource, MySqlSource, MySqlTarget};
 use dbbackup_postgres::{PgDumpSource, PgSource, PgTarget};
 use dbbackup_sqlite::{SqliteSource, SqliteTarget};
 
@@ -54,7 +54,7 @@ pub fn source(url: &str, tool: &str, jobs: usize) -> Result<Arc<dyn Source>> {
         }
         "mysql" | "mariadb" => {
             if tool == "dump" {
-                return Err(not_built("mysqldump-driven MySQL"));
+                return Ok(Arc::new(MyDumpSource::new(url)?));
             }
             Ok(Arc::new(MySqlSource::new(url)?.with_jobs(jobs)))
         }

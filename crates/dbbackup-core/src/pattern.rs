@@ -38,3 +38,43 @@ mod tests {
         assert!(!glob_match("a*b*c", "aXXbYY"));
     }
 }
+
+/// The password of a `scheme://user:password@host/...` URL, percent-decoded (`+` stays a plus),
+/// for handing to a child tool through its environment.
+pub fn url_password(url: &str) -> Option<String> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?', '#']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    let encoded = userinfo.split_once(':')?.1;
+    let b = encoded.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' && i + 2 < b.len() {
+            if let Ok(v) = u8::from_str_radix(&encoded[i + 1..i + 3], 16) {
+                out.push(v);
+                i += 3;
+                continue;
+            }
+        }
+        out.push(b[i]);
+        i += 1;
+    }
+    Some(String::from_utf8_lossy(&out).into_owned())
+}
+
+#[cfg(test)]
+mod url_tests {
+    use super::url_password;
+
+    #[test]
+    fn passwords() {
+        assert_eq!(
+            url_password("postgres://me:p%40ss+w@h:5432/db").as_deref(),
+            Some("p@ss+w")
+        );
+        assert_eq!(url_password("mysql://root@h/db"), None);
+        assert_eq!(url_password("mysql://u:@h/db").as_deref(), Some(""));
+        assert_eq!(url_password("nonsense"), None);
+    }
+}

@@ -15,6 +15,7 @@ pub struct MyUrl {
     pub(crate) options: MySqlConnectOptions,
     pub(crate) redacted: String,
     pub(crate) database: String,
+    pub(crate) password: Option<String>,
 }
 
 impl fmt::Debug for MyUrl {
@@ -72,6 +73,7 @@ impl FromStr for MyUrl {
             options,
             redacted,
             database,
+            password: dbbackup_core::url_password(url),
         })
     }
 }

@@ -17,12 +17,14 @@
 //! objects exist there; `data_only(true)` loads rows by column name in one transaction.
 
 pub use config::{redact, Filter, MyUrl, ENGINE};
+pub use dump::{MyDumpSource, Tools};
 pub use error::my_error;
 pub use restore::MySqlTarget;
 pub use schema::{ident, strip_definer, Statement};
 pub use source::MySqlSource;
 
 mod config;
+mod dump;
 mod error;
 mod restore;
 mod schema;

@@ -38,6 +38,7 @@ pub struct MySqlTarget {
     jobs: usize,
     batch_bytes: usize,
     transaction_bytes: usize,
+    tools: crate::dump::Tools,
 }
 
 impl MySqlTarget {
@@ -55,7 +56,14 @@ impl MySqlTarget {
             jobs: 2,
             batch_bytes: 1 << 20,
             transaction_bytes: 32 << 20,
+            tools: crate::dump::Tools::from_path(),
         })
+    }
+
+    /// Where the `mariadb` / `mysql` client is, for backups made by the dump tool.
+    pub fn with_tools(mut self, tools: crate::dump::Tools) -> Self {
+        self.tools = tools;
+        self
     }
     /// Create the database (it must not exist); a failure drops it again.
     pub fn create(mut self, yes: bool) -> Self {
@@ -506,6 +514,10 @@ impl Session {
                 Ok(None)
             }
             EntryKind::Data => self.load(c, entry, data, own_txn).await,
+            EntryKind::Dump => {
+                crate::dump::client_restore(&self.target.url, &self.target.tools, data).await?;
+                Ok(None)
+            }
             _ => Err(Error::new(
                 ErrorKind::Unsupported,
                 format!("entry {} is not a native MySQL entry", entry.name),

@@ -98,9 +98,7 @@ impl FromStr for PgUrl {
             .map(str::to_owned)
             .or_else(|| options.get_username().to_owned().into())
             .unwrap_or_default();
-        let password = url::Url::parse(url)
-            .ok()
-            .and_then(|u| u.password().map(percent_decode));
+        let password = dbbackup_core::url_password(url);
         Ok(PgUrl {
             options,
             redacted,
@@ -108,25 +106,6 @@ impl FromStr for PgUrl {
             password,
         })
     }
-}
-
-/// Decodes `%XX` escapes (URL userinfo; `+` stays a plus).
-fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' && i + 2 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16) {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(b[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 impl PgUrl {

@@ -3,17 +3,13 @@
 //! manifest). A non-zero exit or an empty dump fails the backup; nothing is committed.
 
 use std::path::PathBuf;
-use std::process::Stdio;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use dbbackup_core::{
     ByteStream, EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, Snapshot,
     SnapshotSummary, Source, SourceInfo,
 };
-use futures::StreamExt;
 use sqlx::ConnectOptions;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::process::Command;
 
 use crate::config::{PgUrl, ENGINE};
@@ -51,26 +47,11 @@ impl Tools {
     /// The major version of `tool`, checked to be able to talk to a server of `server_major`.
     pub(crate) async fn check(&self, tool: &str, server_major: u32) -> Result<PathBuf> {
         let path = self.path(tool);
-        let out = Command::new(&path).arg("--version").output().await.map_err(|e| {
-            Error::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "cannot run {} ({e}); install the PostgreSQL client tools (Debian: postgresql-client) \
-                     or use the native engine, which needs none",
-                    path.display()
-                ),
-            )
-        })?;
-        let text = String::from_utf8_lossy(&out.stdout);
-        let major: u32 = text
-            .split_whitespace()
-            .find_map(|w| w.split('.').next().and_then(|m| m.parse().ok()))
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Unsupported,
-                    format!("cannot read the version of {}: {text:?}", path.display()),
-                )
-            })?;
+        let major = dbbackup_core::tool::major_version(
+            &path,
+            "install the PostgreSQL client tools (Debian: postgresql-client) or use the native engine, which needs none",
+        )
+        .await?;
         if major < server_major {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -194,69 +175,15 @@ impl Snapshot for DumpSnapshot {
         let (uri, password) = child_env(&self.source.url, self.source.url.database());
         let mut cmd = Command::new(&self.tool);
         cmd.args(["--format=custom", "--no-password", "--dbname", &uri])
-            .args(&self.source.extra_args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true);
+            .args(&self.source.extra_args);
         if let Some(p) = password {
             cmd.env("PGPASSWORD", p);
         }
-        let mut child = cmd.spawn().map_err(|e| {
-            Error::new(
-                ErrorKind::Source,
-                format!("cannot start {}: {e}", self.tool.display()),
-            )
-        })?;
-        let mut stdout = child.stdout.take().expect("piped");
-        let mut stderr = child.stderr.take().expect("piped");
-        let stderr_task = tokio::spawn(async move {
-            let mut s = String::new();
-            let _ = stderr.read_to_string(&mut s).await;
-            s
-        });
-        let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
-        tokio::spawn(async move {
-            let mut total = 0u64;
-            loop {
-                let mut buf = vec![0u8; 1 << 20];
-                match stdout.read(&mut buf).await {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        total += n as u64;
-                        buf.truncate(n);
-                        if tx.send(Ok(Bytes::from(buf))).await.is_err() {
-                            let _ = child.kill().await;
-                            return;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = tx
-                            .send(Err(Error::new(
-                                ErrorKind::Source,
-                                format!("reading pg_dump's output failed: {e}"),
-                            )))
-                            .await;
-                        let _ = child.kill().await;
-                        return;
-                    }
-                }
-            }
-            let status = child.wait().await;
-            let stderr = stderr_task.await.unwrap_or_default();
-            let failure = match status {
-                Ok(s) if s.success() && total > 0 => None,
-                Ok(s) if s.success() => Some("pg_dump exited successfully but produced no output; refusing to store an empty dump".to_owned()),
-                Ok(s) => Some(format!("pg_dump failed ({s}): {}", stderr.trim())),
-                Err(e) => Some(format!("waiting for pg_dump failed: {e}")),
-            };
-            if let Some(msg) = failure {
-                let _ = tx.send(Err(Error::new(ErrorKind::Source, msg))).await;
-            }
-        });
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
-        Ok(EntryData::bytes(Box::pin(stream)))
+        Ok(EntryData::bytes(dbbackup_core::tool::stream_stdout(
+            cmd,
+            "pg_dump",
+            ErrorKind::Source,
+        )?))
     }
 
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
@@ -265,7 +192,7 @@ impl Snapshot for DumpSnapshot {
 }
 
 /// Feeds a custom-format archive to `pg_restore --single-transaction --exit-on-error`.
-pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, mut data: ByteStream) -> Result<()> {
+pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, data: ByteStream) -> Result<()> {
     let (major, _) = server_major(url)
         .await
         .map_err(|e| e.with_kind(ErrorKind::Target))?;
@@ -278,54 +205,9 @@ pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, mut data: ByteStream)
         "--no-password",
         "--dbname",
         &uri,
-    ])
-    .stdin(Stdio::piped())
-    .stdout(Stdio::null())
-    .stderr(Stdio::piped())
-    .kill_on_drop(true);
+    ]);
     if let Some(p) = password {
         cmd.env("PGPASSWORD", p);
     }
-    let mut child = cmd.spawn().map_err(|e| {
-        Error::new(
-            ErrorKind::Target,
-            format!("cannot start {}: {e}", tool.display()),
-        )
-    })?;
-    let mut stdin = child.stdin.take().expect("piped");
-    let mut stderr = child.stderr.take().expect("piped");
-    let stderr_task = tokio::spawn(async move {
-        let mut s = String::new();
-        let _ = stderr.read_to_string(&mut s).await;
-        s
-    });
-    while let Some(chunk) = data.next().await {
-        match chunk {
-            Ok(c) => {
-                if stdin.write_all(&c).await.is_err() {
-                    break; // pg_restore stopped reading: its exit status says why.
-                }
-            }
-            Err(e) => {
-                // Corrupt input: kill pg_restore before it commits its single transaction.
-                let _ = child.kill().await;
-                return Err(e);
-            }
-        }
-    }
-    drop(stdin);
-    let status = child.wait().await.map_err(|e| {
-        Error::new(
-            ErrorKind::Target,
-            format!("waiting for pg_restore failed: {e}"),
-        )
-    })?;
-    let stderr = stderr_task.await.unwrap_or_default();
-    if !status.success() {
-        return Err(Error::new(
-            ErrorKind::Target,
-            format!("pg_restore failed ({status}): {}", stderr.trim()),
-        ));
-    }
-    Ok(())
+    dbbackup_core::tool::feed_stdin(cmd, "pg_restore", data, ErrorKind::Target).await
 }

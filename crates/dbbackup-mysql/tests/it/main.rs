@@ -1,6 +1,7 @@
 //! Integration tests of dbbackup-mysql against the real MariaDB on 127.0.0.1:3306.
 
 mod behaviour;
+mod dump;
 mod roundtrip;
 
 use std::sync::Arc;

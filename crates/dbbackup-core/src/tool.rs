@@ -1,0 +1,161 @@
+//! Running an external tool (a dump program, a database client) as part of a pipeline: its stdout
+//! becomes an entry's stream, or an entry's stream becomes its stdin. A non-zero exit, with the
+//! tool's stderr in the message, fails the operation; so does a dump that produced nothing.
+
+use std::process::Stdio;
+
+use bytes::Bytes;
+use futures::StreamExt;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::process::Command;
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sink::ByteStream;
+
+fn collect_stderr(stderr: Option<tokio::process::ChildStderr>) -> tokio::task::JoinHandle<String> {
+    tokio::spawn(async move {
+        let mut s = String::new();
+        if let Some(mut e) = stderr {
+            let _ = e.read_to_string(&mut s).await;
+        }
+        s
+    })
+}
+
+/// Spawns `cmd` and streams its stdout in chunks of up to 1 MiB. The stream ends with an error
+/// of `kind` if the tool exits non-zero or writes nothing. `name` names the tool in messages.
+///
+/// # Errors
+/// When the tool cannot be started.
+pub fn stream_stdout(mut cmd: Command, name: &str, kind: ErrorKind) -> Result<ByteStream> {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::new(kind, format!("cannot start {name}: {e}")))?;
+    let mut stdout = child.stdout.take().expect("piped");
+    let stderr = collect_stderr(child.stderr.take());
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes>>(4);
+    let name = name.to_owned();
+    tokio::spawn(async move {
+        let mut total = 0u64;
+        loop {
+            let mut buf = vec![0u8; 1 << 20];
+            match stdout.read(&mut buf).await {
+                Ok(0) => break,
+                Ok(n) => {
+                    total += n as u64;
+                    buf.truncate(n);
+                    if tx.send(Ok(Bytes::from(buf))).await.is_err() {
+                        let _ = child.kill().await;
+                        return;
+                    }
+                }
+                Err(e) => {
+                    let _ = tx
+                        .send(Err(Error::new(
+                            kind,
+                            format!("reading {name}'s output failed: {e}"),
+                        )))
+                        .await;
+                    let _ = child.kill().await;
+                    return;
+                }
+            }
+        }
+        let status = child.wait().await;
+        let stderr = stderr.await.unwrap_or_default();
+        let failure = match status {
+            Ok(s) if s.success() && total > 0 => None,
+            Ok(s) if s.success() => Some(format!(
+                "{name} exited successfully but wrote nothing; refusing to store an empty dump"
+            )),
+            Ok(s) => Some(format!("{name} failed ({s}): {}", stderr.trim())),
+            Err(e) => Some(format!("waiting for {name} failed: {e}")),
+        };
+        if let Some(msg) = failure {
+            let _ = tx.send(Err(Error::new(kind, msg))).await;
+        }
+    });
+    Ok(Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|i| (i, rx))
+    })))
+}
+
+/// Spawns `cmd` and writes `data` to its stdin. An error in `data` (a corrupt entry) kills the
+/// tool before it can finish; a non-zero exit is an error of `kind` with the tool's stderr.
+///
+/// # Errors
+/// As described.
+pub async fn feed_stdin(
+    mut cmd: Command,
+    name: &str,
+    mut data: ByteStream,
+    kind: ErrorKind,
+) -> Result<()> {
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true);
+    let mut child = cmd
+        .spawn()
+        .map_err(|e| Error::new(kind, format!("cannot start {name}: {e}")))?;
+    let mut stdin = child.stdin.take().expect("piped");
+    let stderr = collect_stderr(child.stderr.take());
+    while let Some(chunk) = data.next().await {
+        match chunk {
+            Ok(c) => {
+                if stdin.write_all(&c).await.is_err() {
+                    break; // The tool stopped reading: its exit status says why.
+                }
+            }
+            Err(e) => {
+                let _ = child.kill().await;
+                return Err(e);
+            }
+        }
+    }
+    drop(stdin);
+    let status = child
+        .wait()
+        .await
+        .map_err(|e| Error::new(kind, format!("waiting for {name} failed: {e}")))?;
+    let stderr = stderr.await.unwrap_or_default();
+    if !status.success() {
+        return Err(Error::new(
+            kind,
+            format!("{name} failed ({status}): {}", stderr.trim()),
+        ));
+    }
+    Ok(())
+}
+
+/// The major version a tool prints for `--version` (the first number of the form `N.M`).
+///
+/// # Errors
+/// [`ErrorKind::Unsupported`] when the tool cannot run; `hint` says how to install it.
+pub async fn major_version(path: &std::path::Path, hint: &str) -> Result<u32> {
+    let out = Command::new(path)
+        .arg("--version")
+        .output()
+        .await
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Unsupported,
+                format!("cannot run {} ({e}); {hint}", path.display()),
+            )
+        })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|w| w.contains('.'))
+        .and_then(|w| w.split('.').next())
+        .and_then(|m| m.parse().ok())
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                format!("cannot read the version of {}: {text:?}", path.display()),
+            )
+        })
+}
