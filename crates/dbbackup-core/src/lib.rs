@@ -61,7 +61,7 @@ pub use manifest::{
     Manifest, FORMAT_VERSION,
 };
 pub use memory::MemorySink;
-pub use pattern::{glob_match, url_password};
+pub use pattern::{glob_match, redact_url, url_password};
 pub use repo::{
     BackupSelector, GcReport, RekeyReport, RepoConfig, Repository, TransformFactory, CONFIG_KEY,
 };
@@ -91,6 +91,7 @@ mod restore;
 mod retention;
 mod sink;
 mod source;
+pub mod statements;
 pub mod tool;
 
 #[cfg(feature = "testing")]

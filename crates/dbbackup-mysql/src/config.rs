@@ -31,17 +31,7 @@ impl fmt::Display for MyUrl {
 }
 
 /// `url` with its password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparseable URL>".into(),
-    }
-}
+pub use dbbackup_core::redact_url as redact;
 
 impl FromStr for MyUrl {
     type Err = Error;

@@ -233,28 +233,7 @@ impl RestoreTarget for MySqlTarget {
     }
 }
 
-async fn read_all(mut data: ByteStream) -> Result<Vec<u8>> {
-    let mut out = Vec::new();
-    while let Some(c) = data.next().await {
-        out.extend_from_slice(&c?);
-    }
-    Ok(out)
-}
-
-fn parse_statements(bytes: &[u8]) -> Result<Vec<Statement>> {
-    bytes
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            serde_json::from_slice(l).map_err(|e| {
-                Error::new(
-                    ErrorKind::Corrupt,
-                    format!("unreadable schema statement: {e}"),
-                )
-            })
-        })
-        .collect()
-}
+use dbbackup_core::statements::{collect as read_all, decode_statements as parse_statements};
 
 async fn run(c: &mut MySqlConnection, s: &Statement) -> std::result::Result<(), sqlx::Error> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(s.sql.clone()))

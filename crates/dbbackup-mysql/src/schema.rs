@@ -8,16 +8,7 @@ use sqlx::{MySqlConnection, Row};
 use crate::config::Filter;
 use crate::error::my_error;
 
-/// One DDL statement and what it creates.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Statement {
-    /// Kind (`table`, `view`, `trigger`, ...).
-    pub kind: String,
-    /// Object name.
-    pub name: String,
-    /// The SQL.
-    pub sql: String,
-}
+pub use dbbackup_core::statements::Statement;
 
 /// A table whose rows are backed up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -305,14 +305,7 @@ fn lossy(r: &MySqlRow, i: usize) -> String {
         .unwrap_or_default()
 }
 
-fn statements_bytes(stmts: &[Statement]) -> Bytes {
-    let mut out = Vec::new();
-    for s in stmts {
-        serde_json::to_writer(&mut out, s).expect("serializes");
-        out.push(b'\n');
-    }
-    Bytes::from(out)
-}
+use dbbackup_core::statements::{channel_stream, encode_statements as statements_bytes, once};
 
 /// Appends one row in `mysql-rows-v1`.
 pub(crate) fn encode_row(row: &MySqlRow, columns: usize, out: &mut BytesMut) -> Result<()> {
@@ -414,9 +407,7 @@ impl Snapshot for MySnapshot {
                     .collect()
             };
             let b = statements_bytes(&stmts);
-            return Ok(EntryData::bytes(Box::pin(futures::stream::once(
-                async move { Ok(b) },
-            ))));
+            return Ok(EntryData::bytes(once(b)));
         }
         let table = self
             .catalog
@@ -493,10 +484,8 @@ impl Snapshot for MySnapshot {
                 }
             }
         });
-        let stream =
-            futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|i| (i, rx)) });
         Ok(EntryData {
-            stream: Box::pin(stream),
+            stream: channel_stream(rx),
             rows: Some(rows),
         })
     }

@@ -65,17 +65,7 @@ impl fmt::Display for PgUrl {
 }
 
 /// `url` with its password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut u) => {
-            if u.password().is_some() {
-                let _ = u.set_password(Some("***"));
-            }
-            u.to_string()
-        }
-        Err(_) => "<unparseable URL>".into(),
-    }
-}
+pub use dbbackup_core::redact_url as redact;
 
 impl FromStr for PgUrl {
     type Err = Error;

@@ -15,26 +15,7 @@ use sqlx::{PgConnection, Row};
 
 use crate::config::Filter;
 
-/// One DDL statement, with what it creates (for error messages).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Statement {
-    /// Kind of object (`table`, `index`, `foreign key`, ...).
-    pub kind: String,
-    /// Qualified name of the object.
-    pub name: String,
-    /// The SQL.
-    pub sql: String,
-}
-
-impl Statement {
-    fn new(kind: &str, name: impl Into<String>, sql: impl Into<String>) -> Self {
-        Statement {
-            kind: kind.into(),
-            name: name.into(),
-            sql: sql.into(),
-        }
-    }
-}
+pub use dbbackup_core::statements::Statement;
 
 /// A table whose rows are backed up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

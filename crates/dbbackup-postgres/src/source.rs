@@ -113,14 +113,7 @@ struct PgSnapshot {
     split_pages: i64,
 }
 
-fn statements_bytes(stmts: &[Statement]) -> Bytes {
-    let mut out = Vec::new();
-    for s in stmts {
-        serde_json::to_writer(&mut out, s).expect("statement serializes");
-        out.push(b'\n');
-    }
-    Bytes::from(out)
-}
+use dbbackup_core::statements::{channel_stream, encode_statements as statements_bytes, once};
 
 #[async_trait]
 impl Source for PgSource {
@@ -262,9 +255,7 @@ impl Snapshot for PgSnapshot {
     async fn read(&self, entry: &EntrySpec) -> Result<EntryData> {
         if entry.name == PRE_DATA {
             let b = statements_bytes(&self.catalog.pre_data);
-            return Ok(EntryData::bytes(Box::pin(futures::stream::once(
-                async move { Ok(b) },
-            ))));
+            return Ok(EntryData::bytes(once(b)));
         }
         if entry.name == POST_DATA {
             let stmts: Vec<Statement> = if self.data_only {
@@ -278,9 +269,7 @@ impl Snapshot for PgSnapshot {
                 self.catalog.post_data.clone()
             };
             let b = statements_bytes(&stmts);
-            return Ok(EntryData::bytes(Box::pin(futures::stream::once(
-                async move { Ok(b) },
-            ))));
+            return Ok(EntryData::bytes(once(b)));
         }
         let table = self
             .catalog
@@ -364,11 +353,8 @@ impl Snapshot for PgSnapshot {
                 }
             }
         });
-        let stream = futures::stream::unfold(rx, |mut rx| async move {
-            rx.recv().await.map(|item| (item, rx))
-        });
         Ok(EntryData {
-            stream: Box::pin(stream),
+            stream: channel_stream(rx),
             rows: Some(rows),
         })
     }

@@ -1,0 +1,84 @@
+//! Schema entries as JSON lines of statements, a format every SQL engine uses for its pre- and
+//! post-data entries: one `{"kind", "name", "sql"}` object per line, applied in order.
+
+use bytes::Bytes;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::sink::ByteStream;
+
+/// One DDL statement, with what it creates (for error messages).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Statement {
+    /// Kind of object (`table`, `index`, `view`, ...).
+    pub kind: String,
+    /// Name of the object.
+    pub name: String,
+    /// The SQL.
+    pub sql: String,
+}
+
+impl Statement {
+    /// A statement creating `kind` `name`.
+    pub fn new(kind: &str, name: impl Into<String>, sql: impl Into<String>) -> Self {
+        Statement {
+            kind: kind.into(),
+            name: name.into(),
+            sql: sql.into(),
+        }
+    }
+}
+
+/// Encodes statements as JSON lines.
+pub fn encode_statements<'a>(stmts: impl IntoIterator<Item = &'a Statement>) -> Bytes {
+    let mut out = Vec::new();
+    for s in stmts {
+        serde_json::to_writer(&mut out, s).expect("a statement serializes");
+        out.push(b'\n');
+    }
+    Bytes::from(out)
+}
+
+/// Decodes JSON lines of statements.
+///
+/// # Errors
+/// [`ErrorKind::Corrupt`] for a line that is not a statement.
+pub fn decode_statements(bytes: &[u8]) -> Result<Vec<Statement>> {
+    bytes
+        .split(|&b| b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(|l| {
+            serde_json::from_slice(l).map_err(|e| {
+                Error::new(
+                    ErrorKind::Corrupt,
+                    format!("unreadable schema statement: {e}"),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Reads a (small) entry stream into memory.
+///
+/// # Errors
+/// The stream's own error.
+pub async fn collect(mut data: ByteStream) -> Result<Vec<u8>> {
+    let mut out = Vec::new();
+    while let Some(c) = data.next().await {
+        out.extend_from_slice(&c?);
+    }
+    Ok(out)
+}
+
+/// A one-item stream of `bytes`.
+pub fn once(bytes: Bytes) -> ByteStream {
+    Box::pin(futures::stream::once(async move { Ok(bytes) }))
+}
+
+/// The receiving end of a channel as a stream (for sources that produce on a spawned task).
+pub fn channel_stream(rx: tokio::sync::mpsc::Receiver<Result<Bytes>>) -> ByteStream {
+    Box::pin(futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    }))
+}
