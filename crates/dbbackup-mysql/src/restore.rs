@@ -24,6 +24,9 @@ use crate::error::my_error;
 use crate::schema::{ident, Statement};
 use crate::source::{connect, PRE_DATA};
 
+/// Rows with more value bytes than this are inserted alone, as bound parameters.
+const BIG_ROW: usize = 4 << 20;
+
 const SESSION: &str = "SET NAMES utf8mb4; SET SESSION time_zone = '+00:00'; SET SESSION foreign_key_checks = 0; \
                        SET SESSION unique_checks = 0; SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO'";
 
@@ -391,6 +394,24 @@ impl Session {
             while let Some(chunk) = data.next().await {
                 reader.buf.extend_from_slice(&chunk?);
                 while let Some(vals) = reader.next_row(columns.len())? {
+                    let row_bytes: usize =
+                        keep.iter().filter_map(|&k| vals[k].map(|(_, l)| l)).sum();
+                    if row_bytes > BIG_ROW {
+                        // A huge value goes as a bound parameter: no hex doubling, and no batch
+                        // around it (the server still needs max_allowed_packet above its size).
+                        if !stmt.is_empty() {
+                            send(&mut *c, &what, std::mem::take(&mut stmt)).await?;
+                        }
+                        let marks = vec!["?"; keep.len()].join(", ");
+                        let sql = format!("{}({marks})", head);
+                        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+                        for &k in &keep {
+                            q = q.bind(vals[k].map(|(p, l)| reader.buf[p..p + l].to_vec()));
+                        }
+                        q.execute(&mut *c).await.map_err(|e| target_err(e, &what))?;
+                        rows += 1;
+                        continue;
+                    }
                     stmt.push_str(if stmt.is_empty() { &head } else { "," });
                     stmt.push('(');
                     for (n, &k) in keep.iter().enumerate() {

@@ -40,3 +40,55 @@ async fn fixture_roundtrip_matches_show_create_and_checksums() {
     }
     assert_eq!(a.len(), b.len());
 }
+
+/// The full-scale fixture of the issue: a 1 000 000-row table and a 52 MB BLOB. The server must
+/// accept packets that large, so the test raises `max_allowed_packet` (global, for new sessions).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_scale_roundtrip_with_a_million_rows_and_a_50mb_blob() {
+    {
+        let mut a = admin().await;
+        sqlx::raw_sql("SET GLOBAL max_allowed_packet = 268435456")
+            .execute(&mut a)
+            .await
+            .unwrap();
+    }
+    let src = TestDb::new("full").await;
+    load_fixture(&src, 1_000_000).await;
+    {
+        let mut c = src.conn().await;
+        sqlx::raw_sql("CREATE TABLE blobs (id INT PRIMARY KEY, data LONGBLOB) ENGINE=InnoDB")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "INSERT INTO blobs VALUES (1, REPEAT(UNHEX('00FF7E'), 18000000)), (2, X'01')",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        let len: i64 = sqlx::query_scalar("SELECT LENGTH(data) FROM blobs WHERE id = 1")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert!(len >= 50 << 20, "{len}");
+    }
+    let sink = MemorySink::new();
+    let key = key();
+    let report = backup(&src, &sink, &key, 2).await;
+    assert_eq!(
+        report.manifest.entry("data/big").unwrap().rows,
+        Some(1_000_000)
+    );
+    let dst = TestDb::reserve("full_dst");
+    Restore::builder()
+        .sink(Arc::new(sink))
+        .key(key)
+        .target(target(&dst).create(true))
+        .jobs(2)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("restore failed: {e}"));
+    assert_eq!(describe(&src).await, describe(&dst).await);
+}
