@@ -104,6 +104,52 @@ struct Session {
     target: MySqlTarget,
     mode: Mode,
     warnings: std::sync::Mutex<Vec<String>>,
+    /// Secondary indexes left out of CREATE TABLE, built after the rows are in.
+    deferred: std::sync::Mutex<Vec<Statement>>,
+}
+
+/// Splits the secondary keys out of a `SHOW CREATE TABLE` statement so they can be built in bulk
+/// after loading (much faster than maintaining them row by row). Tables with foreign keys keep
+/// theirs: a foreign key needs an index from the start.
+fn defer_secondary_keys(s: &Statement) -> (Statement, Option<Statement>) {
+    if s.kind != "table" || s.sql.contains("FOREIGN KEY") {
+        return (s.clone(), None);
+    }
+    let lines: Vec<&str> = s.sql.lines().collect();
+    if lines.len() < 3 {
+        return (s.clone(), None);
+    }
+    let (first, last) = (lines[0], lines[lines.len() - 1]);
+    let defs: Vec<&str> = lines[1..lines.len() - 1]
+        .iter()
+        .map(|l| l.trim_end_matches(','))
+        .collect();
+    let is_secondary = |d: &str| {
+        let t = d.trim_start();
+        t.starts_with("KEY ")
+            || t.starts_with("UNIQUE KEY ")
+            || t.starts_with("FULLTEXT KEY ")
+            || t.starts_with("SPATIAL KEY ")
+    };
+    let (keys, kept): (Vec<&str>, Vec<&str>) = defs.iter().partition(|d| is_secondary(d));
+    if keys.is_empty() || kept.is_empty() {
+        return (s.clone(), None);
+    }
+    let table = first
+        .trim_start_matches("CREATE TABLE ")
+        .trim_end_matches(" (");
+    let create = Statement::new(
+        "table",
+        &s.name,
+        format!("{first}\n{}\n{last}", kept.join(",\n")),
+    );
+    let adds: Vec<String> = keys.iter().map(|k| format!("ADD {}", k.trim())).collect();
+    let alter = Statement::new(
+        "secondary indexes",
+        &s.name,
+        format!("ALTER TABLE {table} {}", adds.join(", ")),
+    );
+    (create, Some(alter))
 }
 
 fn target_err(e: sqlx::Error, what: &str) -> Error {
@@ -189,6 +235,7 @@ impl RestoreTarget for MySqlTarget {
                 target: self.clone(),
                 mode: Mode::Parallel(pool),
                 warnings: Default::default(),
+                deferred: Default::default(),
             }));
         }
         let mut c = connect(&self.url, ErrorKind::Target, false).await?;
@@ -232,6 +279,7 @@ impl RestoreTarget for MySqlTarget {
             target: self.clone(),
             mode: Mode::Atomic(Mutex::new(Some(c))),
             warnings: Default::default(),
+            deferred: Default::default(),
         }))
     }
 }
@@ -259,6 +307,35 @@ fn stmt_err(e: sqlx::Error, s: &Statement) -> Error {
         err.kind(),
         format!("{}\n  statement: {}", err.message(), s.sql),
     )
+}
+
+/// Appends `v` as a literal of the binary character set: `_binary'...'`, escaped as the server's
+/// client library does, when `v` is valid UTF-8 (numbers, dates, most text: about half the size
+/// of hex); otherwise as a hex literal (SQL text must be UTF-8 on this connection).
+fn push_binary_literal(out: &mut String, v: &[u8]) {
+    match std::str::from_utf8(v) {
+        Ok(text) => {
+            out.push_str("_binary'");
+            for ch in text.chars() {
+                match ch {
+                    '\0' => out.push_str("\\0"),
+                    '\n' => out.push_str("\\n"),
+                    '\r' => out.push_str("\\r"),
+                    '\\' => out.push_str("\\\\"),
+                    '\'' => out.push_str("\\'"),
+                    '"' => out.push_str("\\\""),
+                    '\u{1a}' => out.push_str("\\Z"),
+                    c => out.push(c),
+                }
+            }
+            out.push('\'');
+        }
+        Err(_) => {
+            out.push_str("X'");
+            out.push_str(&hex::encode(v));
+            out.push('\'');
+        }
+    }
 }
 
 /// One decoded row: for each column, NULL or the (offset, length) of its bytes in the buffer.
@@ -421,9 +498,7 @@ impl Session {
                         match vals[k] {
                             None => stmt.push_str("NULL"),
                             Some((p, len)) => {
-                                stmt.push_str("X'");
-                                stmt.push_str(&hex::encode(&reader.buf[p..p + len]));
-                                stmt.push('\'');
+                                push_binary_literal(&mut stmt, &reader.buf[p..p + len])
                             }
                         }
                     }
@@ -477,7 +552,11 @@ impl Session {
                 let stmts = parse_statements(&read_all(data).await?)?;
                 if !self.target.data_only {
                     for s in &stmts {
-                        run(c, s).await.map_err(|e| stmt_err(e, s))?;
+                        let (create, later) = defer_secondary_keys(s);
+                        run(c, &create).await.map_err(|e| stmt_err(e, &create))?;
+                        if let Some(l) = later {
+                            self.deferred.lock().expect("lock").push(l);
+                        }
                     }
                 }
                 Ok(None)
@@ -486,6 +565,11 @@ impl Session {
                 let mut stmts = parse_statements(&read_all(data).await?)?;
                 if self.target.data_only {
                     stmts.retain(|s| s.kind == "sequence value");
+                }
+                let deferred: Vec<Statement> =
+                    std::mem::take(&mut *self.deferred.lock().expect("lock"));
+                for s in &deferred {
+                    run(c, s).await.map_err(|e| stmt_err(e, s))?;
                 }
                 // A view over a view needs the other first: retry until no progress.
                 let mut pending = stmts;
@@ -603,5 +687,30 @@ impl RestoreSession for Session {
                 Ok(())
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secondary_keys_are_split_out() {
+        let s = Statement::new(
+            "table",
+            "t",
+            "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `k` int(11) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `k` (`k`),\n  UNIQUE KEY `u` (`k`,`id`)\n) ENGINE=InnoDB",
+        );
+        let (create, alter) = defer_secondary_keys(&s);
+        assert_eq!(
+            create.sql,
+            "CREATE TABLE `t` (\n  `id` int(11) NOT NULL,\n  `k` int(11) DEFAULT NULL,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB"
+        );
+        assert_eq!(
+            alter.unwrap().sql,
+            "ALTER TABLE `t` ADD KEY `k` (`k`), ADD UNIQUE KEY `u` (`k`,`id`)"
+        );
+        let fk = Statement::new("table", "c", "CREATE TABLE `c` (\n  `p` int,\n  KEY `p` (`p`),\n  CONSTRAINT `f` FOREIGN KEY (`p`) REFERENCES `x` (`id`)\n) ENGINE=InnoDB");
+        assert!(defer_secondary_keys(&fk).1.is_none());
     }
 }

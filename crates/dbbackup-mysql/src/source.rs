@@ -310,7 +310,8 @@ use dbbackup_core::statements::{channel_stream, encode_statements as statements_
 /// Appends one row in `mysql-rows-v1`.
 pub(crate) fn encode_row(row: &MySqlRow, columns: usize, out: &mut BytesMut) -> Result<()> {
     for i in 0..columns {
-        let v: Option<Vec<u8>> = row
+        // Borrowed: no allocation per value.
+        let v: Option<&[u8]> = row
             .try_get_unchecked(i)
             .map_err(|e| Error::new(ErrorKind::Source, format!("cannot read column {i}: {e}")))?;
         match v {
@@ -327,7 +328,7 @@ pub(crate) fn encode_row(row: &MySqlRow, columns: usize, out: &mut BytesMut) -> 
                     }
                     out.extend_from_slice(&[b | 0x80]);
                 }
-                out.extend_from_slice(&bytes);
+                out.extend_from_slice(bytes);
             }
         }
     }
