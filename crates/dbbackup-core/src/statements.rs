@@ -82,3 +82,69 @@ pub fn channel_stream(rx: tokio::sync::mpsc::Receiver<Result<Bytes>>) -> ByteStr
         rx.recv().await.map(|item| (item, rx))
     }))
 }
+
+/// Gathers small pieces (rows) into blocks of about `block` bytes before they cross a channel to
+/// the pipeline, counting rows as blocks leave, so per-row costs stay out of the pipeline.
+pub struct BlockSender {
+    tx: tokio::sync::mpsc::Sender<Result<Bytes>>,
+    counter: crate::source::RowCounter,
+    buf: bytes::BytesMut,
+    rows: u64,
+    block: usize,
+}
+
+impl BlockSender {
+    /// Sends to `tx`, counting into `counter`.
+    pub fn new(
+        tx: tokio::sync::mpsc::Sender<Result<Bytes>>,
+        counter: crate::source::RowCounter,
+        block: usize,
+    ) -> Self {
+        BlockSender {
+            tx,
+            counter,
+            buf: bytes::BytesMut::with_capacity(block),
+            rows: 0,
+            block,
+        }
+    }
+
+    /// The buffer to append the next row to; call [`row_done`](Self::row_done) after.
+    pub fn buffer(&mut self) -> &mut bytes::BytesMut {
+        &mut self.buf
+    }
+
+    /// Marks a row as appended; sends the block when it is full.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cancelled`] when the pipeline stopped listening.
+    pub async fn row_done(&mut self) -> Result<()> {
+        self.rows += 1;
+        if self.buf.len() >= self.block {
+            self.flush().await?;
+        }
+        Ok(())
+    }
+
+    /// Sends what is buffered.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Cancelled`] when the pipeline stopped listening.
+    pub async fn flush(&mut self) -> Result<()> {
+        self.counter.add(std::mem::take(&mut self.rows));
+        if !self.buf.is_empty() {
+            let block = self.buf.split().freeze();
+            self.buf.reserve(self.block);
+            self.tx
+                .send(Ok(block))
+                .await
+                .map_err(|_| Error::cancelled())?;
+        }
+        Ok(())
+    }
+
+    /// Sends `e` as the stream's last item.
+    pub async fn fail(self, e: Error) {
+        let _ = self.tx.send(Err(e)).await;
+    }
+}

@@ -159,3 +159,47 @@ pub async fn major_version(path: &std::path::Path, hint: &str) -> Result<u32> {
             )
         })
 }
+
+/// Where external tools are looked up: on `PATH`, or in one directory.
+#[derive(Debug, Clone, Default)]
+pub struct Tools {
+    dir: Option<std::path::PathBuf>,
+}
+
+impl Tools {
+    /// Tools found on `PATH`.
+    pub fn from_path() -> Self {
+        Tools::default()
+    }
+
+    /// Tools in `dir` (e.g. `/usr/lib/postgresql/17/bin`).
+    pub fn in_dir(dir: impl Into<std::path::PathBuf>) -> Self {
+        Tools {
+            dir: Some(dir.into()),
+        }
+    }
+
+    /// The path `name` resolves to.
+    pub fn path(&self, name: &str) -> std::path::PathBuf {
+        match &self.dir {
+            Some(d) => d.join(name),
+            None => std::path::PathBuf::from(name),
+        }
+    }
+
+    /// The first of `names` that runs, with its major version; `hint` says how to install it.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Unsupported`] when none runs.
+    pub async fn find(&self, names: &[&str], hint: &str) -> Result<(std::path::PathBuf, u32)> {
+        let mut last = None;
+        for n in names {
+            let path = self.path(n);
+            match major_version(&path, hint).await {
+                Ok(v) => return Ok((path, v)),
+                Err(e) => last = Some(e),
+            }
+        }
+        Err(last.unwrap_or_else(|| Error::new(ErrorKind::Unsupported, "no tool name given")))
+    }
+}

@@ -7,8 +7,8 @@ use std::path::PathBuf;
 
 use async_trait::async_trait;
 use dbbackup_core::{
-    ByteStream, EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, Snapshot,
-    SnapshotSummary, Source, SourceInfo,
+    ByteStream, EntryData, EntryKind, EntrySpec, ErrorKind, Result, Snapshot, SnapshotSummary,
+    Source, SourceInfo,
 };
 use tokio::process::Command;
 
@@ -16,45 +16,9 @@ use crate::config::{MyUrl, ENGINE};
 
 pub(crate) const DUMP: &str = "dump";
 
-/// Where the client tools are: the first of the candidate names found.
-#[derive(Debug, Clone, Default)]
-pub struct Tools {
-    dir: Option<PathBuf>,
-}
+pub use dbbackup_core::tool::Tools;
 
-impl Tools {
-    /// Tools on `PATH`.
-    pub fn from_path() -> Self {
-        Tools::default()
-    }
-    /// Tools in `dir`.
-    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
-        Tools {
-            dir: Some(dir.into()),
-        }
-    }
-
-    /// The first of `names` that runs.
-    pub(crate) async fn find(&self, names: &[&str]) -> Result<PathBuf> {
-        let mut last = None;
-        for n in names {
-            let path = self
-                .dir
-                .as_ref()
-                .map_or_else(|| PathBuf::from(n), |d| d.join(n));
-            match dbbackup_core::tool::major_version(
-                &path,
-                "install the client tools (Debian: mariadb-client)",
-            )
-            .await
-            {
-                Ok(_) => return Ok(path),
-                Err(e) => last = Some(e),
-            }
-        }
-        Err(last.unwrap_or_else(|| Error::new(ErrorKind::Unsupported, "no tool name given")))
-    }
-}
+const HINT: &str = "install the client tools (Debian: mariadb-client)";
 
 /// Host, port and user arguments; the password goes in `MYSQL_PWD`, never on the command line.
 pub(crate) fn connection_args(cmd: &mut Command, url: &MyUrl) {
@@ -108,7 +72,10 @@ struct DumpSnapshot {
 #[async_trait]
 impl Source for MyDumpSource {
     async fn open(&self) -> Result<Box<dyn Snapshot>> {
-        let tool = self.tools.find(&["mariadb-dump", "mysqldump"]).await?;
+        let (tool, _) = self
+            .tools
+            .find(&["mariadb-dump", "mysqldump"], HINT)
+            .await?;
         Ok(Box::new(DumpSnapshot {
             source: self.clone(),
             tool,
@@ -165,7 +132,7 @@ impl Snapshot for DumpSnapshot {
 
 /// Feeds a dump to the `mariadb` / `mysql` client.
 pub(crate) async fn client_restore(url: &MyUrl, tools: &Tools, data: ByteStream) -> Result<()> {
-    let tool = tools.find(&["mariadb", "mysql"]).await?;
+    let (tool, _) = tools.find(&["mariadb", "mysql"], HINT).await?;
     let mut cmd = Command::new(&tool);
     connection_args(&mut cmd, url);
     cmd.arg("--").arg(url.database());

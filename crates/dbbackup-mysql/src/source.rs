@@ -305,7 +305,9 @@ fn lossy(r: &MySqlRow, i: usize) -> String {
         .unwrap_or_default()
 }
 
-use dbbackup_core::statements::{channel_stream, encode_statements as statements_bytes, once};
+use dbbackup_core::statements::{
+    channel_stream, encode_statements as statements_bytes, once, BlockSender,
+};
 
 /// Appends one row in `mysql-rows-v1`.
 pub(crate) fn encode_row(row: &MySqlRow, columns: usize, out: &mut BytesMut) -> Result<()> {
@@ -449,40 +451,26 @@ impl Snapshot for MySnapshot {
             .ok_or_else(|| Error::new(ErrorKind::Internal, "the worker pool is closed"))?;
         let back = self.workers_tx.clone();
         let rows = RowCounter::new();
-        let counter = rows.clone();
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
+        let mut sender = BlockSender::new(tx, rows.clone(), COALESCE);
         let what = format!("reading table {} failed", table.name);
         tokio::spawn(async move {
             let result: Result<()> = async {
                 let mut stream = sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).fetch(&mut conn);
-                let mut block = BytesMut::with_capacity(COALESCE);
-                let mut n = 0u64;
                 while let Some(row) = stream.next().await {
                     let row = row.map_err(|e| my_error(e, ErrorKind::Source, &what))?;
-                    encode_row(&row, ncols, &mut block)?;
-                    n += 1;
-                    if block.len() >= COALESCE {
-                        counter.add(n);
-                        n = 0;
-                        if tx.send(Ok(block.split().freeze())).await.is_err() {
-                            return Err(Error::cancelled());
-                        }
-                    }
+                    encode_row(&row, ncols, sender.buffer())?;
+                    sender.row_done().await?;
                 }
-                counter.add(n);
-                if !block.is_empty() && tx.send(Ok(block.freeze())).await.is_err() {
-                    return Err(Error::cancelled());
-                }
-                Ok(())
+                drop(stream);
+                sender.flush().await
             }
             .await;
             match result {
                 Ok(()) => {
                     let _ = back.send(conn).await;
                 }
-                Err(e) => {
-                    let _ = tx.send(Err(e)).await;
-                }
+                Err(e) => sender.fail(e).await,
             }
         });
         Ok(EntryData {

@@ -18,40 +18,21 @@ use crate::error::pg_error;
 /// The entry a dump backup holds.
 pub(crate) const DUMP: &str = "dump";
 
-/// Where the PostgreSQL client tools are.
-#[derive(Debug, Clone, Default)]
-pub struct Tools {
-    dir: Option<PathBuf>,
+pub use dbbackup_core::tool::Tools;
+
+/// Checks that a PostgreSQL client tool runs and can talk to a server of `server_major`.
+pub(crate) trait CheckTool {
+    async fn check(&self, tool: &str, server_major: u32) -> Result<PathBuf>;
 }
 
-impl Tools {
-    /// Tools found on `PATH`.
-    pub fn from_path() -> Self {
-        Tools::default()
-    }
-
-    /// Tools in `dir` (e.g. `/usr/lib/postgresql/17/bin`).
-    pub fn in_dir(dir: impl Into<PathBuf>) -> Self {
-        Tools {
-            dir: Some(dir.into()),
-        }
-    }
-
-    fn path(&self, tool: &str) -> PathBuf {
-        match &self.dir {
-            Some(d) => d.join(tool),
-            None => PathBuf::from(tool),
-        }
-    }
-
-    /// The major version of `tool`, checked to be able to talk to a server of `server_major`.
-    pub(crate) async fn check(&self, tool: &str, server_major: u32) -> Result<PathBuf> {
-        let path = self.path(tool);
-        let major = dbbackup_core::tool::major_version(
-            &path,
-            "install the PostgreSQL client tools (Debian: postgresql-client) or use the native engine, which needs none",
-        )
-        .await?;
+impl CheckTool for Tools {
+    async fn check(&self, tool: &str, server_major: u32) -> Result<PathBuf> {
+        let (path, major) = self
+            .find(
+                &[tool],
+                "install the PostgreSQL client tools (Debian: postgresql-client) or use the native engine, which needs none",
+            )
+            .await?;
         if major < server_major {
             return Err(Error::new(
                 ErrorKind::Unsupported,

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dbbackup_core::{
     EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, RowCounter, Snapshot,
     SnapshotSummary, Source, SourceInfo,
@@ -113,7 +113,9 @@ struct PgSnapshot {
     split_pages: i64,
 }
 
-use dbbackup_core::statements::{channel_stream, encode_statements as statements_bytes, once};
+use dbbackup_core::statements::{
+    channel_stream, encode_statements as statements_bytes, once, BlockSender,
+};
 
 #[async_trait]
 impl Source for PgSource {
@@ -310,8 +312,8 @@ impl Snapshot for PgSnapshot {
             .ok_or_else(|| Error::new(ErrorKind::Internal, "the worker pool is closed"))?;
         let back = self.workers_tx.clone();
         let rows = RowCounter::new();
-        let counter = rows.clone();
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
+        let mut sender = BlockSender::new(tx, rows.clone(), COALESCE);
         let what = format!("COPY of table {} failed", table.plain());
         tokio::spawn(async move {
             let result: Result<()> = async {
@@ -319,27 +321,13 @@ impl Snapshot for PgSnapshot {
                     .copy_out_raw(&sql)
                     .await
                     .map_err(|e| pg_error(e, ErrorKind::Source, &what))?;
-                // The server sends one message per row: coalesce rows into blocks before they
-                // cross the channel, so per-row costs stay out of the pipeline.
-                let mut block = BytesMut::with_capacity(COALESCE);
-                let mut rows_in_block = 0u64;
+                // The server sends one message per row: blocks keep per-row costs out of the pipeline.
                 while let Some(chunk) = stream.next().await {
                     let chunk = chunk.map_err(|e| pg_error(e, ErrorKind::Source, &what))?;
-                    block.extend_from_slice(&chunk);
-                    rows_in_block += 1;
-                    if block.len() >= COALESCE {
-                        counter.add(rows_in_block);
-                        rows_in_block = 0;
-                        if tx.send(Ok(block.split().freeze())).await.is_err() {
-                            return Err(Error::cancelled());
-                        }
-                        block.reserve(COALESCE);
-                    }
+                    sender.buffer().extend_from_slice(&chunk);
+                    sender.row_done().await?;
                 }
-                counter.add(rows_in_block);
-                if !block.is_empty() && tx.send(Ok(block.freeze())).await.is_err() {
-                    return Err(Error::cancelled());
-                }
+                sender.flush().await?;
                 Ok(())
             }
             .await;
@@ -349,7 +337,7 @@ impl Snapshot for PgSnapshot {
                 }
                 Err(e) => {
                     // A failed or abandoned COPY leaves the connection unusable; it is dropped.
-                    let _ = tx.send(Err(e)).await;
+                    sender.fail(e).await;
                 }
             }
         });
