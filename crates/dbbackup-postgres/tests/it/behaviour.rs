@@ -335,3 +335,64 @@ async fn selective_restore_of_chosen_tables() {
         "an unselected table got rows"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn include_exclude_patterns_and_schema_or_data_only() {
+    let src = TestDb::new("options").await;
+    load_fixture(&src, 100).await;
+    let run = |source: PgSource| async move {
+        Backup::builder()
+            .source(source)
+            .sink(Arc::new(MemorySink::new()))
+            .build()
+            .unwrap()
+            .run()
+            .await
+            .unwrap()
+            .manifest
+    };
+    let names =
+        |m: &dbbackup_core::Manifest| m.entries.iter().map(|e| e.name.clone()).collect::<Vec<_>>();
+
+    let filter = dbbackup_postgres::Filter {
+        exclude_tables: vec!["public.big".into(), "public.measurements*".into()],
+        ..Default::default()
+    };
+    let m = run(PgSource::new(&src.url()).unwrap().with_filter(filter)).await;
+    let n = names(&m);
+    assert!(
+        !n.iter()
+            .any(|e| e == "data/public.big" || e.starts_with("data/public.measurements")),
+        "{n:?}"
+    );
+    assert!(n.iter().any(|e| e == "data/public.emp"), "{n:?}");
+
+    let only_odd = dbbackup_postgres::Filter {
+        include_schemas: vec!["Odd*".into()],
+        ..Default::default()
+    };
+    let m = run(PgSource::new(&src.url()).unwrap().with_filter(only_odd)).await;
+    let data: Vec<String> = names(&m)
+        .into_iter()
+        .filter(|e| e.starts_with("data/"))
+        .collect();
+    assert_eq!(data, vec!["data/Odd Schema ü.inner_t".to_owned()]);
+
+    let m = run(PgSource::new(&src.url()).unwrap().schema_only(true)).await;
+    assert!(
+        names(&m).iter().all(|e| !e.starts_with("data/")),
+        "{:?}",
+        names(&m)
+    );
+    assert!(m.entry("pre-data").is_some() && m.entry("post-data").is_some());
+
+    let m = run(PgSource::new(&src.url()).unwrap().data_only(true)).await;
+    assert!(m.entry("pre-data").is_none());
+    assert!(
+        m.entries
+            .iter()
+            .filter(|e| e.name.starts_with("data/"))
+            .count()
+            >= 10
+    );
+}
