@@ -352,7 +352,10 @@ impl CodecChain {
         emit: &mut dyn FnMut(Vec<u8>) -> Result<()>,
     ) -> Result<()> {
         if idx == self.codecs.len() {
-            let out = std::mem::replace(buf, Vec::with_capacity(STAGE_LIMIT));
+            // A right-sized copy goes on; the stage keeps its buffer for the next piece (no fresh
+            // 1 MiB allocation per piece, no spare capacity held in the channels).
+            let out = buf.as_slice().to_vec();
+            buf.clear();
             emit(out)
         } else {
             let r = self.feed(idx, buf, emit);

@@ -522,7 +522,7 @@ async fn pump_backup(
     let raw_progress = Arc::new(AtomicU64::new(0));
 
     let mut stream = data.stream;
-    let reader = AbortOnDrop(tokio::spawn(async move {
+    let mut reader = AbortOnDrop(tokio::spawn(async move {
         let mut buf = BytesMut::new();
         while let Some(item) = stream.next().await {
             let chunk = item?;
@@ -550,7 +550,7 @@ async fn pump_backup(
 
     let checksum_key = job.checksum_key;
     let progress = raw_progress.clone();
-    let hash_thread = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
+    let mut hash_thread = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
         let mut h = hasher(checksum_key.as_ref());
         let mut n = 0u64;
         loop {
@@ -574,7 +574,7 @@ async fn pump_backup(
 
     let transforms = job.transforms.clone();
     let (backup_id, entry) = (job.backup_id.clone(), spec.name.clone());
-    let codec_thread = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
+    let mut codec_thread = tokio::task::spawn_blocking(move || -> Result<(String, u64)> {
         let ctx = CodecContext {
             backup_id: &backup_id,
             entry: &entry,
@@ -629,25 +629,20 @@ async fn pump_backup(
     if write_err.is_some() {
         reader.0.abort();
     }
-    let mut reader = reader;
-    let (mut hash_thread, mut codec_thread) = (hash_thread, codec_thread);
     let r_reader = join(&mut reader.0).await;
     let r_hash = join(&mut hash_thread).await;
     let r_codec = join(&mut codec_thread).await;
-    let errors: Vec<Error> = [
-        r_reader.err(),
-        r_hash.as_ref().err().map(clone_err),
-        r_codec.as_ref().err().map(clone_err),
-        write_err,
-    ]
-    .into_iter()
-    .flatten()
-    .collect();
-    if let Some(e) = first_real_error(errors) {
-        return Err(e);
-    }
-    let (checksum, raw_size) = r_hash.expect("checked");
-    let (stored_checksum, stored_size) = r_codec.expect("checked");
+    let ((checksum, raw_size), (stored_checksum, stored_size)) =
+        match (r_reader, r_hash, r_codec, write_err) {
+            (Ok(()), Ok(h), Ok(c), None) => (h, c),
+            (r, h, c, w) => {
+                let errors = [r.err(), h.err(), c.err(), w]
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                return Err(first_real_error(errors).expect("at least one stage failed"));
+            }
+        };
     if stored_size != written {
         return Err(Error::internal(
             "stored byte count disagrees with bytes written",
@@ -659,23 +654,6 @@ async fn pump_backup(
         checksum,
         stored_checksum,
     })
-}
-
-fn clone_err(e: &Error) -> Error {
-    let mut c = Error::new(e.kind(), e.message().to_owned());
-    if let Some(b) = e.backup() {
-        c = c.with_backup(b);
-    }
-    if let Some(x) = e.entry() {
-        c = c.with_entry(x);
-    }
-    if let Some(o) = e.object() {
-        c = c.with_object(o);
-    }
-    if e.is_temporary() {
-        c = c.temporary();
-    }
-    c
 }
 
 // ---------------------------------------------------------------------------------------------
