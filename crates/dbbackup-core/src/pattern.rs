@@ -1,4 +1,5 @@
-//! Name patterns shared by engines and the command line (`public.orders*`, `app_?`).
+//! Small text helpers shared by engines, storage and the command line: name patterns
+//! (`public.orders*`), durations (`36h`, `1d12h`, `500ms`), URL passwords.
 
 /// Whether `text` matches `pattern`, where `*` matches any run of characters and `?` one character.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
@@ -108,5 +109,72 @@ mod redact_tests {
         assert_eq!(redact_url("mysql://root@h/db"), "mysql://root@h/db");
         assert_eq!(redact_url("mysql://u:p@ss@h/db"), "mysql://u:***@h/db");
         assert_eq!(redact_url("/plain/path"), "/plain/path");
+    }
+}
+
+/// Parses a duration written with units: `500ms`, `30s`, `5m`, `36h`, `7d`, `2w`, `1y` (365 days),
+/// or a sum such as `1d12h`.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the text, also for a number
+/// without a unit (callers that accept one decide what it means).
+pub fn parse_duration(text: &str) -> crate::Result<std::time::Duration> {
+    let bad = || {
+        crate::Error::new(
+            crate::ErrorKind::InvalidInput,
+            format!("{text:?} is not a duration; use e.g. 500ms, 30s, 36h, 7d, 2w or 1d12h"),
+        )
+    };
+    let t = text.trim();
+    let mut total = std::time::Duration::ZERO;
+    let mut rest = t;
+    if rest.is_empty() {
+        return Err(bad());
+    }
+    while !rest.is_empty() {
+        let digits = rest.find(|c: char| !c.is_ascii_digit()).ok_or_else(bad)?;
+        let n: u64 = rest[..digits].parse().map_err(|_| bad())?;
+        rest = &rest[digits..];
+        let unit_len = rest
+            .find(|c: char| c.is_ascii_digit())
+            .unwrap_or(rest.len());
+        let unit = match &rest[..unit_len] {
+            "ms" => std::time::Duration::from_millis(1),
+            "s" => std::time::Duration::from_secs(1),
+            "m" => std::time::Duration::from_secs(60),
+            "h" => std::time::Duration::from_secs(3600),
+            "d" => std::time::Duration::from_secs(86_400),
+            "w" => std::time::Duration::from_secs(7 * 86_400),
+            "y" => std::time::Duration::from_secs(365 * 86_400),
+            _ => return Err(bad()),
+        };
+        let part = unit
+            .checked_mul(u32::try_from(n).map_err(|_| bad())?)
+            .ok_or_else(bad)?;
+        total = total.checked_add(part).ok_or_else(bad)?;
+        rest = &rest[unit_len..];
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod duration_tests {
+    use super::parse_duration;
+    use std::time::Duration;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(
+            parse_duration("1d12h").unwrap(),
+            Duration::from_secs(36 * 3600)
+        );
+        assert_eq!(
+            parse_duration("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
+        for bad in ["", "7", "7 days", "d", "5x", "1h30"] {
+            assert!(parse_duration(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -159,45 +159,10 @@ mod opt_secs {
 /// # Errors
 /// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the text.
 pub fn parse_keep_within(text: &str) -> Result<std::time::Duration> {
-    let bad = || {
-        crate::Error::invalid(format!(
-            "{text:?} is not a duration; use e.g. 7d, 36h, 2w, 1y or 1d12h"
-        ))
-    };
-    let t = text.trim();
-    if t.is_empty() {
-        return Err(bad());
+    match text.trim().parse::<u64>() {
+        Ok(days) => Ok(std::time::Duration::from_secs(days * 86_400)),
+        Err(_) => crate::pattern::parse_duration(text),
     }
-    if let Ok(days) = t.parse::<u64>() {
-        return Ok(std::time::Duration::from_secs(days * 86_400));
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    for c in t.chars() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().map_err(|_| bad())?;
-        num.clear();
-        let unit = match c {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            'y' => 365 * 86_400,
-            _ => return Err(bad()),
-        };
-        total = n
-            .checked_mul(unit)
-            .and_then(|x| total.checked_add(x))
-            .ok_or_else(bad)?;
-    }
-    if !num.is_empty() {
-        return Err(bad());
-    }
-    Ok(std::time::Duration::from_secs(total))
 }
 
 impl KeepPolicy {

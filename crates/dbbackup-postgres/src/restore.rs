@@ -232,13 +232,27 @@ impl Projector {
         self.partial.extend_from_slice(&chunk[start..]);
     }
 
+    /// `keep` is ascending, so one pass over the fields picks them (no per-row allocation).
     fn project(&self, line: &[u8], out: &mut Vec<u8>) {
-        let fields: Vec<&[u8]> = line.split(|&b| b == b'\t').collect();
-        for (n, &k) in self.keep.iter().enumerate() {
-            if n > 0 {
+        let mut want = self.keep.iter().peekable();
+        let mut first = true;
+        for (i, field) in line.split(|&b| b == b'\t').enumerate() {
+            if want.peek() == Some(&&i) {
+                if !first {
+                    out.push(b'\t');
+                }
+                first = false;
+                out.extend_from_slice(field);
+                want.next();
+            }
+        }
+        // A short line (never written by COPY) gets NULLs rather than shifted values.
+        for _ in want {
+            if !first {
                 out.push(b'\t');
             }
-            out.extend_from_slice(fields.get(k).copied().unwrap_or(b"\\N"));
+            first = false;
+            out.extend_from_slice(b"\\N");
         }
         out.push(b'\n');
     }

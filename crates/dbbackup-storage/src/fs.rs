@@ -292,9 +292,7 @@ fn walk(
 #[async_trait]
 impl Sink for FsSink {
     fn capabilities(&self) -> Capabilities {
-        let mut c = Capabilities::full();
-        c.max_object_size = None;
-        c
+        Capabilities::full()
     }
 
     async fn put(&self, key: &str, mode: PutMode) -> Result<Box<dyn ObjectWriter>> {

@@ -119,28 +119,15 @@ pub fn parse_size(text: &str) -> Result<u64> {
         .ok_or_else(|| invalid(format!("{text:?} is too large")))
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` into a duration.
+/// Parses `30s`, `500ms`, `2m`, `1h` (a bare number is seconds) into a duration.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] naming the text.
 pub fn parse_duration(text: &str) -> Result<Duration> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num
-        .parse()
-        .map_err(|_| invalid(format!("{text:?} is not a duration (e.g. 30s, 500ms, 5m)")))?;
-    Ok(match unit {
-        "ms" => Duration::from_millis(n),
-        "" | "s" => Duration::from_secs(n),
-        "m" => Duration::from_secs(n * 60),
-        "h" => Duration::from_secs(n * 3600),
-        _ => {
-            return Err(invalid(format!(
-                "{text:?} has an unknown unit (use ms, s, m, h)"
-            )))
-        }
-    })
+    match text.trim().parse::<u64>() {
+        Ok(secs) => Ok(Duration::from_secs(secs)),
+        Err(_) => dbbackup_core::parse_duration(text),
+    }
 }
 
 fn bucket_and_prefix(u: &Url) -> Result<(String, String)> {
