@@ -25,7 +25,9 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Emitter, Event, Operation, Subscriber};
 use crate::keys::{DataKey, KdfParams, Key};
 use crate::manifest::{self, entry_key, manifest_key, ChecksumAlgorithm, EntryRecord, Manifest};
-use crate::repo::{blocking, build_chain, BackupSelector, KeyCache, Repository, TransformFactory};
+use crate::repo::{
+    blocking, build_chain, unwrap_data_key, BackupSelector, Repository, TransformFactory,
+};
 use crate::restore::RestoreTarget;
 use crate::sink::{ByteStream, ObjectWriter, PutMode, Sink};
 use crate::source::{EntryData, EntrySpec, Snapshot, Source};
@@ -677,7 +679,7 @@ async fn open_backup(
     let id = opened.manifest.backup_id.clone();
     let data_key = match (&opened.manifest.encryption, key) {
         (Some(info), Some(key)) => {
-            let dk = KeyCache::default().unwrap(info, key, &id).await?;
+            let dk = unwrap_data_key(info, key, &id).await?;
             opened
                 .authenticate(&dk)
                 .map_err(|e| e.with_backup(id.clone()))?;

@@ -1,7 +1,9 @@
 //! Keys: the user's master key (raw or from a passphrase), per-backup data keys wrapped by it,
 //! and the subkeys derived from a data key. Everything secret is zeroized on drop and never printed.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex};
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
@@ -208,35 +210,63 @@ impl KdfParams {
 }
 
 /// A credential the user gives: a raw key, or a passphrase that Argon2id turns into one.
+///
+/// A passphrase remembers the master keys derived from it (per Argon2id setup), shared by its
+/// clones, so verifying or re-keying many backups derives each key once.
 #[derive(Clone)]
-pub enum Key {
-    /// A raw 256-bit key.
+pub struct Key {
+    secret: Secret,
+    derived: Arc<Mutex<HashMap<String, MasterKey>>>,
+}
+
+#[derive(Clone)]
+enum Secret {
     Raw(MasterKey),
-    /// A passphrase; the repository stores the Argon2id salt and parameters.
     Passphrase(Zeroizing<String>),
 }
 
 impl Key {
     /// A passphrase credential.
     pub fn passphrase(p: impl Into<String>) -> Self {
-        Key::Passphrase(Zeroizing::new(p.into()))
+        Key {
+            secret: Secret::Passphrase(Zeroizing::new(p.into())),
+            derived: Arc::default(),
+        }
     }
 
     /// A raw key credential.
     pub fn raw(k: MasterKey) -> Self {
-        Key::Raw(k)
+        Key {
+            secret: Secret::Raw(k),
+            derived: Arc::default(),
+        }
     }
 
     /// Turns the credential into a master key. `kdf` is the Argon2id setup the key must be derived
-    /// with (the repository's, or a backup's); `backup` names the backup in errors.
+    /// with (the repository's, or a backup's); `backup` names the backup in errors. A derivation is
+    /// CPU- and memory-heavy: call this from a blocking thread.
     ///
     /// # Errors
     /// [`ErrorKind::WrongKey`] when a passphrase is given for a raw-key backup.
     pub(crate) fn resolve(&self, kdf: Option<&KdfParams>, backup: &str) -> Result<MasterKey> {
-        match (self, kdf) {
-            (Key::Raw(k), _) => Ok(k.clone()),
-            (Key::Passphrase(p), Some(kdf)) => kdf.derive(p),
-            (Key::Passphrase(_), None) => Err(Error::new(
+        match (&self.secret, kdf) {
+            (Secret::Raw(k), _) => Ok(k.clone()),
+            (Secret::Passphrase(p), Some(kdf)) => {
+                let id = format!(
+                    "{}:{}:{}:{}:{}",
+                    kdf.algorithm, kdf.salt, kdf.m_cost_kib, kdf.t_cost, kdf.p_cost
+                );
+                if let Some(k) = self.derived.lock().expect("key cache lock").get(&id) {
+                    return Ok(k.clone());
+                }
+                let k = kdf.derive(p)?;
+                self.derived
+                    .lock()
+                    .expect("key cache lock")
+                    .insert(id, k.clone());
+                Ok(k)
+            }
+            (Secret::Passphrase(_), None) => Err(Error::new(
                 ErrorKind::WrongKey,
                 format!(
                     "wrong key for backup {backup}: it was encrypted with a raw key, but a \
@@ -248,15 +278,15 @@ impl Key {
 
     /// Whether this is a passphrase (needs Argon2id parameters).
     pub fn is_passphrase(&self) -> bool {
-        matches!(self, Key::Passphrase(_))
+        matches!(self.secret, Secret::Passphrase(_))
     }
 }
 
 impl fmt::Debug for Key {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Key::Raw(k) => write!(f, "Key::Raw({k:?})"),
-            Key::Passphrase(_) => f.write_str("Key::Passphrase(<redacted>)"),
+        match &self.secret {
+            Secret::Raw(k) => write!(f, "Key::Raw({k:?})"),
+            Secret::Passphrase(_) => f.write_str("Key::Passphrase(<redacted>)"),
         }
     }
 }
@@ -450,6 +480,28 @@ mod tests {
             "{e}"
         );
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn passphrases_derive_each_setup_once_across_clones() {
+        let (a, b) = (
+            KdfParams::new(1024, 1, 1).unwrap(),
+            KdfParams::new(1024, 1, 1).unwrap(),
+        );
+        let key = Key::passphrase("pass");
+        let clone = key.clone();
+        let k1 = key.resolve(Some(&a), "B").unwrap();
+        let k2 = clone.resolve(Some(&a), "B").unwrap();
+        assert_eq!(k1.key_id(), k2.key_id());
+        assert_eq!(
+            key.derived.lock().unwrap().len(),
+            1,
+            "the clone reused the derivation"
+        );
+        let k3 = key.resolve(Some(&b), "B").unwrap();
+        assert_ne!(k1.key_id(), k3.key_id(), "another salt is another key");
+        assert_eq!(key.derived.lock().unwrap().len(), 2);
+        assert_eq!(k1.key_id(), a.derive("pass").unwrap().key_id());
     }
 
     #[test]

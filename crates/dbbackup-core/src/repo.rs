@@ -442,7 +442,6 @@ impl Repository {
             new_key_id: new_id.clone(),
             ..Default::default()
         };
-        let mut cache = KeyCache::default();
         for id in self.committed_ids().await? {
             let opened = self.open_manifest(&id).await?;
             let mut m = opened.manifest.clone();
@@ -454,7 +453,7 @@ impl Repository {
                 report.already.push(id);
                 continue;
             }
-            let dk = cache.unwrap(&info, old, &id).await?;
+            let dk = unwrap_data_key(&info, old, &id).await?;
             opened
                 .authenticate(&dk)
                 .map_err(|e| e.with_backup(id.clone()))?;
@@ -475,39 +474,19 @@ impl Repository {
     }
 }
 
-/// Derives passphrase keys once per distinct Argon2id setup.
-#[derive(Default)]
-pub(crate) struct KeyCache {
-    masters: HashMap<String, crate::keys::MasterKey>,
-}
-
-impl KeyCache {
-    /// Unwraps a backup's data key, deriving the master key off the async threads.
-    pub(crate) async fn unwrap(
-        &mut self,
-        info: &crate::keys::EncryptionInfo,
-        key: &Key,
-        backup_id: &str,
-    ) -> Result<DataKey> {
-        let cache_id = info
-            .kdf
-            .as_ref()
-            .map(|k| format!("{}:{}:{}:{}", k.salt, k.m_cost_kib, k.t_cost, k.p_cost))
-            .unwrap_or_default();
-        let master = match self.masters.get(&cache_id) {
-            Some(m) => m.clone(),
-            None => {
-                let (k, kdf, id) = (key.clone(), info.kdf.clone(), backup_id.to_owned());
-                let m = blocking(move || k.resolve(kdf.as_ref(), &id))
-                    .await
-                    .map_err(|e| e.with_backup(backup_id))?;
-                self.masters.insert(cache_id, m.clone());
-                m
-            }
-        };
-        DataKey::unwrap_with(info, &master, key.is_passphrase(), backup_id)
-            .map_err(|e| e.with_backup(backup_id))
-    }
+/// Unwraps a backup's data key with `key`, deriving the master key off the async threads (a
+/// passphrase derives each Argon2id setup once; see [`Key`]).
+pub(crate) async fn unwrap_data_key(
+    info: &crate::keys::EncryptionInfo,
+    key: &Key,
+    backup_id: &str,
+) -> Result<DataKey> {
+    let (k, kdf, id) = (key.clone(), info.kdf.clone(), backup_id.to_owned());
+    let master = blocking(move || k.resolve(kdf.as_ref(), &id))
+        .await
+        .map_err(|e| e.with_backup(backup_id))?;
+    DataKey::unwrap_with(info, &master, key.is_passphrase(), backup_id)
+        .map_err(|e| e.with_backup(backup_id))
 }
 
 /// Runs CPU-heavy key work on a blocking thread.
