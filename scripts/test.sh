@@ -8,35 +8,63 @@ log() { printf '\n==> %s\n' "$*"; }
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
+apt_install() {
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get update -q
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q "$@"
+}
+
 ensure_postgres() {
-    if pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then return; fi
     if ! ls /etc/postgresql/*/main >/dev/null 2>&1; then
         log "installing PostgreSQL"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q postgresql postgresql-client
+        apt_install postgresql postgresql-client
     fi
-    log "starting PostgreSQL"
-    as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
-    for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && return; sleep 1; done
-    echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1
+    if ! pg_isready -q -h 127.0.0.1 -p 5432 2>/dev/null; then
+        log "starting PostgreSQL"
+        as_root pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -1)" main start || true
+        for _ in $(seq 60); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+    fi
+    pg_isready -q -h 127.0.0.1 -p 5432 || { echo "PostgreSQL did not come up on 127.0.0.1:5432" >&2; exit 1; }
+    # The tests log in as postgres over TCP without a password (trust), as on the CI machines; a
+    # fresh Debian install asks for one, so allow it for loopback only.
+    if ! psql -w -h 127.0.0.1 -U postgres -tAc 'SELECT 1' postgres >/dev/null 2>&1; then
+        log "allowing passwordless loopback logins for the postgres user"
+        hba=$(as_root su postgres -c "psql -tAc 'SHOW hba_file'")
+        as_root sed -i '1i host all postgres 127.0.0.1/32 trust\nhost all postgres ::1/128 trust' "$hba"
+        as_root su postgres -c "psql -tAc 'SELECT pg_reload_conf()'" >/dev/null
+    fi
 }
 
 ensure_mariadb() {
-    if mariadb-admin -h 127.0.0.1 -uroot ping >/dev/null 2>&1; then return; fi
     if [ ! -x /usr/sbin/mariadbd ]; then
         log "installing MariaDB"
-        as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -q mariadb-server mariadb-client
+        apt_install mariadb-server mariadb-client
     fi
-    log "starting MariaDB"
-    as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
-    for _ in $(seq 60); do mariadb-admin -h 127.0.0.1 -uroot ping >/dev/null 2>&1 && return; sleep 1; done
-    echo "MariaDB did not come up on 127.0.0.1:3306" >&2; exit 1
+    if ! mariadb-admin -h 127.0.0.1 -uroot ping >/dev/null 2>&1; then
+        log "starting MariaDB"
+        as_root install -d -o mysql -g mysql /run/mysqld
+        as_root start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd
+        for _ in $(seq 60); do mariadb-admin -h 127.0.0.1 -uroot ping >/dev/null 2>&1 && break; sleep 1; done
+    fi
+    mariadb-admin -h 127.0.0.1 -uroot ping >/dev/null 2>&1 || { echo "MariaDB did not come up on 127.0.0.1:3306" >&2; exit 1; }
+    # The tests log in as root over TCP with an empty password; a fresh install only lets root in
+    # through the socket, so add loopback accounts.
+    if ! mariadb -h 127.0.0.1 -uroot -e 'SELECT 1' >/dev/null 2>&1; then
+        log "allowing root logins over loopback"
+        as_root mariadb -uroot -e "
+            CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
+            GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
+            CREATE USER IF NOT EXISTS 'root'@'::1' IDENTIFIED BY '';
+            GRANT ALL ON *.* TO 'root'@'::1' WITH GRANT OPTION;
+            FLUSH PRIVILEGES;"
+    fi
 }
 
 ensure_moto() {
-    # The S3 tests start their own moto_server on a free loopback port.
-    if command -v moto_server >/dev/null 2>&1; then return; fi
+    # The S3 tests start their own moto server on a free loopback port.
+    if python3 -c 'import moto.server' >/dev/null 2>&1; then return; fi
     log "installing moto[server] (S3-compatible test server)"
     python3 -m pip install --quiet 'moto[server]'
+    command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 }
 
 ensure_postgres

@@ -25,12 +25,23 @@ impl Moto {
     /// Starts `moto_server` (installed by `scripts/test.sh`; `pip install 'moto[server]'`).
     pub(crate) fn start() -> Moto {
         let port = free_port();
+        let args = ["-H".to_owned(), "127.0.0.1".to_owned(), "-p".to_owned(), port.to_string()];
+        // The `moto_server` script, or the same entry point through python3 when pip put the
+        // script somewhere not on PATH.
         let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .args(&args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
-            .expect("moto_server is not installed: run ./scripts/test.sh or `pip install 'moto[server]'`");
+            .or_else(|_| {
+                Command::new("python3")
+                    .args(["-c", "import sys; from moto.server import main; sys.exit(main())"])
+                    .args(&args)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+            })
+            .expect("moto is not installed: run ./scripts/test.sh or `pip install 'moto[server]'`");
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Ok(resp) = http(port, "GET", "/moto-api/", "") {
