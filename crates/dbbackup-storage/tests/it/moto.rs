@@ -25,7 +25,12 @@ impl Moto {
     /// Starts `moto_server` (installed by `scripts/test.sh`; `pip install 'moto[server]'`).
     pub(crate) fn start() -> Moto {
         let port = free_port();
-        let args = ["-H".to_owned(), "127.0.0.1".to_owned(), "-p".to_owned(), port.to_string()];
+        let args = [
+            "-H".to_owned(),
+            "127.0.0.1".to_owned(),
+            "-p".to_owned(),
+            port.to_string(),
+        ];
         // The `moto_server` script, or the same entry point through python3 when pip put the
         // script somewhere not on PATH.
         let child = Command::new("moto_server")
@@ -35,7 +40,10 @@ impl Moto {
             .spawn()
             .or_else(|_| {
                 Command::new("python3")
-                    .args(["-c", "import sys; from moto.server import main; sys.exit(main())"])
+                    .args([
+                        "-c",
+                        "import sys; from moto.server import main; sys.exit(main())",
+                    ])
                     .args(&args)
                     .stdout(Stdio::null())
                     .stderr(Stdio::null())
