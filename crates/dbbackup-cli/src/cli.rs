@@ -87,6 +87,32 @@ pub struct BackupArgs {
     /// native (the library's own engine) or dump (the engine's dump tool, where there is one).
     #[arg(long, env = "DBBACKUP_ENGINE_TOOL", value_name = "TOOL")]
     pub engine_tool: Option<String>,
+    #[command(flatten)]
+    pub select: SelectArgs,
+}
+
+/// What a native PostgreSQL or MySQL backup covers. Table patterns use `*` and `?`; PostgreSQL
+/// table patterns match `schema.table`, MySQL ones the table name.
+#[derive(Debug, Args, Default)]
+pub struct SelectArgs {
+    /// Back up only tables matching this pattern (repeatable).
+    #[arg(long = "include-table", value_name = "PATTERN")]
+    pub include_tables: Vec<String>,
+    /// Leave out tables matching this pattern (repeatable).
+    #[arg(long = "exclude-table", value_name = "PATTERN")]
+    pub exclude_tables: Vec<String>,
+    /// PostgreSQL: back up only schemas matching this pattern (repeatable).
+    #[arg(long = "include-schema", value_name = "PATTERN")]
+    pub include_schemas: Vec<String>,
+    /// PostgreSQL: leave out schemas matching this pattern (repeatable).
+    #[arg(long = "exclude-schema", value_name = "PATTERN")]
+    pub exclude_schemas: Vec<String>,
+    /// Only the schema (object definitions), no table data.
+    #[arg(long, env = "DBBACKUP_SCHEMA_ONLY", conflicts_with = "data_only")]
+    pub schema_only: bool,
+    /// Only table data; restore it into a database that has the schema.
+    #[arg(long, env = "DBBACKUP_DATA_ONLY")]
+    pub data_only: bool,
 }
 
 /// `restore`.

@@ -161,7 +161,15 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             let sink = open_repo(pick(&a.repo.repo, &f.repo))?;
             let tool = pick(&a.engine_tool, &f.engine_tool).unwrap_or_else(|| "native".into());
             let jobs = pick(&a.jobs, &f.jobs).unwrap_or(2);
-            let source = engines::source(&source_url, &tool, jobs)?;
+            let select = engines::Selection {
+                include_tables: pick_list(&a.select.include_tables, &f.include_table),
+                exclude_tables: pick_list(&a.select.exclude_tables, &f.exclude_table),
+                include_schemas: pick_list(&a.select.include_schemas, &f.include_schema),
+                exclude_schemas: pick_list(&a.select.exclude_schemas, &f.exclude_schema),
+                schema_only: a.select.schema_only || f.schema_only.unwrap_or(false),
+                data_only: a.select.data_only || f.data_only.unwrap_or(false),
+            };
+            let source = engines::source(&source_url, &tool, jobs, &select)?;
             let key = load_key(&a.key, f)?;
             let mut b = Backup::builder()
                 .source_arc(source)
@@ -205,7 +213,8 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                 println!(
                     "{}",
                     json!({"ok": true, "command": "backup", "backup_id": m.backup_id, "engine": m.source.engine,
-                           "database": m.source.database, "entries": m.entries.len(), "raw_bytes": m.raw_size(),
+                           "database": m.source.database, "entries": m.entries.len(),
+                           "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(),
                            "stored_bytes": m.stored_size(), "duration_seconds": report.elapsed.as_secs_f64(),
                            "encrypted": encrypted, "labels": m.labels, "warnings": m.warnings})
                 );
@@ -286,7 +295,8 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                         json!({"backup_id": m.backup_id, "started_at": m.started_at.to_string(),
                                "finished_at": m.finished_at.to_string(), "engine": m.source.engine,
                                "server_version": m.source.server_version, "database": m.source.database,
-                               "entries": m.entries.len(), "raw_bytes": m.raw_size(), "stored_bytes": m.stored_size(),
+                               "entries": m.entries.len(),
+                           "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(), "stored_bytes": m.stored_size(),
                                "labels": m.labels, "parent": m.parent,
                                "encrypted": m.encryption.is_some(),
                                "key_id": m.encryption.as_ref().map(|e| e.key_id.clone())})

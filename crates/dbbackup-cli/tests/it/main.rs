@@ -666,6 +666,67 @@ mod postgres {
         drop(dc2);
         drop_db(&bad).await;
 
+        // --exclude-table leaves a table out; --schema-only keeps definitions without rows.
+        let sel = json(&dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                &src_url,
+                "--repo",
+                "repo3",
+                "--exclude-table",
+                "public.notes",
+                "--json",
+            ],
+        ));
+        assert_eq!(sel["rows"], 20_000);
+        ok(&dbbackup(
+            &d,
+            &[
+                "restore", "--repo", "repo3", "--target", &sel_url, "--create",
+            ],
+        ));
+        let mut ec = PgConnection::connect(&sel_url).await.unwrap();
+        let tables: Vec<String> = sqlx::query_scalar(
+            "SELECT relname::text FROM pg_class WHERE relkind = 'r' AND relnamespace = 'public'::regnamespace ORDER BY 1",
+        )
+        .fetch_all(&mut ec)
+        .await
+        .unwrap();
+        assert_eq!(tables, ["items"]);
+        drop(ec);
+        drop_db(&bad).await;
+        let schema = json(&dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                &src_url,
+                "--repo",
+                "repo4",
+                "--schema-only",
+                "--json",
+            ],
+        ));
+        assert_eq!(schema["rows"], 0);
+        ok(&dbbackup(
+            &d,
+            &[
+                "restore", "--repo", "repo4", "--target", &sel_url, "--create",
+            ],
+        ));
+        let mut ec = PgConnection::connect(&sel_url).await.unwrap();
+        let n: i64 = sqlx::query_scalar(
+            "SELECT (SELECT count(*) FROM items) + (SELECT count(*) FROM notes)",
+        )
+        .fetch_one(&mut ec)
+        .await
+        .unwrap();
+        assert_eq!(n, 0);
+        drop(ec);
+        drop_db(&bad).await;
+
         // A restore that fails (wrong key) leaves no database behind.
         let wrong = dbbackup(
             &d,
