@@ -3,5 +3,13 @@
 //! * [`statement`]: typed builders for `BACKUP DATABASE` / `BACKUP LOG` / `RESTORE ...`, with
 //!   names and paths quoted by [`quote`].
 
+pub mod config;
+pub mod conn;
 pub mod quote;
 pub mod statement;
+
+pub use config::{redact, MsUrl, ENGINE, NATIVE_ENGINE};
+pub use conn::{connect_to, ms_error, MsClient};
+
+#[cfg(feature = "testing")]
+pub mod testing;

@@ -2,3 +2,4 @@
 //! server on loopback, and (when `DBBACKUP_MSSQL_URL` is set) a real SQL Server.
 
 mod statements;
+mod wire;
