@@ -80,6 +80,12 @@ impl Subscriber for Progress {
                 }
             }
             Mode::Lines => {
+                if let Event::ServerProgress {
+                    percent, message, ..
+                } = event
+                {
+                    eprintln!("  server: {message} ({percent:.0}%)");
+                }
                 if let Event::EntryFinished {
                     entry,
                     raw_bytes,
@@ -136,6 +142,13 @@ impl Subscriber for Progress {
                             let rows = rows.map(|r| format!(", {r} rows")).unwrap_or_default();
                             bar.finish_with_message(format!("-> {}{rows}", human(*stored_bytes)));
                         }
+                    }
+                    Event::ServerProgress {
+                        percent, message, ..
+                    } => {
+                        let _ = self
+                            .multi
+                            .println(format!("server: {message} ({percent:.0}%)"));
                     }
                     Event::Finished { .. } | Event::Failed { .. } => {
                         for (_, bar) in bars.drain() {

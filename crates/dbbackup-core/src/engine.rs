@@ -354,8 +354,10 @@ impl Backup {
         }
         let specs = transforms.iter().map(|t| t.spec()).collect();
 
-        let snapshot = self.source.open().await?;
+        let ctx = crate::source::OpenContext::new(id, self.emitter.clone());
+        let snapshot = self.source.open_with(&ctx).await?;
         let info = snapshot.info();
+        let parent = self.parent.clone().or_else(|| snapshot.parent());
         let entries = snapshot.entries();
         let mut seen = HashSet::new();
         for e in &entries {
@@ -412,7 +414,7 @@ impl Backup {
             },
             entries: records,
             labels: self.labels.clone(),
-            parent: self.parent.clone(),
+            parent,
             warnings: summary.warnings,
         };
         let sealed = manifest::seal(&manifest, data_key.as_deref())?;

@@ -73,6 +73,18 @@ pub enum Event {
         #[serde(with = "duration_secs")]
         elapsed: Duration,
     },
+    /// Progress the database server reports for work it does on its own, before the entries
+    /// stream (SQL Server's `BACKUP ... WITH STATS`, for example).
+    ServerProgress {
+        /// Which operation.
+        operation: Operation,
+        /// The backup.
+        backup_id: String,
+        /// Percent done, 0 to 100.
+        percent: f64,
+        /// What the server is doing.
+        message: String,
+    },
     /// The operation succeeded (for a backup: the manifest is committed).
     Finished {
         /// Which operation.
@@ -124,6 +136,12 @@ impl<F: Fn(&Event) + Send + Sync> Subscriber for F {
 /// The subscribers of one operation.
 #[derive(Clone, Default)]
 pub(crate) struct Emitter(Vec<Arc<dyn Subscriber>>);
+
+impl std::fmt::Debug for Emitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Emitter({} subscribers)", self.0.len())
+    }
+}
 
 impl Emitter {
     pub(crate) fn new(subs: Vec<Arc<dyn Subscriber>>) -> Self {

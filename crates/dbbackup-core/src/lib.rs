@@ -73,7 +73,8 @@ pub use sink::{
     check_range, ByteStream, Capabilities, ObjectMeta, ObjectWriter, PutMode, Sink, SinkExt,
 };
 pub use source::{
-    EntryData, EntryKind, EntrySpec, RowCounter, Snapshot, SnapshotSummary, Source, SourceInfo,
+    EntryData, EntryKind, EntrySpec, OpenContext, RowCounter, Snapshot, SnapshotSummary, Source,
+    SourceInfo,
 };
 pub use tokio_util::sync::CancellationToken;
 

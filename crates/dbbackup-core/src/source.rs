@@ -127,6 +127,53 @@ pub trait Source: Send + Sync {
     /// [`ErrorKind::Source`](crate::ErrorKind::Source) when the database cannot be reached or the
     /// snapshot cannot be taken.
     async fn open(&self) -> Result<Box<dyn Snapshot>>;
+
+    /// [`open`](Source::open) with the backup's context: its id, and a way to report progress
+    /// of work the server does before entries stream. The engine calls this; sources that have
+    /// nothing to report keep the default, which calls `open`.
+    ///
+    /// # Errors
+    /// As for `open`.
+    async fn open_with(&self, ctx: &OpenContext) -> Result<Box<dyn Snapshot>> {
+        let _ = ctx;
+        self.open().await
+    }
+}
+
+/// What a source learns about the backup it is opened for.
+#[derive(Debug, Clone)]
+pub struct OpenContext {
+    backup_id: String,
+    emitter: crate::events::Emitter,
+}
+
+impl OpenContext {
+    pub(crate) fn new(backup_id: &str, emitter: crate::events::Emitter) -> Self {
+        Self {
+            backup_id: backup_id.to_owned(),
+            emitter,
+        }
+    }
+
+    /// A context that reports to nobody (for calling a source outside the engine).
+    pub fn detached(backup_id: &str) -> Self {
+        Self::new(backup_id, crate::events::Emitter::default())
+    }
+
+    /// The id the backup will be committed under.
+    pub fn backup_id(&self) -> &str {
+        &self.backup_id
+    }
+
+    /// Emits [`Event::ServerProgress`](crate::Event::ServerProgress) to the backup's subscribers.
+    pub fn server_progress(&self, percent: f64, message: impl Into<String>) {
+        self.emitter.emit(crate::Event::ServerProgress {
+            operation: crate::Operation::Backup,
+            backup_id: self.backup_id.clone(),
+            percent: percent.clamp(0.0, 100.0),
+            message: message.into(),
+        });
+    }
 }
 
 /// An open, consistent view of a database.
@@ -149,4 +196,10 @@ pub trait Snapshot: Send + Sync {
     /// # Errors
     /// When the snapshot turns out to be unusable (e.g. a tool exited with an error).
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary>;
+
+    /// The backup this one builds on, when the source finds it (an incremental backup's full
+    /// backup). A parent set on the [`Backup`](crate::Backup) builder takes precedence.
+    fn parent(&self) -> Option<String> {
+        None
+    }
 }

@@ -41,6 +41,8 @@ pub struct ScriptedSource {
     chunk: usize,
     warnings: Vec<String>,
     fail_open: bool,
+    parent: Option<String>,
+    server_progress: Vec<f64>,
 }
 
 impl ScriptedSource {
@@ -51,8 +53,22 @@ impl ScriptedSource {
             entries: Vec::new(),
             chunk: 64 * 1024,
             warnings: Vec::new(),
+            parent: None,
+            server_progress: Vec::new(),
             fail_open: false,
         }
+    }
+
+    /// Its snapshots name `id` as the backup's parent.
+    pub fn with_parent(mut self, id: impl Into<String>) -> Self {
+        self.parent = Some(id.into());
+        self
+    }
+
+    /// Reports these server progress percentages while opening.
+    pub fn with_server_progress(mut self, percents: Vec<f64>) -> Self {
+        self.server_progress = percents;
+        self
     }
 
     /// Adds a data entry (phase 1) holding `data`.
@@ -155,6 +171,13 @@ struct ScriptedSnapshot {
 
 #[async_trait]
 impl Source for ScriptedSource {
+    async fn open_with(&self, ctx: &crate::OpenContext) -> Result<Box<dyn Snapshot>> {
+        for p in &self.server_progress {
+            ctx.server_progress(*p, format!("scripted {p} percent"));
+        }
+        self.open().await
+    }
+
     async fn open(&self) -> Result<Box<dyn Snapshot>> {
         if self.fail_open {
             return Err(Error::new(
@@ -183,6 +206,10 @@ impl Snapshot for ScriptedSnapshot {
 
     fn entries(&self) -> Vec<EntrySpec> {
         self.source.entries.iter().map(|e| e.spec.clone()).collect()
+    }
+
+    fn parent(&self) -> Option<String> {
+        self.source.parent.clone()
     }
 
     async fn read(&self, spec: &EntrySpec) -> Result<EntryData> {

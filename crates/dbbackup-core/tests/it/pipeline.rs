@@ -375,3 +375,56 @@ async fn operations_can_be_spawned() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn a_source_reports_server_progress_and_its_parent() {
+    let sink = MemorySink::new();
+    let full = backup(&sink, sample_source(), None).await.unwrap();
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let ev = events.clone();
+    let source = sample_source()
+        .with_parent(full.backup_id())
+        .with_server_progress(vec![10.0, 100.0, 250.0]);
+    let incr = Backup::builder()
+        .source(source.clone())
+        .sink(Arc::new(sink.clone()) as Arc<dyn Sink>)
+        .subscribe(move |e: &Event| ev.lock().unwrap().push(e.clone()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(incr.manifest.parent.as_deref(), Some(full.backup_id()));
+    let progress: Vec<(String, f64)> = events
+        .lock()
+        .unwrap()
+        .iter()
+        .filter_map(|e| match e {
+            Event::ServerProgress {
+                backup_id,
+                percent,
+                operation: Operation::Backup,
+                ..
+            } => Some((backup_id.clone(), *percent)),
+            _ => None,
+        })
+        .collect();
+    let id = incr.backup_id().to_owned();
+    assert_eq!(
+        progress,
+        [(id.clone(), 10.0), (id.clone(), 100.0), (id, 100.0)],
+        "percentages are clamped to 0..=100"
+    );
+    // A parent given to the builder wins over the source's.
+    let other = backup(&sink, sample_source(), None).await.unwrap();
+    let explicit = Backup::builder()
+        .source(source)
+        .sink(Arc::new(sink.clone()) as Arc<dyn Sink>)
+        .parent(other.backup_id())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(explicit.manifest.parent.as_deref(), Some(other.backup_id()));
+}
