@@ -11,5 +11,7 @@ pub mod statement;
 pub use config::{redact, MsUrl, ENGINE, NATIVE_ENGINE};
 pub use conn::{connect_to, ms_error, MsClient};
 
+pub mod native;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub use native::{NativeKind, NativeSource, NativeTarget, SharedDir};

@@ -1,5 +1,6 @@
 //! dbbackup-mssql's tests: statement generation, type mapping, the wire path against a TDS test
 //! server on loopback, and (when `DBBACKUP_MSSQL_URL` is set) a real SQL Server.
 
+mod native;
 mod statements;
 mod wire;
