@@ -15,3 +15,4 @@ pub mod native;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub use native::{NativeKind, NativeSource, NativeTarget, SharedDir};
+pub mod types;

@@ -3,4 +3,5 @@
 
 mod native;
 mod statements;
+mod types;
 mod wire;
