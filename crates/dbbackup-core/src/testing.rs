@@ -158,7 +158,7 @@ pub fn generate_into(offset: u64, buf: &mut [u8]) {
         let n = w.len().min(buf.len() - i);
         buf[i..i + n].copy_from_slice(&w[..n]);
         i += n;
-        if i < buf.len() && state % 5 == 0 {
+        if i < buf.len() && state.is_multiple_of(5) {
             buf[i] = (state >> 32) as u8;
             i += 1;
         }

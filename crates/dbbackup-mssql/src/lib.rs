@@ -15,4 +15,9 @@ pub mod native;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub use native::{NativeKind, NativeSource, NativeTarget, SharedDir};
+pub mod restore;
+pub mod schema;
+pub mod source;
 pub mod types;
+pub use restore::MssqlTarget;
+pub use source::{Filter, MssqlSource};
