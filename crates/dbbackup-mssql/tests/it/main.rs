@@ -1,6 +1,7 @@
 //! dbbackup-mssql's tests: statement generation, type mapping, the wire path against a TDS test
 //! server on loopback, and (when `DBBACKUP_MSSQL_URL` is set) a real SQL Server.
 
+mod logical;
 mod native;
 mod statements;
 mod types;
