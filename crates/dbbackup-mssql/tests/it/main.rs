@@ -3,6 +3,7 @@
 
 mod logical;
 mod native;
+mod real;
 mod statements;
 mod types;
 mod wire;
