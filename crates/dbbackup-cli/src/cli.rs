@@ -68,7 +68,7 @@ pub struct KeyArgs {
 /// `backup`.
 #[derive(Debug, Args)]
 pub struct BackupArgs {
-    /// The database: sqlite://PATH (postgres://, mysql://, mssql:// when their engines are built in).
+    /// The database: sqlite://PATH, postgres://, mysql:// (mariadb://) or mssql://.
     #[arg(long, env = "DBBACKUP_SOURCE", value_name = "URL")]
     pub source: Option<String>,
     #[command(flatten)]
@@ -84,11 +84,19 @@ pub struct BackupArgs {
     /// A label K=V recorded in the backup (repeatable).
     #[arg(long = "label", value_name = "K=V")]
     pub labels: Vec<String>,
-    /// native (the library's own engine) or dump (the engine's dump tool, where there is one).
+    /// native (the library's own engine), dump (pg_dump / mariadb-dump) or server-backup
+    /// (SQL Server's BACKUP DATABASE / BACKUP LOG, with --shared-dir).
     #[arg(long, env = "DBBACKUP_ENGINE_TOOL", value_name = "TOOL")]
     pub engine_tool: Option<String>,
     #[command(flatten)]
     pub select: SelectArgs,
+    /// SQL Server server-backup: a directory as SERVER_PATH=LOCAL_PATH (the server writes there,
+    /// dbbackup reads the same files here).
+    #[arg(long, env = "DBBACKUP_SHARED_DIR", value_name = "SERVER=LOCAL")]
+    pub shared_dir: Option<String>,
+    /// SQL Server server-backup: full (default), differential or log.
+    #[arg(long, env = "DBBACKUP_BACKUP_KIND", value_name = "KIND")]
+    pub backup_kind: Option<String>,
 }
 
 /// What a native PostgreSQL or MySQL backup covers. Table patterns use `*` and `?`; PostgreSQL
@@ -137,6 +145,16 @@ pub struct RestoreArgs {
     pub create: bool,
     #[command(flatten)]
     pub key: KeyArgs,
+    /// SQL Server server-backup restores: the shared directory as SERVER_PATH=LOCAL_PATH.
+    #[arg(long, env = "DBBACKUP_SHARED_DIR", value_name = "SERVER=LOCAL")]
+    pub shared_dir: Option<String>,
+    /// SQL Server server-backup restores: move the data and log files into this server directory.
+    #[arg(long, env = "DBBACKUP_DATA_DIR", value_name = "PATH")]
+    pub data_dir: Option<String>,
+    /// SQL Server server-backup restores: leave the database restoring, for the next
+    /// differential or log backup.
+    #[arg(long, env = "DBBACKUP_NO_RECOVERY")]
+    pub no_recovery: bool,
 }
 
 /// `verify`.

@@ -2,7 +2,9 @@
 
 use std::sync::Arc;
 
-use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Source};
+use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Sink, Source};
+use dbbackup_mssql::statement::Recovery;
+use dbbackup_mssql::{MssqlSource, MssqlTarget, NativeKind, NativeSource, NativeTarget, SharedDir};
 use dbbackup_mysql::{MyDumpSource, MySqlSource, MySqlTarget};
 use dbbackup_postgres::{PgDumpSource, PgSource, PgTarget};
 use dbbackup_sqlite::{SqliteSource, SqliteTarget};
@@ -11,11 +13,47 @@ fn scheme(url: &str) -> &str {
     url.split_once(':').map(|(s, _)| s).unwrap_or("")
 }
 
-fn not_built(engine: &str) -> Error {
-    Error::new(
-        ErrorKind::Unsupported,
-        format!("the {engine} engine is not part of this dbbackup build yet; supported now: sqlite://PATH, postgres://, mysql:// (mariadb://)"),
-    )
+/// SQL Server's own BACKUP/RESTORE, for `--engine-tool server-backup`.
+#[derive(Debug, Default, Clone)]
+pub struct ServerBackup {
+    /// `SERVER_PATH=LOCAL_PATH`.
+    pub shared_dir: Option<String>,
+    /// full, differential or log.
+    pub kind: Option<String>,
+    /// Restore: move files into this server directory.
+    pub data_dir: Option<String>,
+    /// Restore: leave the database restoring.
+    pub no_recovery: bool,
+}
+
+impl ServerBackup {
+    fn shared_dir(&self) -> Result<SharedDir> {
+        let raw = self.shared_dir.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                "SQL Server server backups need --shared-dir SERVER_PATH=LOCAL_PATH: a directory the server writes its backup file to and dbbackup reads here",
+            )
+        })?;
+        let (server, local) = raw.split_once('=').filter(|(a, b)| !a.is_empty() && !b.is_empty()).ok_or_else(|| {
+            Error::new(
+                ErrorKind::InvalidInput,
+                format!("--shared-dir {raw:?}: give SERVER_PATH=LOCAL_PATH, e.g. /var/opt/mssql/backup=/mnt/mssql-backup"),
+            )
+        })?;
+        Ok(SharedDir::new(server, local))
+    }
+
+    fn kind(&self) -> Result<NativeKind> {
+        match self.kind.as_deref().unwrap_or("full") {
+            "full" => Ok(NativeKind::Full),
+            "differential" | "diff" => Ok(NativeKind::Differential),
+            "log" => Ok(NativeKind::Log),
+            other => Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("--backup-kind {other:?}: use full, differential or log"),
+            )),
+        }
+    }
 }
 
 fn unknown(url: &str) -> Error {
@@ -60,12 +98,33 @@ impl Selection {
     }
 }
 
-/// The source for `url`; `tool` is `native` or `dump`.
-pub fn source(url: &str, tool: &str, jobs: usize, select: &Selection) -> Result<Arc<dyn Source>> {
-    if tool != "native" && tool != "dump" {
+/// The source for `url`; `tool` is `native`, `dump` or `server-backup`; `repo` is where the
+/// backup goes (SQL Server log and differential backups find their parent there).
+pub fn source(
+    url: &str,
+    tool: &str,
+    jobs: usize,
+    select: &Selection,
+    server: &ServerBackup,
+    repo: Arc<dyn Sink>,
+) -> Result<Arc<dyn Source>> {
+    if tool != "native" && tool != "dump" && tool != "server-backup" {
         return Err(Error::new(
             ErrorKind::InvalidInput,
-            format!("--engine-tool must be native or dump, not {tool:?}"),
+            format!("--engine-tool must be native, dump or server-backup, not {tool:?}"),
+        ));
+    }
+    let is_mssql = matches!(scheme(url), "mssql" | "sqlserver");
+    if tool == "server-backup" && !is_mssql {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "--engine-tool server-backup is SQL Server's BACKUP DATABASE; for this database use native or dump",
+        ));
+    }
+    if is_mssql && tool == "dump" {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "SQL Server has no dump tool mode; use native (a logical backup of the tables) or server-backup (BACKUP DATABASE with --shared-dir)",
         ));
     }
     if select.schema_only && select.data_only {
@@ -74,7 +133,7 @@ pub fn source(url: &str, tool: &str, jobs: usize, select: &Selection) -> Result<
             "--schema-only and --data-only exclude each other; give at most one",
         ));
     }
-    if tool == "dump" && !select.is_everything() {
+    if tool != "native" && !select.is_everything() {
         return Err(Error::new(
             ErrorKind::InvalidInput,
             "--include-table, --exclude-table, --include-schema, --exclude-schema, --schema-only and --data-only apply to the native engine; drop them or --engine-tool dump",
@@ -136,13 +195,42 @@ pub fn source(url: &str, tool: &str, jobs: usize, select: &Selection) -> Result<
                     .data_only(select.data_only),
             ))
         }
-        "mssql" | "sqlserver" => Err(not_built("SQL Server")),
+        "mssql" | "sqlserver" => {
+            if tool == "server-backup" {
+                return Ok(Arc::new(
+                    NativeSource::new(url, server.shared_dir()?)?
+                        .kind(server.kind()?)
+                        .chain_in(repo),
+                ));
+            }
+            if select.has_schemas() {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "for SQL Server select schemas with --include-table 'SCHEMA.*' / --exclude-table 'SCHEMA.*'",
+                ));
+            }
+            Ok(Arc::new(
+                MssqlSource::new(url)?
+                    .with_filter(dbbackup_mssql::Filter {
+                        include_tables: select.include_tables.clone(),
+                        exclude_tables: select.exclude_tables.clone(),
+                    })
+                    .schema_only(select.schema_only)
+                    .data_only(select.data_only),
+            ))
+        }
         _ => Err(unknown(url)),
     }
 }
 
-/// The restore target for `url`.
-pub fn target(url: &str, create: bool, jobs: usize) -> Result<Arc<dyn RestoreTarget>> {
+/// The restore target for `url`, for a backup taken by `engine`.
+pub fn target(
+    url: &str,
+    create: bool,
+    jobs: usize,
+    engine: &str,
+    server: &ServerBackup,
+) -> Result<Arc<dyn RestoreTarget>> {
     match scheme(url) {
         // A SQLite restore always creates a new file.
         "sqlite" => Ok(Arc::new(url.parse::<SqliteTarget>()?)),
@@ -152,7 +240,17 @@ pub fn target(url: &str, create: bool, jobs: usize) -> Result<Arc<dyn RestoreTar
         "mysql" | "mariadb" => Ok(Arc::new(
             MySqlTarget::new(url)?.create(create).with_jobs(jobs),
         )),
-        "mssql" | "sqlserver" => Err(not_built("SQL Server")),
+        "mssql" | "sqlserver" if engine == dbbackup_mssql::NATIVE_ENGINE => {
+            let mut t = NativeTarget::new(url, server.shared_dir()?)?;
+            if let Some(d) = &server.data_dir {
+                t = t.data_dir(d.clone());
+            }
+            if server.no_recovery {
+                t = t.recovery(Recovery::NoRecovery);
+            }
+            Ok(Arc::new(t))
+        }
+        "mssql" | "sqlserver" => Ok(Arc::new(MssqlTarget::new(url)?.create(create))),
         _ => Err(unknown(url)),
     }
 }
@@ -186,19 +284,33 @@ pub fn table_filter(
 mod tests {
     use super::*;
 
+    fn src(url: &str, tool: &str, sel: &Selection) -> Result<Arc<dyn Source>> {
+        source(
+            url,
+            tool,
+            1,
+            sel,
+            &ServerBackup::default(),
+            Arc::new(dbbackup_core::MemorySink::new()),
+        )
+    }
+
     #[test]
     fn unknown_urls_and_missing_engines_are_clear() {
         let all = Selection::default();
-        let e = source("ftp://x", "native", 1, &all).err().unwrap();
+        let e = src("ftp://x", "native", &all).err().unwrap();
         assert!(e.to_string().contains("sqlite://"), "{e}");
-        let e = source("mssql://u:secret@h/db", "native", 1, &all)
-            .err()
-            .unwrap();
-        assert_eq!(e.kind(), ErrorKind::Unsupported);
+        let e = src("mssql://u:secret@h/db", "dump", &all).err().unwrap();
+        assert!(e.to_string().contains("server-backup"), "{e}");
         assert!(!e.to_string().contains("secret"), "{e}");
-        let e = source("oracle://u:secret@h/db", "native", 1, &all)
+        let e = src("mssql://u:secret@h/db", "server-backup", &all)
             .err()
             .unwrap();
+        assert!(e.to_string().contains("--shared-dir"), "{e}");
+        assert!(src("mssql://u:secret@h/db", "native", &all).is_ok());
+        let e = src("postgres://h/db", "server-backup", &all).err().unwrap();
+        assert!(e.to_string().contains("BACKUP DATABASE"), "{e}");
+        let e = src("oracle://u:secret@h/db", "native", &all).err().unwrap();
         assert!(!e.to_string().contains("secret"), "{e}");
     }
 
@@ -208,26 +320,24 @@ mod tests {
             include_tables: vec!["t*".into()],
             ..Selection::default()
         };
-        let e = source("sqlite:///tmp/x.db", "native", 1, &some)
-            .err()
-            .unwrap();
+        let e = src("sqlite:///tmp/x.db", "native", &some).err().unwrap();
         assert!(e.to_string().contains("whole database"), "{e}");
-        let e = source("postgres://h/db", "dump", 1, &some).err().unwrap();
+        let e = src("postgres://h/db", "dump", &some).err().unwrap();
         assert!(e.to_string().contains("native engine"), "{e}");
         let schemas = Selection {
             include_schemas: vec!["s".into()],
             ..Selection::default()
         };
-        let e = source("mysql://h/db", "native", 1, &schemas).err().unwrap();
+        let e = src("mysql://h/db", "native", &schemas).err().unwrap();
         assert!(e.to_string().contains("PostgreSQL"), "{e}");
         let both = Selection {
             schema_only: true,
             data_only: true,
             ..Selection::default()
         };
-        let e = source("postgres://h/db", "native", 1, &both).err().unwrap();
+        let e = src("postgres://h/db", "native", &both).err().unwrap();
         assert!(e.to_string().contains("exclude each other"), "{e}");
-        assert!(source("postgres://h/db", "native", 1, &some).is_ok());
-        assert!(source("mysql://h/db", "native", 1, &some).is_ok());
+        assert!(src("postgres://h/db", "native", &some).is_ok());
+        assert!(src("mysql://h/db", "native", &some).is_ok());
     }
 }

@@ -169,7 +169,12 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                 schema_only: a.select.schema_only || f.schema_only.unwrap_or(false),
                 data_only: a.select.data_only || f.data_only.unwrap_or(false),
             };
-            let source = engines::source(&source_url, &tool, jobs, &select)?;
+            let server = engines::ServerBackup {
+                shared_dir: pick(&a.shared_dir, &f.shared_dir),
+                kind: pick(&a.backup_kind, &f.backup_kind),
+                ..engines::ServerBackup::default()
+            };
+            let source = engines::source(&source_url, &tool, jobs, &select, &server, sink.clone())?;
             let key = load_key(&a.key, f)?;
             let mut b = Backup::builder()
                 .source_arc(source)
@@ -239,12 +244,24 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             let target_url = required(pick(&a.target, &f.target), "target", "DBBACKUP_TARGET")?;
             let selector = parse_selector(pick(&a.backup, &f.backup))?;
             let create = a.create || f.create.unwrap_or(false);
-            let target = engines::target(&target_url, create, pick(&a.jobs, &f.jobs).unwrap_or(2))?;
             let key = load_key(&a.key, f)?;
             let manifest = match &selector {
                 BackupSelector::Latest => Repository::new(sink.clone()).latest().await?,
                 BackupSelector::Id(id) => Repository::new(sink.clone()).manifest(id).await?,
             };
+            let server = engines::ServerBackup {
+                shared_dir: pick(&a.shared_dir, &f.shared_dir),
+                data_dir: pick(&a.data_dir, &f.data_dir),
+                no_recovery: a.no_recovery || f.no_recovery.unwrap_or(false),
+                ..engines::ServerBackup::default()
+            };
+            let target = engines::target(
+                &target_url,
+                create,
+                pick(&a.jobs, &f.jobs).unwrap_or(2),
+                &manifest.source.engine,
+                &server,
+            )?;
             let mut r = Restore::builder()
                 .sink(sink)
                 .target_arc(target)

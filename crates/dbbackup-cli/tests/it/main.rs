@@ -1,5 +1,5 @@
-//! Drives the real `dbbackup` binary. SQLite here; PostgreSQL and MariaDB join when their engines
-//! land.
+//! Drives the real `dbbackup` binary: SQLite, PostgreSQL and MariaDB on real servers, SQL Server
+//! against the TDS test server (no SQL Server runs here).
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -867,5 +867,106 @@ mod mariadb {
         drop((c, dc));
         drop_db(&src).await;
         drop_db(&dst).await;
+    }
+}
+
+mod mssql {
+    use super::*;
+    use dbbackup_mssql::testing::{Col, ColType, Reply, Request, TestServer, Value};
+
+    /// A server with an empty database: its catalog has no tables.
+    async fn empty_server() -> TestServer {
+        TestServer::start("pw", |r: &Request| match r {
+            Request::Batch(sql)
+                if sql.starts_with("SELECT CAST(SERVERPROPERTY('ProductVersion')") =>
+            {
+                vec![Reply::Rows(
+                    vec![
+                        Col::new("v", ColType::NVarChar(128)),
+                        Col::new("db", ColType::NVarChar(128)),
+                        Col::new("s", ColType::Int),
+                    ],
+                    vec![vec![
+                        Value::Str("16.0.4105.2".into()),
+                        Value::Str("shop".into()),
+                        Value::Int(1),
+                    ]],
+                )]
+            }
+            Request::Batch(sql) if sql.starts_with("SELECT") => {
+                vec![Reply::Rows(vec![Col::new("x", ColType::Int)], vec![])]
+            }
+            _ => vec![Reply::Done(0)],
+        })
+        .await
+        .unwrap()
+    }
+
+    // The test server runs on this runtime while the binary runs: two workers, so the blocking
+    // wait for the child process leaves one to serve.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn mssql_logical_backup_and_restore_through_the_cli() {
+        let s = empty_server().await;
+        let d = Dir::new("mssql");
+        let b = json(&dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                &s.url("sa", "pw", "shop"),
+                "--repo",
+                "repo",
+                "--json",
+            ],
+        ));
+        assert_eq!(b["engine"], "mssql");
+        assert_eq!(b["entries"], 3, "pre-data, post-data and foreign keys");
+        ok(&dbbackup(&d, &["verify", "--repo", "repo"]));
+        ok(&dbbackup(
+            &d,
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--target",
+                &s.url("sa", "pw", "shop_copy"),
+                "--create",
+            ],
+        ));
+        assert!(s
+            .batches()
+            .iter()
+            .any(|b| b == "CREATE DATABASE [shop_copy]"));
+        // The password never shows, even in errors.
+        let bad = dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                &s.url("sa", "hunter2", "shop"),
+                "--repo",
+                "repo",
+            ],
+        );
+        assert_eq!(bad.status.code(), Some(2), "a wrong login is a usage error");
+        let err = String::from_utf8_lossy(&bad.stderr);
+        assert!(err.contains("18456") && !err.contains("hunter2"), "{err}");
+        // server-backup needs the shared directory.
+        let no_dir = dbbackup(
+            &d,
+            &[
+                "backup",
+                "--source",
+                &s.url("sa", "pw", "shop"),
+                "--repo",
+                "repo",
+                "--engine-tool",
+                "server-backup",
+            ],
+        );
+        assert_eq!(no_dir.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&no_dir.stderr).contains("--shared-dir SERVER_PATH=LOCAL_PATH")
+        );
     }
 }
