@@ -436,12 +436,23 @@ async fn serve(mut sock: TcpStream, state: Arc<State>) -> std::io::Result<()> {
                     .collect();
                 Request::Batch(String::from_utf16_lossy(&units))
             }
-            PacketType::BulkLoad => {
-                let (columns, rows) = parse_bulk(&payload).map_err(|e| {
-                    std::io::Error::new(std::io::ErrorKind::InvalidData, format!("bulk load: {e}"))
-                })?;
-                Request::Bulk { columns, rows }
-            }
+            PacketType::BulkLoad => match parse_bulk(&payload) {
+                Ok((columns, rows)) => Request::Bulk { columns, rows },
+                Err(e) => {
+                    // Answer as SQL Server does to a malformed bulk load: an error, not a hang-up.
+                    let mut out = BytesMut::new();
+                    message(
+                        &mut out,
+                        0xAA,
+                        4815,
+                        16,
+                        &format!("test server: cannot read the bulk load: {e}"),
+                    );
+                    done(&mut out, false, true, false, None);
+                    send(&mut sock, PacketType::TabularResult, &out).await?;
+                    continue;
+                }
+            },
             PacketType::Attention => {
                 record(&state, Request::Attention);
                 let mut out = BytesMut::new();
@@ -971,7 +982,13 @@ fn parse_bulk(b: &[u8]) -> Result<(Vec<Col>, Vec<Vec<Value>>), String> {
                 rows.push(row);
             }
             0xFD => return Ok((cols, rows)),
-            other => return Err(format!("unexpected token 0x{other:02X} in a bulk load")),
+            other => {
+                return Err(format!(
+                    "unexpected token 0x{other:02X} in a bulk load after {} rows of {:?}",
+                    rows.len(),
+                    cols.iter().map(|c| c.ty).collect::<Vec<_>>()
+                ))
+            }
         }
     }
 }

@@ -211,9 +211,11 @@ fn wire_value(ty: ColType) -> BoxedStrategy<Value> {
             .prop_map(Value::Decimal)
             .boxed(),
         ColType::NVarChar(_) => text().prop_map(Value::Str).boxed(),
-        ColType::NVarCharMax | ColType::Xml => {
-            text().prop_map(|s| Value::Str(s.repeat(300))).boxed()
-        }
+        ColType::NVarCharMax => text().prop_map(|s| Value::Str(s.repeat(300))).boxed(),
+        // Empty xml is refused by fit() (see empty_xml_is_refused_loudly).
+        ColType::Xml => text()
+            .prop_map(|s| Value::Str(format!("<r>{}</r>", s.repeat(100))))
+            .boxed(),
         ColType::VarBinary(_) => proptest::collection::vec(any::<u8>(), 0..100)
             .prop_map(Value::Bytes)
             .boxed(),
@@ -330,4 +332,24 @@ fn wire_values_survive_the_format_and_bulk_insert() {
         })
         .unwrap();
     assert!(*seen.lock().unwrap() >= 24);
+}
+
+/// tiberius 0.13 frames an empty xml value with an extra PLP terminator (found by the test
+/// server, which then cannot parse the bulk load); the restore refuses such a value by name
+/// instead of sending a broken stream.
+#[test]
+fn empty_xml_is_refused_loudly() {
+    let ty = tiberius::TypeInfo::Xml {
+        schema: None,
+        size: 0xffff_ffff_ffff_fffe,
+    };
+    let empty = ColumnData::Xml(Some(Cow::Owned(XmlData::new(""))));
+    let e = fit(empty, &ty).unwrap_err();
+    assert!(e.contains("empty xml"), "{e}");
+    let fine = ColumnData::Xml(Some(Cow::Owned(XmlData::new("<a/>"))));
+    assert!(fit(fine, &ty).is_ok());
+    assert!(matches!(
+        fit(ColumnData::I32(None), &ty),
+        Ok(ColumnData::Xml(None))
+    ));
 }
