@@ -121,6 +121,9 @@ pub struct SelectArgs {
     /// Only table data; restore it into a database that has the schema.
     #[arg(long, env = "DBBACKUP_DATA_ONLY")]
     pub data_only: bool,
+    /// PostgreSQL: also back up owners and privileges (the roles must exist where it is restored).
+    #[arg(long, env = "DBBACKUP_PRIVILEGES")]
+    pub privileges: bool,
 }
 
 /// `restore`.
@@ -145,6 +148,10 @@ pub struct RestoreArgs {
     pub create: bool,
     #[command(flatten)]
     pub key: KeyArgs,
+    /// PostgreSQL: leave out the owners and privileges a backup holds (objects then belong to
+    /// the restoring user).
+    #[arg(long, env = "DBBACKUP_SKIP_PRIVILEGES")]
+    pub skip_privileges: bool,
     /// SQL Server server-backup restores: the shared directory as SERVER_PATH=LOCAL_PATH.
     #[arg(long, env = "DBBACKUP_SHARED_DIR", value_name = "SERVER=LOCAL")]
     pub shared_dir: Option<String>,

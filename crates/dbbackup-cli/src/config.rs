@@ -28,6 +28,8 @@ pub struct FileConfig {
     pub schema_only: Option<bool>,
     pub data_only: Option<bool>,
     pub shared_dir: Option<String>,
+    pub privileges: Option<bool>,
+    pub skip_privileges: Option<bool>,
     pub backup_kind: Option<String>,
     pub data_dir: Option<String>,
     pub no_recovery: Option<bool>,

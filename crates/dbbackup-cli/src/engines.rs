@@ -24,6 +24,8 @@ pub struct ServerBackup {
     pub data_dir: Option<String>,
     /// Restore: leave the database restoring.
     pub no_recovery: bool,
+    /// PostgreSQL restore: leave out owners and privileges.
+    pub skip_privileges: bool,
 }
 
 impl ServerBackup {
@@ -81,6 +83,8 @@ pub struct Selection {
     pub schema_only: bool,
     /// Table data only.
     pub data_only: bool,
+    /// PostgreSQL: owners and privileges too.
+    pub privileges: bool,
 }
 
 impl Selection {
@@ -91,6 +95,7 @@ impl Selection {
             && self.exclude_schemas.is_empty()
             && !self.schema_only
             && !self.data_only
+            && !self.privileges
     }
 
     fn has_schemas(&self) -> bool {
@@ -139,6 +144,12 @@ pub fn source(
             "--include-table, --exclude-table, --include-schema, --exclude-schema, --schema-only and --data-only apply to the native engine; drop them or --engine-tool dump",
         ));
     }
+    if select.privileges && !matches!(scheme(url), "postgres" | "postgresql") {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            "--privileges is for PostgreSQL backups; drop it",
+        ));
+    }
     match scheme(url) {
         "sqlite" => {
             if !select.is_everything() {
@@ -170,7 +181,8 @@ pub fn source(
                     .with_jobs(jobs)
                     .with_filter(filter)
                     .schema_only(select.schema_only)
-                    .data_only(select.data_only),
+                    .data_only(select.data_only)
+                    .with_privileges(select.privileges),
             ))
         }
         "mysql" | "mariadb" => {
@@ -234,9 +246,12 @@ pub fn target(
     match scheme(url) {
         // A SQLite restore always creates a new file.
         "sqlite" => Ok(Arc::new(url.parse::<SqliteTarget>()?)),
-        "postgres" | "postgresql" => {
-            Ok(Arc::new(PgTarget::new(url)?.create(create).with_jobs(jobs)))
-        }
+        "postgres" | "postgresql" => Ok(Arc::new(
+            PgTarget::new(url)?
+                .create(create)
+                .with_jobs(jobs)
+                .skip_privileges(server.skip_privileges),
+        )),
         "mysql" | "mariadb" => Ok(Arc::new(
             MySqlTarget::new(url)?.create(create).with_jobs(jobs),
         )),
@@ -337,6 +352,16 @@ mod tests {
         };
         let e = src("postgres://h/db", "native", &both).err().unwrap();
         assert!(e.to_string().contains("exclude each other"), "{e}");
+        let privs = Selection {
+            privileges: true,
+            ..Selection::default()
+        };
+        let e = src("mysql://h/db", "native", &privs).err().unwrap();
+        assert!(
+            e.to_string().contains("--privileges is for PostgreSQL"),
+            "{e}"
+        );
+        assert!(src("postgres://h/db", "native", &privs).is_ok());
         assert!(src("postgres://h/db", "native", &some).is_ok());
         assert!(src("mysql://h/db", "native", &some).is_ok());
     }

@@ -168,6 +168,7 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                 exclude_schemas: pick_list(&a.select.exclude_schemas, &f.exclude_schema),
                 schema_only: a.select.schema_only || f.schema_only.unwrap_or(false),
                 data_only: a.select.data_only || f.data_only.unwrap_or(false),
+                privileges: a.select.privileges || f.privileges.unwrap_or(false),
             };
             let server = engines::ServerBackup {
                 shared_dir: pick(&a.shared_dir, &f.shared_dir),
@@ -253,6 +254,7 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                 shared_dir: pick(&a.shared_dir, &f.shared_dir),
                 data_dir: pick(&a.data_dir, &f.data_dir),
                 no_recovery: a.no_recovery || f.no_recovery.unwrap_or(false),
+                skip_privileges: a.skip_privileges || f.skip_privileges.unwrap_or(false),
                 ..engines::ServerBackup::default()
             };
             let target = engines::target(

@@ -30,6 +30,7 @@ pub struct PgTarget {
     analyze: bool,
     jobs: usize,
     tools: crate::dump::Tools,
+    skip_privileges: bool,
 }
 
 impl PgTarget {
@@ -47,6 +48,7 @@ impl PgTarget {
             analyze: false,
             jobs: 2,
             tools: crate::dump::Tools::from_path(),
+            skip_privileges: false,
         })
     }
 
@@ -84,6 +86,13 @@ impl PgTarget {
     /// Run `ANALYZE` after loading.
     pub fn analyze(mut self, yes: bool) -> Self {
         self.analyze = yes;
+        self
+    }
+
+    /// Leave out the owners and privileges a backup taken with `PgSource::with_privileges`
+    /// holds: objects then belong to the restoring user (for a target without those roles).
+    pub fn skip_privileges(mut self, yes: bool) -> Self {
+        self.skip_privileges = yes;
         self
     }
 
@@ -387,6 +396,9 @@ impl Session {
                 let mut stmts = parse_statements(&read_all(data).await?)?;
                 if self.target.data_only {
                     stmts.retain(|s| s.kind == "sequence value");
+                }
+                if self.target.skip_privileges {
+                    stmts.retain(|s| s.kind != "owner" && s.kind != "privileges");
                 }
                 run_statements(conn, &stmts).await?;
                 Ok(None)

@@ -34,6 +34,7 @@ pub struct PgSource {
     schema_only: bool,
     data_only: bool,
     split_pages: i64,
+    privileges: bool,
 }
 
 impl PgSource {
@@ -49,6 +50,7 @@ impl PgSource {
             schema_only: false,
             data_only: false,
             split_pages: SPLIT_PAGES,
+            privileges: false,
         })
     }
 
@@ -80,6 +82,15 @@ impl PgSource {
     /// Rows only (no schema).
     pub fn data_only(mut self, yes: bool) -> Self {
         self.data_only = yes;
+        self
+    }
+
+    /// Also back up owners (`ALTER ... OWNER TO`) and privileges (`GRANT`/`REVOKE`, column
+    /// privileges included) of schemas, tables, views, sequences, functions, procedures and
+    /// types. Roles themselves are cluster-wide and not backed up: they must exist where the
+    /// backup is restored (or the restore skips these with `PgTarget::skip_privileges`).
+    pub fn with_privileges(mut self, yes: bool) -> Self {
+        self.privileges = yes;
         self
     }
 }
@@ -143,7 +154,7 @@ impl Source for PgSource {
         .await
         .map_err(|e| pg_error(e, ErrorKind::Source, "cannot export a snapshot"))?;
         let (snapshot_id, lsn, txid_snapshot, version, database, server_num) = row;
-        let catalog = schema::read(&mut coord, &self.filter).await?;
+        let catalog = schema::read(&mut coord, &self.filter, self.privileges).await?;
 
         // Workers import the coordinator's snapshot, so every table is read at the same moment.
         let (tx, rx) = mpsc::channel(self.jobs);

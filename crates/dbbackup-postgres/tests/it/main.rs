@@ -3,6 +3,7 @@
 mod behaviour;
 mod dump;
 mod migrate;
+mod privileges;
 mod roundtrip;
 
 use std::sync::Arc;
@@ -127,17 +128,18 @@ pub(crate) fn target(db: &TestDb) -> PgTarget {
 
 /// `pg_dump --schema-only`, without the lines pg_dump itself varies between databases.
 pub(crate) fn schema_dump(db: &TestDb) -> String {
+    schema_dump_with(db, false)
+}
+
+/// As [`schema_dump`], with owners and privileges when `privileges`.
+pub(crate) fn schema_dump_with(db: &TestDb, privileges: bool) -> String {
+    let mut args = vec!["--schema-only"];
+    if !privileges {
+        args.extend(["--no-owner", "--no-privileges"]);
+    }
     let out = std::process::Command::new("pg_dump")
-        .args([
-            "--schema-only",
-            "--no-owner",
-            "--no-privileges",
-            "-h",
-            "127.0.0.1",
-            "-U",
-            "postgres",
-            &db.name,
-        ])
+        .args(args)
+        .args(["-h", "127.0.0.1", "-U", "postgres", &db.name])
         .output()
         .expect("pg_dump");
     assert!(
