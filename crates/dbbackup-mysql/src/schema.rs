@@ -23,6 +23,41 @@ pub struct TableData {
     pub estimated_rows: i64,
     /// Storage engine.
     pub engine: String,
+    /// Estimated data size in bytes (`DATA_LENGTH`), for splitting big tables.
+    pub data_bytes: i64,
+    /// The primary key's column when it is a single integer column (big tables are split into
+    /// ranges of it).
+    pub int_pk: Option<String>,
+}
+
+/// The primary key column of `table` when the key is one integer column.
+async fn int_primary_key(
+    conn: &mut MySqlConnection,
+    db: &str,
+    table: &str,
+) -> Result<Option<String>> {
+    let key: Vec<(String, String)> = sqlx::query_as(
+        "SELECT s.COLUMN_NAME, c.DATA_TYPE FROM information_schema.STATISTICS s
+         JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME
+              AND c.COLUMN_NAME = s.COLUMN_NAME
+         WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.INDEX_NAME = 'PRIMARY'",
+    )
+    .bind(db)
+    .bind(table)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(|e| err(e, &format!("the primary key of {table}")))?;
+    Ok(match key.as_slice() {
+        [(col, ty)]
+            if matches!(
+                ty.to_ascii_lowercase().as_str(),
+                "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
+            ) =>
+        {
+            Some(col.clone())
+        }
+        _ => None,
+    })
 }
 
 /// What the schema holds.
@@ -113,16 +148,16 @@ pub async fn read(
     .map_err(|e| err(e, "the database"))?;
     cat.charset = (cs, coll);
 
-    let tables: Vec<(String, String, Option<String>, Option<i64>)> = sqlx::query_as(
-        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CAST(TABLE_ROWS AS SIGNED) FROM information_schema.TABLES
-         WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
+    let tables: Vec<(String, String, Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(
+        "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CAST(TABLE_ROWS AS SIGNED), CAST(DATA_LENGTH AS SIGNED)
+         FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
     )
     .bind(db)
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| err(e, "tables"))?;
     let mut views = Vec::new();
-    for (name, ty, engine, rows) in tables {
+    for (name, ty, engine, rows, data_bytes) in tables {
         if ty == "VIEW" {
             views.push(name);
             continue;
@@ -184,6 +219,8 @@ pub async fn read(
                 .collect(),
             estimated_rows: rows.unwrap_or(0),
             engine,
+            data_bytes: data_bytes.unwrap_or(0),
+            int_pk: int_primary_key(conn, db, &name).await?,
         });
     }
     // Routines before views (a view may call a function); bodies are not checked at creation.

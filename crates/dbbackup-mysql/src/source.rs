@@ -40,7 +40,12 @@ pub struct MySqlSource {
     keep_definers: bool,
     schema_only: bool,
     data_only: bool,
+    split_bytes: i64,
 }
+
+/// Tables above this size (256 MiB of data) with a single integer primary key are read by every
+/// worker at once, each a range of the key.
+const SPLIT_BYTES: i64 = 256 << 20;
 
 impl MySqlSource {
     /// The database at `url` (`mysql://user:pass@host:3306/db`, or `mariadb://`).
@@ -57,7 +62,16 @@ impl MySqlSource {
             keep_definers: false,
             schema_only: false,
             data_only: false,
+            split_bytes: SPLIT_BYTES,
         })
+    }
+
+    /// Tables with more data than this (bytes, `information_schema.TABLES.DATA_LENGTH`) and a
+    /// single integer primary key are split into one key range per worker (default 256 MiB;
+    /// `i64::MAX` turns splitting off). Each range is its own entry; together they hold every row.
+    pub fn with_split_bytes(mut self, bytes: i64) -> Self {
+        self.split_bytes = bytes.max(1);
+        self
     }
     /// Worker connections (default 2).
     pub fn with_jobs(mut self, jobs: usize) -> Self {
@@ -133,6 +147,8 @@ struct MySnapshot {
     workers_rx: Arc<Mutex<mpsc::Receiver<MySqlConnection>>>,
     schema_only: bool,
     data_only: bool,
+    /// Key-range conditions of split tables, by table name.
+    splits: std::collections::HashMap<String, Vec<String>>,
 }
 
 #[async_trait]
@@ -276,6 +292,40 @@ impl Source for MySqlSource {
         catalog.warnings.extend(warnings);
         let _ = coord.close().await;
 
+        // Key ranges of big tables, read inside the snapshot so they describe the same rows.
+        let mut splits = std::collections::HashMap::new();
+        if jobs > 1 && !self.schema_only {
+            if let Some(w) = workers.first_mut() {
+                for t in &catalog.tables {
+                    let Some(pk) = &t.int_pk else { continue };
+                    if t.data_bytes <= self.split_bytes {
+                        continue;
+                    }
+                    let (lo, hi): (Option<i64>, Option<i64>) =
+                        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                            "SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {}.{}",
+                            ident(self.url.database()),
+                            ident(&t.name),
+                            k = ident(pk)
+                        )))
+                        .fetch_one(&mut *w)
+                        .await
+                        .map_err(|e| {
+                            my_error(
+                                e,
+                                ErrorKind::Source,
+                                &format!("the key range of {}", t.name),
+                            )
+                        })?;
+                    if let (Some(lo), Some(hi)) = (lo, hi) {
+                        let ranges = key_ranges(&ident(pk), lo, hi, jobs);
+                        if ranges.len() > 1 {
+                            splits.insert(t.name.clone(), ranges);
+                        }
+                    }
+                }
+            }
+        }
         let (tx, rx) = mpsc::channel(jobs);
         for w in workers {
             tx.send(w).await.expect("room for every worker");
@@ -293,8 +343,31 @@ impl Source for MySqlSource {
             workers_rx: Arc::new(Mutex::new(rx)),
             schema_only: self.schema_only,
             data_only: self.data_only,
+            splits,
         }))
     }
+}
+
+/// `parts` conditions on `key` that together cover every value, splitting `[lo, hi]` evenly;
+/// the first and last are open-ended.
+fn key_ranges(key: &str, lo: i64, hi: i64, parts: usize) -> Vec<String> {
+    let span = (hi as i128 - lo as i128 + 1).max(1);
+    let parts = (parts as i128).min(span).max(1);
+    if parts == 1 {
+        return vec![String::new()];
+    }
+    let bound = |i: i128| (lo as i128 + span * i / parts) as i64;
+    (0..parts)
+        .map(|i| {
+            if i == 0 {
+                format!("{key} < {}", bound(1))
+            } else if i == parts - 1 {
+                format!("{key} >= {}", bound(i))
+            } else {
+                format!("{key} >= {} AND {key} < {}", bound(i), bound(i + 1))
+            }
+        })
+        .collect()
 }
 
 fn lossy(r: &MySqlRow, i: usize) -> String {
@@ -370,16 +443,33 @@ impl Snapshot for MySnapshot {
                     .then(a.name.cmp(&b.name))
             });
             for t in tables {
-                out.push(
-                    EntrySpec::new(format!("data/{}", t.name), EntryKind::Data, 1).with_meta(
-                        serde_json::json!({
-                            "format": "mysql-rows-v1",
-                            "name": t.name,
-                            "table": t.name,
-                            "columns": t.columns,
-                        }),
+                let meta = serde_json::json!({
+                    "format": "mysql-rows-v1",
+                    "name": t.name,
+                    "table": t.name,
+                    "columns": t.columns,
+                });
+                match self.splits.get(&t.name) {
+                    Some(ranges) => {
+                        for (i, cond) in ranges.iter().enumerate() {
+                            let mut m = meta.clone();
+                            m["part"] = serde_json::json!([i + 1, ranges.len()]);
+                            m["where"] = serde_json::json!(cond);
+                            out.push(
+                                EntrySpec::new(
+                                    format!("data/{}#{}", t.name, i + 1),
+                                    EntryKind::Data,
+                                    1,
+                                )
+                                .with_meta(m),
+                            );
+                        }
+                    }
+                    None => out.push(
+                        EntrySpec::new(format!("data/{}", t.name), EntryKind::Data, 1)
+                            .with_meta(meta),
                     ),
-                );
+                }
             }
         }
         let post: Vec<&Statement> = self
@@ -435,12 +525,27 @@ impl Snapshot for MySnapshot {
                 }
             })
             .collect();
-        let sql = format!(
+        let mut sql = format!(
             "SELECT {} FROM {}.{}",
             cols.join(", "),
             ident(&self.db),
             ident(&table.name)
         );
+        // A key range of a split table: the condition comes from our own split, never from
+        // the entry's metadata.
+        if let Some(part) = entry.meta["part"][0].as_u64() {
+            let cond = self
+                .splits
+                .get(&table.name)
+                .and_then(|r| r.get(part as usize - 1))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!("no key range for entry {}", entry.name),
+                    )
+                })?;
+            sql.push_str(&format!(" WHERE {cond}"));
+        }
         let ncols = table.columns.len();
         let mut conn = self
             .workers_rx
@@ -490,5 +595,44 @@ impl Snapshot for MySnapshot {
         Ok(SnapshotSummary {
             warnings: self.catalog.warnings.clone(),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::key_ranges;
+
+    #[test]
+    fn key_ranges_cover_everything_once() {
+        assert_eq!(key_ranges("`id`", 1, 100, 1), vec![String::new()]);
+        assert_eq!(
+            key_ranges("`id`", 1, 100, 3),
+            vec!["`id` < 34", "`id` >= 34 AND `id` < 67", "`id` >= 67"]
+        );
+        assert_eq!(key_ranges("`id`", 5, 5, 4), vec![String::new()]);
+        let r = key_ranges("k", i64::MIN, i64::MAX, 4);
+        assert_eq!(r.len(), 4);
+        assert!(r[0].starts_with("k < ") && r[3].starts_with("k >= "));
+        for v in [i64::MIN, -1, 0, 1, i64::MAX] {
+            let hits = r
+                .iter()
+                .filter(|c| {
+                    c.split(" AND ").all(|p| {
+                        let (op, n) = if let Some(n) = p.strip_prefix("k < ") {
+                            ("<", n)
+                        } else {
+                            (">=", p.strip_prefix("k >= ").unwrap())
+                        };
+                        let n: i64 = n.parse().unwrap();
+                        if op == "<" {
+                            v < n
+                        } else {
+                            v >= n
+                        }
+                    })
+                })
+                .count();
+            assert_eq!(hits, 1, "{v} in {r:?}");
+        }
     }
 }

@@ -309,3 +309,74 @@ async fn mysql_passes_the_source_conformance_suite() {
         "a failed restore into a created database must drop it"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_tables_split_by_primary_key_ranges_restore_whole() {
+    let src = TestDb::new("split").await;
+    exec(&src, "CREATE TABLE big (id BIGINT PRIMARY KEY, v VARCHAR(40)) ENGINE=InnoDB;\n
+                INSERT INTO big SELECT CAST(seq AS SIGNED) * 7 - 100000, MD5(seq) FROM seq_1_to_30000;\n
+                INSERT INTO big VALUES (-9223372036854775808, 'min'), (9223372036854775807, 'max');\n
+                CREATE TABLE nokey (v INT) ENGINE=InnoDB;\n
+                INSERT INTO nokey SELECT seq FROM seq_1_to_1000;\n
+                CREATE TABLE strkey (k VARCHAR(10) PRIMARY KEY) ENGINE=InnoDB;\n
+                INSERT INTO strkey SELECT CONCAT('k', seq) FROM seq_1_to_1000;\n
+                ANALYZE TABLE big, nokey, strkey").await;
+    let sink = MemorySink::new();
+    let report = Backup::builder()
+        .source(
+            MySqlSource::new(&src.url())
+                .unwrap()
+                .with_jobs(3)
+                .with_split_bytes(1),
+        )
+        .sink(Arc::new(sink.clone()))
+        .jobs(3)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let m = &report.manifest;
+    let parts: Vec<&dbbackup_core::EntryRecord> = m
+        .entries
+        .iter()
+        .filter(|e| e.name.starts_with("data/big#"))
+        .collect();
+    assert_eq!(
+        parts.len(),
+        3,
+        "{:?}",
+        m.entries.iter().map(|e| &e.name).collect::<Vec<_>>()
+    );
+    assert_eq!(parts.iter().map(|e| e.rows.unwrap()).sum::<u64>(), 30_002);
+    assert!(parts.iter().all(|e| e.rows.unwrap() > 0));
+    assert!(m.entry("data/nokey").is_some() && m.entry("data/strkey").is_some());
+
+    let dst = TestDb::reserve("split_dst");
+    Restore::builder()
+        .sink(Arc::new(sink))
+        .backup(report.backup_id().parse().unwrap())
+        .target(MySqlTarget::new(&dst.url()).unwrap().create(true))
+        .jobs(3)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    for t in ["big", "nokey", "strkey"] {
+        let sum = |db: &TestDb| {
+            let url = db.url();
+            async move {
+                let mut c = MySqlConnection::connect(&url).await.unwrap();
+                let row: (String, Option<i64>) =
+                    sqlx::query_as(sqlx::AssertSqlSafe(format!("CHECKSUM TABLE {t}")))
+                        .fetch_one(&mut c)
+                        .await
+                        .unwrap();
+                row.1
+            }
+        };
+        assert_eq!(sum(&src).await, sum(&dst).await, "{t}");
+    }
+    assert_eq!(count(&dst, "big").await, 30_002);
+}
