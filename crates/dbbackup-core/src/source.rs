@@ -109,6 +109,39 @@ impl EntryData {
     pub fn bytes(stream: ByteStream) -> Self {
         EntryData { stream, rows: None }
     }
+
+    /// The bytes of `reader` (a file the database wrote, say), in 1 MiB blocks; a read error
+    /// fails the entry as a [`Source`](crate::ErrorKind::Source) error naming `label`.
+    pub fn reader<R>(reader: R, label: impl Into<String>) -> Self
+    where
+        R: tokio::io::AsyncRead + Send + Unpin + 'static,
+    {
+        use tokio::io::AsyncReadExt;
+        const BLOCK: usize = 1 << 20;
+        let label = label.into();
+        let stream = futures::stream::try_unfold((reader, label), |(mut r, label)| async move {
+            let mut buf = vec![0u8; BLOCK];
+            let mut filled = 0;
+            while filled < buf.len() {
+                let n = r.read(&mut buf[filled..]).await.map_err(|e| {
+                    crate::Error::new(
+                        crate::ErrorKind::Source,
+                        format!("cannot read {label}: {e}"),
+                    )
+                })?;
+                if n == 0 {
+                    break;
+                }
+                filled += n;
+            }
+            if filled == 0 {
+                return Ok(None);
+            }
+            buf.truncate(filled);
+            Ok(Some((bytes::Bytes::from(buf), (r, label))))
+        });
+        EntryData::bytes(Box::pin(stream))
+    }
 }
 
 /// What a finished snapshot reports.

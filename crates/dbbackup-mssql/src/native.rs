@@ -19,7 +19,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use dbbackup_core::{
     EntryData, EntryKind, EntryRecord, EntrySpec, Error, ErrorKind, Manifest, OpenContext,
     Repository, RestoreSession, RestoreSummary, RestoreTarget, Result, Sink, Snapshot,
@@ -28,7 +27,7 @@ use dbbackup_core::{
 use futures::StreamExt;
 use serde_json::json;
 use tiberius::Row;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::config::{MsUrl, NATIVE_ENGINE};
 use crate::conn::{connect_to, exec, rows, text, MsClient};
@@ -40,7 +39,6 @@ use crate::statement::{
 
 /// The one entry of a native backup.
 pub const ENTRY: &str = "backup.bak";
-const READ_CHUNK: usize = 1 << 20;
 
 /// Which native backup.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -89,9 +87,9 @@ impl SharedDir {
     }
 }
 
-/// A file name safe on any file system, unique per backup.
-fn file_name(database: &str, what: &str, id: &str) -> String {
-    let db: String = database
+/// `database` reduced to characters safe in a file name on any file system.
+fn file_stem(database: &str) -> String {
+    database
         .chars()
         .map(|c| {
             if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
@@ -101,8 +99,12 @@ fn file_name(database: &str, what: &str, id: &str) -> String {
             }
         })
         .take(64)
-        .collect();
-    format!("dbbackup-{db}-{what}-{id}.bak")
+        .collect()
+}
+
+/// A file name safe on any file system, unique per backup.
+fn file_name(database: &str, what: &str, id: &str) -> String {
+    format!("dbbackup-{}-{what}-{id}.bak", file_stem(database))
 }
 
 /// Removes a file when dropped, unless disarmed.
@@ -574,7 +576,11 @@ impl Snapshot for NativeSnapshot {
                 format!("no entry {:?}", entry.name),
             ));
         }
-        Ok(EntryData::bytes(read_file(&self.path).await?))
+        let shown = self.path.display().to_string();
+        let file = tokio::fs::File::open(&self.path)
+            .await
+            .map_err(|e| source_err(format!("cannot read {shown}: {e}")))?;
+        Ok(EntryData::reader(file, shown))
     }
 
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
@@ -586,33 +592,6 @@ impl Snapshot for NativeSnapshot {
     fn parent(&self) -> Option<String> {
         self.parent.clone()
     }
-}
-
-async fn read_file(path: &Path) -> Result<dbbackup_core::ByteStream> {
-    let shown = path.display().to_string();
-    let file = tokio::fs::File::open(path)
-        .await
-        .map_err(|e| source_err(format!("cannot read {shown}: {e}")))?;
-    let stream = futures::stream::try_unfold((file, shown), |(mut file, shown)| async move {
-        let mut buf = vec![0u8; READ_CHUNK];
-        let mut filled = 0;
-        while filled < buf.len() {
-            let n = file
-                .read(&mut buf[filled..])
-                .await
-                .map_err(|e| source_err(format!("cannot read {shown}: {e}")))?;
-            if n == 0 {
-                break;
-            }
-            filled += n;
-        }
-        if filled == 0 {
-            return Ok(None);
-        }
-        buf.truncate(filled);
-        Ok(Some((Bytes::from(buf), (file, shown))))
-    });
-    Ok(Box::pin(stream))
 }
 
 /// Restores native backups: writes the file into the shared directory and runs `RESTORE`.
@@ -883,18 +862,4 @@ impl RestoreSession for NativeSession {
         )
         .await
     }
-}
-
-fn file_stem(database: &str) -> String {
-    database
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '_' || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .take(64)
-        .collect()
 }

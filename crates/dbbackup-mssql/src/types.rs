@@ -404,27 +404,7 @@ pub fn fit(
         ColumnData::I64(Some(x)) => Some(*x),
         _ => None,
     };
-    let is_null = matches!(
-        v,
-        ColumnData::U8(None)
-            | ColumnData::I16(None)
-            | ColumnData::I32(None)
-            | ColumnData::I64(None)
-            | ColumnData::F32(None)
-            | ColumnData::F64(None)
-            | ColumnData::Bit(None)
-            | ColumnData::String(None)
-            | ColumnData::Binary(None)
-            | ColumnData::Guid(None)
-            | ColumnData::Numeric(None)
-            | ColumnData::Xml(None)
-            | ColumnData::DateTime(None)
-            | ColumnData::SmallDateTime(None)
-            | ColumnData::Date(None)
-            | ColumnData::Time(None)
-            | ColumnData::DateTime2(None)
-            | ColumnData::DateTimeOffset(None)
-    );
+    let is_null = is_null(&v);
     if is_null {
         return null_of(ty).ok_or_else(|| format!("no NULL form for a column of type {ty:?}"));
     }
@@ -456,4 +436,29 @@ pub fn fit(
         }
         _ => v,
     })
+}
+
+/// Whether `v` is a NULL of any type.
+pub fn is_null(v: &ColumnData<'_>) -> bool {
+    matches!(
+        v,
+        ColumnData::U8(None)
+            | ColumnData::I16(None)
+            | ColumnData::I32(None)
+            | ColumnData::I64(None)
+            | ColumnData::F32(None)
+            | ColumnData::F64(None)
+            | ColumnData::Bit(None)
+            | ColumnData::String(None)
+            | ColumnData::Binary(None)
+            | ColumnData::Guid(None)
+            | ColumnData::Numeric(None)
+            | ColumnData::Xml(None)
+            | ColumnData::DateTime(None)
+            | ColumnData::SmallDateTime(None)
+            | ColumnData::Date(None)
+            | ColumnData::Time(None)
+            | ColumnData::DateTime2(None)
+            | ColumnData::DateTimeOffset(None)
+    )
 }

@@ -4,21 +4,18 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use bytes::Bytes;
 use dbbackup_core::{
     EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, Snapshot, SnapshotSummary, Source,
     SourceInfo,
 };
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Row};
-use tokio::io::AsyncReadExt;
 
 use crate::config::{parse_url, ENGINE};
 use crate::error::sqlite_error;
 
 /// The name of the one entry a SQLite backup holds.
 pub(crate) const ENTRY: &str = "database";
-const READ_CHUNK: usize = 1 << 20;
 
 /// A SQLite database file to back up.
 #[derive(Debug, Clone)]
@@ -176,35 +173,14 @@ impl Snapshot for SqliteSnapshot {
                 format!("no entry {:?}", entry.name),
             ));
         }
-        let copy = self.copy.clone();
-        let file = tokio::fs::File::open(&copy.0).await.map_err(|e| {
+        let file = tokio::fs::File::open(&self.copy.0).await.map_err(|e| {
             Error::new(
                 ErrorKind::Source,
                 format!("cannot read the snapshot file: {e}"),
             )
         })?;
-        let stream = futures::stream::try_unfold((file, copy), |(mut file, copy)| async move {
-            let mut buf = vec![0u8; READ_CHUNK];
-            let mut filled = 0;
-            while filled < buf.len() {
-                let n = file.read(&mut buf[filled..]).await.map_err(|e| {
-                    Error::new(
-                        ErrorKind::Source,
-                        format!("cannot read the snapshot file: {e}"),
-                    )
-                })?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            if filled == 0 {
-                return Ok(None);
-            }
-            buf.truncate(filled);
-            Ok(Some((Bytes::from(buf), (file, copy))))
-        });
-        Ok(EntryData::bytes(Box::pin(stream)))
+        // Open, the file stays readable even if the snapshot (and its temporary copy) goes first.
+        Ok(EntryData::reader(file, "the snapshot file"))
     }
 
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {

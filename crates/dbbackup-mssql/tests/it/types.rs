@@ -9,7 +9,7 @@ use bytes::BytesMut;
 use dbbackup_core::ErrorKind;
 use dbbackup_mssql::conn::{connect_to, rows};
 use dbbackup_mssql::testing::{Col, ColType, Reply, Request, TestServer, Value};
-use dbbackup_mssql::types::{decode_row, encode_value, fit, read_as, select_expr, ReadAs};
+use dbbackup_mssql::types::{decode_row, encode_value, fit, is_null, read_as, select_expr, ReadAs};
 use proptest::prelude::*;
 use tiberius::numeric::Numeric;
 use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, Time};
@@ -78,30 +78,6 @@ fn any_column_data() -> impl Strategy<Value = ColumnData<'static>> {
     ]
 }
 
-fn null_like(v: &ColumnData<'_>) -> bool {
-    matches!(
-        v,
-        ColumnData::I32(None)
-            | ColumnData::U8(None)
-            | ColumnData::I16(None)
-            | ColumnData::I64(None)
-            | ColumnData::F32(None)
-            | ColumnData::F64(None)
-            | ColumnData::Bit(None)
-            | ColumnData::String(None)
-            | ColumnData::Binary(None)
-            | ColumnData::Guid(None)
-            | ColumnData::Numeric(None)
-            | ColumnData::Xml(None)
-            | ColumnData::DateTime(None)
-            | ColumnData::SmallDateTime(None)
-            | ColumnData::Date(None)
-            | ColumnData::Time(None)
-            | ColumnData::DateTime2(None)
-            | ColumnData::DateTimeOffset(None)
-    )
-}
-
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(256))]
 
@@ -125,8 +101,8 @@ proptest! {
             let (got, n) = decode_row(&buf[at..], 3).unwrap().expect("a whole row");
             at += n;
             for (a, b) in r.iter().zip(&got) {
-                if null_like(a) {
-                    prop_assert!(null_like(b));
+                if is_null(a) {
+                    prop_assert!(is_null(b));
                 } else {
                     prop_assert_eq!(a, b);
                 }
