@@ -148,7 +148,9 @@ pub async fn read(
     .map_err(|e| err(e, "the database"))?;
     cat.charset = (cs, coll);
 
-    let tables: Vec<(String, String, Option<String>, Option<i64>, Option<i64>)> = sqlx::query_as(
+    /// TABLE_NAME, TABLE_TYPE, ENGINE, TABLE_ROWS, DATA_LENGTH.
+    type TableRow = (String, String, Option<String>, Option<i64>, Option<i64>);
+    let tables: Vec<TableRow> = sqlx::query_as(
         "SELECT TABLE_NAME, TABLE_TYPE, ENGINE, CAST(TABLE_ROWS AS SIGNED), CAST(DATA_LENGTH AS SIGNED)
          FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME",
     )
