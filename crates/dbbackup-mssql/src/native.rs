@@ -137,6 +137,7 @@ pub struct NativeSource {
     stats: u8,
     encryption: Option<BackupEncryption>,
     keep_file: bool,
+    verify_on_server: bool,
     chain: Option<Arc<dyn Sink>>,
     poll: Duration,
 }
@@ -164,6 +165,7 @@ impl NativeSource {
             stats: 10,
             encryption: None,
             keep_file: false,
+            verify_on_server: true,
             chain: None,
             poll: Duration::from_secs(1),
         })
@@ -209,6 +211,13 @@ impl NativeSource {
     /// Keep the server's file in the shared directory after streaming it (default: removed).
     pub fn keep_file(mut self, yes: bool) -> Self {
         self.keep_file = yes;
+        self
+    }
+
+    /// Have the server read the backup back (`RESTORE VERIFYONLY ... WITH CHECKSUM`) before it
+    /// is streamed (default on): a file the server cannot restore is never committed.
+    pub fn verify_on_server(mut self, yes: bool) -> Self {
+        self.verify_on_server = yes;
         self
     }
 
@@ -389,6 +398,19 @@ impl Source for NativeSource {
         })
         .await?;
         ctx.server_progress(100.0, format!("{what}: done"));
+        if self.verify_on_server {
+            let verify = crate::statement::RestoreVerifyOnly::new()
+                .from(Device::Disk(server_path.clone()))
+                .checksum(self.checksum)
+                .to_sql()?;
+            exec(
+                &mut c,
+                &verify,
+                ErrorKind::Source,
+                &format!("verifying {server_path} on the server (RESTORE VERIFYONLY)"),
+            )
+            .await?;
+        }
 
         let set = rows(
             &mut c,

@@ -130,6 +130,23 @@ async fn server(sim: Arc<Mutex<Sim>>) -> TestServer {
                 .collect();
             return vec![Reply::Rows(cols, vec![lsn_row(&st.last_kind, st.logs)])];
         }
+        if sql.starts_with("RESTORE VERIFYONLY") {
+            let path = quoted_after(sql, "DISK = N'");
+            // The "server" reads its file back, as VERIFYONLY does.
+            if std::fs::metadata(path).map(|m| m.len()).unwrap_or(0) == 0 {
+                return vec![Reply::Error {
+                    number: 3201,
+                    message: "Cannot open backup device".into(),
+                }];
+            }
+            return vec![
+                Reply::Info {
+                    number: 3262,
+                    message: "The backup set on file 1 is valid.".into(),
+                },
+                Reply::Done(0),
+            ];
+        }
         if sql.starts_with("RESTORE FILELISTONLY") {
             return vec![Reply::Rows(
                 vec![nv("LogicalName"), nv("PhysicalName"), nv("Type")],
@@ -486,4 +503,60 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
     ));
     std::fs::create_dir_all(&d).unwrap();
     d
+}
+
+#[tokio::test]
+async fn a_backup_the_server_cannot_verify_is_not_committed() {
+    let shared = tempdir("verify");
+    let s = TestServer::start("pw", |r: &Request| match r {
+        Request::Batch(sql) if sql.starts_with("SELECT CAST(SERVERPROPERTY") => vec![Reply::Rows(
+            vec![
+                Col::new("v", ColType::NVarChar(128)),
+                Col::new("spid", ColType::Int),
+                Col::new("r", ColType::NVarChar(60)),
+            ],
+            vec![vec![
+                Value::Str("16.0".into()),
+                Value::Int(52),
+                Value::Str("FULL".into()),
+            ]],
+        )],
+        Request::Batch(sql) if sql.starts_with("BACKUP") => {
+            std::fs::write(quoted_after(sql, "DISK = N'"), b"torn").unwrap();
+            vec![Reply::Done(0)]
+        }
+        Request::Batch(sql) if sql.starts_with("RESTORE VERIFYONLY") => vec![Reply::Error {
+            number: 3241,
+            message: "The media family on device is incorrectly formed.".into(),
+        }],
+        _ => vec![Reply::Done(0)],
+    })
+    .await
+    .unwrap();
+    let sink = MemorySink::new();
+    let e = Backup::builder()
+        .source(
+            NativeSource::new(
+                &s.url("sa", "pw", "shop"),
+                SharedDir::new(shared.to_str().unwrap(), &shared),
+            )
+            .unwrap(),
+        )
+        .sink(Arc::new(sink.clone()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert!(
+        e.to_string().contains("RESTORE VERIFYONLY") && e.to_string().contains("3241"),
+        "{e}"
+    );
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+    assert!(dbbackup_core::Repository::new(Arc::new(sink))
+        .list()
+        .await
+        .unwrap()
+        .is_empty());
+    std::fs::remove_dir_all(&shared).ok();
 }
