@@ -290,7 +290,8 @@ fn source_err(msg: String) -> Error {
     Error::new(ErrorKind::Source, msg)
 }
 
-/// Runs `sql` on `c` while polling the request's `percent_complete` from a second connection.
+/// Runs `sql` on `c` while a separate task polls the request's `percent_complete` from a second
+/// connection (so a slow or failing watcher never delays noticing that the work is done).
 async fn run_with_progress(
     url: &MsUrl,
     c: &mut MsClient,
@@ -298,40 +299,43 @@ async fn run_with_progress(
     sql: &str,
     what: &str,
     poll: Duration,
-    report: impl Fn(f64),
+    report: impl Fn(f64) + Send + 'static,
 ) -> Result<()> {
-    let work = exec(c, sql, ErrorKind::Source, what);
-    tokio::pin!(work);
-    let mut watcher: Option<MsClient> = None;
-    let mut tick = tokio::time::interval(poll);
-    tick.tick().await;
-    let mut last = -1.0;
-    loop {
-        tokio::select! {
-            r = &mut work => return r,
-            _ = tick.tick() => {
-                if watcher.is_none() {
-                    watcher = connect_to(url, "master", ErrorKind::Source).await.ok();
-                }
-                if let Some(w) = watcher.as_mut() {
-                    let q = format!(
-                        "SELECT CAST(percent_complete AS float) FROM sys.dm_exec_requests WHERE session_id = {spid}"
-                    );
-                    match rows(w, &q, ErrorKind::Source, "polling progress").await {
-                        Ok(r) => {
-                            if let Some(p) = r.first().and_then(|r| text(r, 0)).and_then(|t| t.parse::<f64>().ok()) {
-                                if p > last {
-                                    last = p;
-                                    report(p);
-                                }
-                            }
-                        }
-                        Err(_) => watcher = None,
+    let (url2, q) = (
+        url.clone(),
+        format!(
+            "SELECT CAST(percent_complete AS float) FROM sys.dm_exec_requests WHERE session_id = {spid}"
+        ),
+    );
+    let watcher = tokio::spawn(async move {
+        let mut conn: Option<MsClient> = None;
+        let mut tick = tokio::time::interval(poll);
+        tick.tick().await;
+        let mut last = -1.0;
+        loop {
+            tick.tick().await;
+            if conn.is_none() {
+                conn = connect_to(&url2, "master", ErrorKind::Source).await.ok();
+            }
+            let Some(w) = conn.as_mut() else { continue };
+            match rows(w, &q, ErrorKind::Source, "polling progress").await {
+                Ok(r) => {
+                    let p = r
+                        .first()
+                        .and_then(|r| text(r, 0))
+                        .and_then(|t| t.parse::<f64>().ok());
+                    if let Some(p) = p.filter(|p| *p > last) {
+                        last = p;
+                        report(p);
                     }
                 }
+                Err(_) => conn = None,
             }
         }
-    }
+    });
+    let result = exec(c, sql, ErrorKind::Source, what).await;
+    watcher.abort();
+    result
 }
 
 #[async_trait]
