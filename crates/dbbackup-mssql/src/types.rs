@@ -125,7 +125,7 @@ pub fn encode_value(v: &ColumnData<'_>, out: &mut BytesMut) {
             put_datetime2(out, &d.datetime2());
             out.put_i16_le(d.offset());
         }
-        ColumnData::Xml(Some(x)) => bytes(out, 18, x.as_ref().to_string().as_bytes()),
+        ColumnData::Xml(Some(x)) => bytes(out, 18, AsRef::<str>::as_ref(&**x).as_bytes()),
         _ => out.put_u8(0),
     }
 }
@@ -409,7 +409,7 @@ pub fn fit(
         return null_of(ty).ok_or_else(|| format!("no NULL form for a column of type {ty:?}"));
     }
     if let ColumnData::Xml(Some(x)) = &v {
-        if x.as_ref().to_string().is_empty() {
+        if AsRef::<str>::as_ref(&**x).is_empty() {
             // tiberius 0.13 frames an empty xml value with an extra PLP terminator, which breaks
             // the bulk load stream; refuse it here, loudly, rather than send a broken stream.
             return Err(
