@@ -61,7 +61,7 @@ pub use manifest::{
     Manifest, FORMAT_VERSION,
 };
 pub use memory::MemorySink;
-pub use pattern::{glob_match, parse_duration, redact_url, url_password};
+pub use pattern::{glob_match, parse_duration, redact_url, selected, url_password};
 pub use repo::{
     BackupSelector, GcReport, RekeyReport, RepoConfig, Repository, TransformFactory, CONFIG_KEY,
 };

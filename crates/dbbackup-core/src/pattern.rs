@@ -1,6 +1,13 @@
 //! Small text helpers shared by engines, storage and the command line: name patterns
 //! (`public.orders*`), durations (`36h`, `1d12h`, `500ms`), URL passwords.
 
+/// Whether `name` is selected by include/exclude patterns: it matches one of `include` (or
+/// `include` is empty) and none of `exclude`. The engines' table and schema filters use this.
+pub fn selected(include: &[String], exclude: &[String], name: &str) -> bool {
+    (include.is_empty() || include.iter().any(|p| glob_match(p, name)))
+        && !exclude.iter().any(|p| glob_match(p, name))
+}
+
 /// Whether `text` matches `pattern`, where `*` matches any run of characters and `?` one character.
 pub fn glob_match(pattern: &str, text: &str) -> bool {
     let (p, t): (Vec<char>, Vec<char>) = (pattern.chars().collect(), text.chars().collect());
@@ -26,7 +33,17 @@ pub fn glob_match(pattern: &str, text: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
-    use super::glob_match;
+    use super::{glob_match, selected};
+
+    #[test]
+    fn include_and_exclude() {
+        let v = |x: &[&str]| x.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(selected(&[], &[], "a"));
+        assert!(selected(&v(&["a*"]), &[], "abc"));
+        assert!(!selected(&v(&["a*"]), &[], "b"));
+        assert!(!selected(&v(&["a*"]), &v(&["ab?"]), "abc"));
+        assert!(!selected(&[], &v(&["*"]), "x"));
+    }
 
     #[test]
     fn globs() {

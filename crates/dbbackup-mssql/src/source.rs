@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dbbackup_core::statements::{channel_stream, encode_statements, once, BlockSender, Statement};
 use dbbackup_core::{
-    glob_match, EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, RowCounter, Snapshot,
+    selected, EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, RowCounter, Snapshot,
     SnapshotSummary, Source, SourceInfo,
 };
 use futures::TryStreamExt;
@@ -41,8 +41,7 @@ impl Filter {
     /// Whether `schema.table` is included.
     pub fn table_included(&self, schema: &str, table: &str) -> bool {
         let full = format!("{schema}.{table}");
-        (self.include_tables.is_empty() || self.include_tables.iter().any(|p| glob_match(p, &full)))
-            && !self.exclude_tables.iter().any(|p| glob_match(p, &full))
+        selected(&self.include_tables, &self.exclude_tables, &full)
     }
 }
 

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use dbbackup_core::{glob_match, Error, ErrorKind, Result};
+use dbbackup_core::{selected, Error, ErrorKind, Result};
 use sqlx::mysql::MySqlConnectOptions;
 
 /// The engine name recorded in manifests.
@@ -92,7 +92,6 @@ pub struct Filter {
 impl Filter {
     /// Whether `table` is included.
     pub fn table_included(&self, table: &str) -> bool {
-        (self.include_tables.is_empty() || self.include_tables.iter().any(|p| glob_match(p, table)))
-            && !self.exclude_tables.iter().any(|p| glob_match(p, table))
+        selected(&self.include_tables, &self.exclude_tables, table)
     }
 }

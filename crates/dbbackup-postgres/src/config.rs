@@ -29,17 +29,14 @@ pub use dbbackup_core::glob_match as glob;
 impl Filter {
     /// Whether objects of `schema` are included.
     pub fn schema_included(&self, schema: &str) -> bool {
-        (self.include_schemas.is_empty() || self.include_schemas.iter().any(|p| glob(p, schema)))
-            && !self.exclude_schemas.iter().any(|p| glob(p, schema))
+        dbbackup_core::selected(&self.include_schemas, &self.exclude_schemas, schema)
     }
 
     /// Whether `schema.table` is included.
     pub fn table_included(&self, schema: &str, table: &str) -> bool {
         let full = format!("{schema}.{table}");
         self.schema_included(schema)
-            && (self.include_tables.is_empty()
-                || self.include_tables.iter().any(|p| glob(p, &full)))
-            && !self.exclude_tables.iter().any(|p| glob(p, &full))
+            && dbbackup_core::selected(&self.include_tables, &self.exclude_tables, &full)
     }
 }
 
