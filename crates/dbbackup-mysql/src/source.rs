@@ -139,6 +139,24 @@ async fn exec(c: &mut MySqlConnection, sql: &'static str, what: &str) -> Result<
         .map_err(|e| my_error(e, ErrorKind::Source, what))
 }
 
+/// A new connection inside its own consistent-snapshot, read-only transaction.
+async fn snapshot_connection(url: &MyUrl) -> Result<MySqlConnection> {
+    let mut w = connect(url, ErrorKind::Source, true).await?;
+    exec(
+        &mut w,
+        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
+        "isolation level",
+    )
+    .await?;
+    exec(
+        &mut w,
+        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+        "cannot start a snapshot transaction",
+    )
+    .await?;
+    Ok(w)
+}
+
 struct MySnapshot {
     info: SourceInfo,
     catalog: Catalog,
@@ -167,19 +185,7 @@ impl Source for MySqlSource {
         let mut warnings = Vec::new();
 
         if self.no_lock {
-            let mut w = connect(&self.url, ErrorKind::Source, true).await?;
-            exec(
-                &mut w,
-                "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-                "isolation level",
-            )
-            .await?;
-            exec(
-                &mut w,
-                "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-                "cannot start a snapshot",
-            )
-            .await?;
+            let mut w = snapshot_connection(&self.url).await?;
             if mariadb {
                 // MariaDB reports the binlog position of a consistent snapshot without any lock.
                 let rows = sqlx::query("SHOW STATUS LIKE 'binlog_snapshot_%'")
@@ -252,20 +258,7 @@ impl Source for MySqlSource {
                     }
                 }
                 for _ in 0..jobs {
-                    let mut w = connect(&self.url, ErrorKind::Source, true).await?;
-                    exec(
-                        &mut w,
-                        "SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ",
-                        "isolation level",
-                    )
-                    .await?;
-                    exec(
-                        &mut w,
-                        "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
-                        "cannot start a worker snapshot",
-                    )
-                    .await?;
-                    workers.push(w);
+                    workers.push(snapshot_connection(&self.url).await?);
                 }
                 Ok(())
             }
