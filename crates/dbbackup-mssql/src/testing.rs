@@ -31,6 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Buf, BufMut, BytesMut};
+use tds_protocol::codec::{write_b_varchar, write_us_varchar, write_utf16_string};
 use tds_protocol::packet::{PacketHeader, PacketStatus, PacketType, PACKET_HEADER_SIZE};
 use tds_protocol::prelogin::{EncryptionLevel, PreLogin};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -321,18 +322,6 @@ async fn send_packets(
     sock.write_all(&out).await
 }
 
-fn put_b_varchar(b: &mut BytesMut, s: &str) {
-    let u: Vec<u16> = s.encode_utf16().collect();
-    b.put_u8(u.len() as u8);
-    u.iter().for_each(|c| b.put_u16_le(*c));
-}
-
-fn put_us_varchar(b: &mut BytesMut, s: &str) {
-    let u: Vec<u16> = s.encode_utf16().collect();
-    b.put_u16_le(u.len() as u16);
-    u.iter().for_each(|c| b.put_u16_le(*c));
-}
-
 fn done(b: &mut BytesMut, more: bool, error: bool, attn: bool, count: Option<u64>) {
     let mut status = 0u16;
     if more {
@@ -358,9 +347,9 @@ fn message(b: &mut BytesMut, token: u8, number: u32, class: u8, text: &str) {
     body.put_u32_le(number);
     body.put_u8(1);
     body.put_u8(class);
-    put_us_varchar(&mut body, text);
-    put_b_varchar(&mut body, "dbbackup-test");
-    put_b_varchar(&mut body, "");
+    write_us_varchar(&mut body, text);
+    write_b_varchar(&mut body, "dbbackup-test");
+    write_b_varchar(&mut body, "");
     body.put_u32_le(1);
     b.put_u8(token);
     b.put_u16_le(body.len() as u16);
@@ -370,8 +359,8 @@ fn message(b: &mut BytesMut, token: u8, number: u32, class: u8, text: &str) {
 fn env_change(b: &mut BytesMut, ty: u8, new: &str, old: &str) {
     let mut body = BytesMut::new();
     body.put_u8(ty);
-    put_b_varchar(&mut body, new);
-    put_b_varchar(&mut body, old);
+    write_b_varchar(&mut body, new);
+    write_b_varchar(&mut body, old);
     b.put_u8(0xE3);
     b.put_u16_le(body.len() as u16);
     b.extend_from_slice(&body);
@@ -414,7 +403,7 @@ async fn serve(mut sock: TcpStream, state: Arc<State>) -> std::io::Result<()> {
     let mut ack = BytesMut::new();
     ack.put_u8(1);
     ack.put_u32(version);
-    put_b_varchar(&mut ack, "Microsoft SQL Server");
+    write_b_varchar(&mut ack, "Microsoft SQL Server");
     ack.put_slice(&[16, 0, 0x10, 0x00]);
     out.put_u8(0xAD);
     out.put_u16_le(ack.len() as u16);
@@ -571,7 +560,7 @@ fn col_metadata(b: &mut BytesMut, cols: &[Col]) {
         }
         b.put_u16_le(flags);
         type_info(b, c.ty);
-        put_b_varchar(b, &c.name);
+        write_b_varchar(b, &c.name);
     }
 }
 
@@ -628,7 +617,9 @@ fn put_plp(b: &mut BytesMut, data: Option<&[u8]>) {
 }
 
 fn utf16le(s: &str) -> Vec<u8> {
-    s.encode_utf16().flat_map(u16::to_le_bytes).collect()
+    let mut out = Vec::with_capacity(s.len() * 2);
+    write_utf16_string(&mut out, s);
+    out
 }
 
 fn put_time(b: &mut BytesMut, units: u64, scale: u8) {
