@@ -12,7 +12,10 @@ use tokio::process::Command;
 use crate::error::{Error, ErrorKind, Result};
 use crate::sink::ByteStream;
 
-fn collect_stderr(stderr: Option<tokio::process::ChildStderr>) -> tokio::task::JoinHandle<String> {
+/// Reads a child's stderr to the end in a task, for the error message should the child fail.
+pub fn collect_stderr(
+    stderr: Option<tokio::process::ChildStderr>,
+) -> tokio::task::JoinHandle<String> {
     tokio::spawn(async move {
         let mut s = String::new();
         if let Some(mut e) = stderr {

@@ -179,6 +179,11 @@ pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, data: ByteStream) -> 
         .map_err(|e| e.with_kind(ErrorKind::Target))?;
     let tool = tools.check("pg_restore", major).await?;
     let (uri, password) = child_env(url, url.database());
+    let tool_major = dbbackup_core::tool::major_version(&tool, "").await?;
+    if tool_major >= 17 && major < 17 {
+        let psql = tools.check("psql", major).await?;
+        return restore_through_psql(&tool, &psql, &uri, password, data).await;
+    }
     let mut cmd = Command::new(&tool);
     cmd.args([
         "--single-transaction",
@@ -191,4 +196,201 @@ pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, data: ByteStream) -> 
         cmd.env("PGPASSWORD", p);
     }
     dbbackup_core::tool::feed_stdin(cmd, "pg_restore", data, ErrorKind::Target).await
+}
+
+/// The line pg_restore 17+ starts every restore with; older servers reject the setting.
+const TRANSACTION_TIMEOUT: &[u8] = b"SET transaction_timeout = 0;";
+
+/// pg_restore 17 and later set `transaction_timeout`, which servers before 17 do not have, so a
+/// direct restore into them always fails. Instead pg_restore writes the script, the line goes from
+/// its header, and psql (of the same installation) runs it in one transaction. A failing
+/// pg_restore or a corrupt entry kills psql before it can commit anything.
+async fn restore_through_psql(
+    pg_restore: &std::path::Path,
+    psql: &std::path::Path,
+    uri: &str,
+    password: Option<String>,
+    mut data: ByteStream,
+) -> Result<()> {
+    use futures::StreamExt;
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+    let started = |e: std::io::Error, name: &str| {
+        Error::new(ErrorKind::Target, format!("cannot start {name}: {e}"))
+    };
+    let mut restore = Command::new(pg_restore)
+        .args(["--exit-on-error", "--file=-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .map_err(|e| started(e, "pg_restore"))?;
+    let mut cmd = Command::new(psql);
+    cmd.args([
+        "--no-psqlrc",
+        "--quiet",
+        "--no-password",
+        "--single-transaction",
+        "--set=ON_ERROR_STOP=1",
+        "--dbname",
+        uri,
+    ])
+    .stdin(Stdio::piped())
+    .stdout(Stdio::null())
+    .stderr(Stdio::piped())
+    .kill_on_drop(true);
+    if let Some(p) = password {
+        cmd.env("PGPASSWORD", p);
+    }
+    let mut run = cmd.spawn().map_err(|e| started(e, "psql"))?;
+    let restore_err = dbbackup_core::tool::collect_stderr(restore.stderr.take());
+    let psql_err = dbbackup_core::tool::collect_stderr(run.stderr.take());
+
+    let mut archive_in = restore.stdin.take().expect("piped");
+    let feed = async move {
+        while let Some(chunk) = data.next().await {
+            if archive_in.write_all(&chunk?).await.is_err() {
+                break; // pg_restore stopped reading: its exit status says why.
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    let mut script = restore.stdout.take().expect("piped");
+    let mut script_in = run.stdin.take().expect("piped");
+    let pump = async move {
+        let mut header = HeaderFilter::default();
+        let mut buf = vec![0u8; 1 << 20];
+        loop {
+            let n = script.read(&mut buf).await?;
+            if n == 0 {
+                break;
+            }
+            let out = header.push(&buf[..n]);
+            script_in.write_all(&out).await?;
+        }
+        script_in.write_all(&header.finish()).await?;
+        Ok::<_, std::io::Error>(script_in)
+    };
+    let (fed, pumped) = tokio::join!(feed, pump);
+    let status = restore.wait().await;
+    let failure = match (fed, status) {
+        (Err(e), _) => Some(e),
+        (_, Ok(s)) if !s.success() => Some(Error::new(
+            ErrorKind::Target,
+            format!(
+                "pg_restore failed ({s}): {}",
+                restore_err.await.unwrap_or_default().trim()
+            ),
+        )),
+        (_, Err(e)) => Some(Error::new(
+            ErrorKind::Target,
+            format!("waiting for pg_restore failed: {e}"),
+        )),
+        _ => None,
+    };
+    let script_in = match (failure, pumped) {
+        (None, Ok(w)) => w,
+        (Some(failure), _) => {
+            // Killed before its input ends, psql never reaches COMMIT: nothing is applied.
+            let _ = run.kill().await;
+            return Err(failure);
+        }
+        (None, Err(e)) => {
+            // psql stopped reading: it failed, and rolled back; its message says why.
+            let _ = run.wait().await;
+            let msg = psql_err.await.unwrap_or_default();
+            return Err(Error::new(
+                ErrorKind::Target,
+                format!(
+                    "psql failed running pg_restore's script: {}",
+                    if msg.trim().is_empty() {
+                        e.to_string()
+                    } else {
+                        msg.trim().to_owned()
+                    }
+                ),
+            ));
+        }
+    };
+    drop(script_in);
+    let status = run
+        .wait()
+        .await
+        .map_err(|e| Error::new(ErrorKind::Target, format!("waiting for psql failed: {e}")))?;
+    if !status.success() {
+        return Err(Error::new(
+            ErrorKind::Target,
+            format!(
+                "psql failed running pg_restore's script ({status}): {}",
+                psql_err.await.unwrap_or_default().trim()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Drops [`TRANSACTION_TIMEOUT`] from a script's header (comments, `SET`s, `\restrict`) and passes
+/// everything from the first other line on unchanged, so table data is never touched.
+#[derive(Default)]
+struct HeaderFilter {
+    done: bool,
+    partial: Vec<u8>,
+}
+
+impl HeaderFilter {
+    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+        if self.done {
+            return bytes.to_vec();
+        }
+        self.partial.extend_from_slice(bytes);
+        let mut out = Vec::new();
+        let mut start = 0;
+        while let Some(nl) = self.partial[start..].iter().position(|&b| b == b'\n') {
+            let line = &self.partial[start..start + nl];
+            let header_line = line.is_empty()
+                || line.starts_with(b"--")
+                || line.starts_with(b"SET ")
+                || line.starts_with(b"SELECT pg_catalog.set_config")
+                || line.starts_with(b"\\");
+            if !header_line {
+                self.done = true;
+                out.extend_from_slice(&self.partial[start..]);
+                self.partial.clear();
+                return out;
+            }
+            if line != TRANSACTION_TIMEOUT {
+                out.extend_from_slice(&self.partial[start..=start + nl]);
+            }
+            start += nl + 1;
+        }
+        self.partial.drain(..start);
+        out
+    }
+
+    fn finish(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.partial)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::HeaderFilter;
+
+    #[test]
+    fn only_the_header_loses_the_transaction_timeout_line() {
+        let script =
+            "--\n-- dump\n\\restrict k\nSET statement_timeout = 0;\nSET transaction_timeout = 0;\n\
+                      SET lock_timeout = 0;\nCREATE TABLE t (a text);\nCOPY t (a) FROM stdin;\n\
+                      SET transaction_timeout = 0;\n\\.\n";
+        let want = script.replacen("SET transaction_timeout = 0;\n", "", 1);
+        for cut in 0..script.len() {
+            let mut f = HeaderFilter::default();
+            let mut out = f.push(&script.as_bytes()[..cut]);
+            out.extend(f.push(&script.as_bytes()[cut..]));
+            out.extend(f.finish());
+            assert_eq!(String::from_utf8(out).unwrap(), want, "cut at {cut}");
+        }
+    }
 }

@@ -269,7 +269,7 @@ async fn read_types(
                 sql.push_str(" NOT NULL");
             }
             let checks = sqlx::query(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = $1::int8::oid ORDER BY conname",
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = $1::int8::oid AND contype = 'c' ORDER BY conname",
             )
             .bind(oid)
             .fetch_all(&mut *conn)

@@ -1,10 +1,13 @@
-//! Integration tests of dbbackup-postgres against the real PostgreSQL on 127.0.0.1:5432.
+//! Integration tests of dbbackup-postgres against the real PostgreSQL on 127.0.0.1:5432, or the
+//! server `DBBACKUP_PG_URL` names (`postgres://postgres@127.0.0.1:5417`, a superuser with trust
+//! auth; `scripts/pg-versions.sh` runs these tests on PostgreSQL 13, 14, 16 and 17 that way).
 
 mod behaviour;
 mod dump;
 mod migrate;
 mod privileges;
 mod roundtrip;
+mod versions;
 
 use std::sync::Arc;
 
@@ -13,35 +16,68 @@ use dbbackup_postgres::{PgSource, PgTarget};
 pub(crate) use sqlx::Connection as _;
 use sqlx::{Connection, PgConnection};
 
-pub(crate) const SERVER: &str = "postgres://postgres@127.0.0.1:5432";
+/// The server under test, without a database name.
+pub(crate) fn server() -> String {
+    std::env::var("DBBACKUP_PG_URL")
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string())
+}
 
 pub(crate) fn url(db: &str) -> String {
-    format!("{SERVER}/{db}")
+    format!("{}/{db}", server())
+}
+
+/// A server URL's port, for the PostgreSQL client tools the tests run.
+fn port(server: &str) -> String {
+    server
+        .rsplit_once(':')
+        .map(|(_, p)| p.to_string())
+        .unwrap_or_else(|| "5432".to_string())
 }
 
 /// A uniquely named database, dropped on drop.
 pub(crate) struct TestDb {
     pub(crate) name: String,
+    /// The server holding it, without a database name.
+    pub(crate) server: String,
 }
 
 impl TestDb {
     pub(crate) async fn new(tag: &str) -> TestDb {
-        let name = unique(tag);
-        let mut c = admin().await;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{name}\"")))
-            .execute(&mut c)
+        TestDb::new_on(&server(), tag).await
+    }
+
+    /// As [`TestDb::new`], on another server.
+    pub(crate) async fn new_on(server: &str, tag: &str) -> TestDb {
+        let db = TestDb::reserve_on(server, tag);
+        let mut c = PgConnection::connect(&format!("{}/postgres", db.server))
             .await
             .unwrap();
-        TestDb { name }
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "CREATE DATABASE \"{}\"",
+            db.name
+        )))
+        .execute(&mut c)
+        .await
+        .unwrap();
+        db
     }
 
     /// A name for a database the test expects a restore to create.
     pub(crate) fn reserve(tag: &str) -> TestDb {
-        TestDb { name: unique(tag) }
+        TestDb::reserve_on(&server(), tag)
+    }
+
+    /// As [`TestDb::reserve`], on another server.
+    pub(crate) fn reserve_on(server: &str, tag: &str) -> TestDb {
+        TestDb {
+            name: unique(tag),
+            server: server.trim_end_matches('/').to_string(),
+        }
     }
 
     pub(crate) fn url(&self) -> String {
-        url(&self.name)
+        format!("{}/{}", self.server, self.name)
     }
 
     pub(crate) async fn conn(&self) -> PgConnection {
@@ -49,7 +85,9 @@ impl TestDb {
     }
 
     pub(crate) async fn exists(&self) -> bool {
-        let mut c = admin().await;
+        let mut c = PgConnection::connect(&format!("{}/postgres", self.server))
+            .await
+            .unwrap();
         sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
             .bind(&self.name)
             .fetch_one(&mut c)
@@ -61,6 +99,7 @@ impl TestDb {
 impl Drop for TestDb {
     fn drop(&mut self) {
         let name = self.name.clone();
+        let admin = format!("{}/postgres", self.server);
         // Drop synchronously on a private runtime: the test's runtime may be shutting down.
         std::thread::spawn(move || {
             let rt = tokio::runtime::Builder::new_current_thread()
@@ -68,7 +107,7 @@ impl Drop for TestDb {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if let Ok(mut c) = PgConnection::connect(&url("postgres")).await {
+                if let Ok(mut c) = PgConnection::connect(&admin).await {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
                     )))
@@ -137,9 +176,20 @@ pub(crate) fn schema_dump_with(db: &TestDb, privileges: bool) -> String {
     if !privileges {
         args.extend(["--no-owner", "--no-privileges"]);
     }
-    let out = std::process::Command::new("pg_dump")
+    // The tests' own pg_dump (`DBBACKUP_TEST_PG_DUMP`) may differ from the one the pg_dump-driven
+    // source under test finds on PATH: comparing across servers needs one at least as new as both.
+    let pg_dump = std::env::var("DBBACKUP_TEST_PG_DUMP").unwrap_or_else(|_| "pg_dump".into());
+    let out = std::process::Command::new(pg_dump)
         .args(args)
-        .args(["-h", "127.0.0.1", "-U", "postgres", &db.name])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port(&db.server),
+            "-U",
+            "postgres",
+            &db.name,
+        ])
         .output()
         .expect("pg_dump");
     assert!(
