@@ -82,3 +82,47 @@ async fn missing_tools_and_failing_dumps_are_clear_errors_and_commit_nothing() {
         "a failed dump left objects"
     );
 }
+
+/// A pg_restore that fails part-way applies nothing, whichever way it runs (directly, or through
+/// psql when pg_restore is 17+ and the server older: `scripts/pg-versions.sh` runs that on 13).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_pg_restore_applies_nothing() {
+    let src = TestDb::new("dump_clash_src").await;
+    load_fixture(&src, 100).await;
+    let mem = MemorySink::new();
+    Backup::builder()
+        .source(PgDumpSource::new(&src.url()).unwrap())
+        .sink(Arc::new(mem.clone()) as Arc<dyn Sink>)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let dst = TestDb::new("dump_clash_dst").await;
+    sqlx::raw_sql("CREATE TABLE public.v_emp2 (x int)")
+        .execute(&mut dst.conn().await)
+        .await
+        .unwrap();
+    let e = Restore::builder()
+        .sink(Arc::new(mem))
+        .target(target(&dst))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Target, "{e}");
+    assert!(e.to_string().contains("already exists"), "{e}");
+    let tables: Vec<String> = sqlx::query_scalar(
+        "SELECT relname::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast') AND relkind IN ('r', 'v', 'p', 'S')",
+    )
+    .fetch_all(&mut dst.conn().await)
+    .await
+    .unwrap();
+    assert_eq!(
+        tables,
+        vec!["v_emp2".to_string()],
+        "the failed restore left objects"
+    );
+}
