@@ -25,13 +25,14 @@ pub struct TableData {
     pub engine: String,
     /// Estimated data size in bytes (`DATA_LENGTH`), for splitting big tables.
     pub data_bytes: i64,
-    /// The primary key's column when it is a single integer column (big tables are split into
-    /// ranges of it).
-    pub int_pk: Option<String>,
+    /// The primary key's first column when it is an integer column: big tables are split into
+    /// ranges of it (with a composite key, a range holds every row whose first key column falls
+    /// in it).
+    pub split_key: Option<String>,
 }
 
-/// The primary key column of `table` when the key is one integer column.
-async fn int_primary_key(
+/// The first column of `table`'s primary key when it is an integer column.
+async fn integer_key_prefix(
     conn: &mut MySqlConnection,
     db: &str,
     table: &str,
@@ -40,15 +41,16 @@ async fn int_primary_key(
         "SELECT s.COLUMN_NAME, c.DATA_TYPE FROM information_schema.STATISTICS s
          JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME
               AND c.COLUMN_NAME = s.COLUMN_NAME
-         WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.INDEX_NAME = 'PRIMARY'",
+         WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.INDEX_NAME = 'PRIMARY'
+         ORDER BY s.SEQ_IN_INDEX",
     )
     .bind(db)
     .bind(table)
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| err(e, &format!("the primary key of {table}")))?;
-    Ok(match key.as_slice() {
-        [(col, ty)]
+    Ok(match key.first() {
+        Some((col, ty))
             if matches!(
                 ty.to_ascii_lowercase().as_str(),
                 "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
@@ -222,7 +224,7 @@ pub async fn read(
             estimated_rows: rows.unwrap_or(0),
             engine,
             data_bytes: data_bytes.unwrap_or(0),
-            int_pk: int_primary_key(conn, db, &name).await?,
+            split_key: integer_key_prefix(conn, db, &name).await?,
         });
     }
     // Routines before views (a view may call a function); bodies are not checked at creation.

@@ -43,8 +43,8 @@ pub struct MySqlSource {
     split_bytes: i64,
 }
 
-/// Tables above this size (256 MiB of data) with a single integer primary key are read by every
-/// worker at once, each a range of the key.
+/// Tables above this size (256 MiB of data) whose primary key starts with an integer column are
+/// read by every worker at once, each a range of that column.
 const SPLIT_BYTES: i64 = 256 << 20;
 
 impl MySqlSource {
@@ -67,7 +67,8 @@ impl MySqlSource {
     }
 
     /// Tables with more data than this (bytes, `information_schema.TABLES.DATA_LENGTH`) and a
-    /// single integer primary key are split into one key range per worker (default 256 MiB;
+    /// primary key starting with an integer column are split into one range of that column per
+    /// worker (default 256 MiB;
     /// `i64::MAX` turns splitting off). Each range is its own entry; together they hold every row.
     pub fn with_split_bytes(mut self, bytes: i64) -> Self {
         self.split_bytes = bytes.max(1);
@@ -290,7 +291,7 @@ impl Source for MySqlSource {
         if jobs > 1 && !self.schema_only {
             if let Some(w) = workers.first_mut() {
                 for t in &catalog.tables {
-                    let Some(pk) = &t.int_pk else { continue };
+                    let Some(pk) = &t.split_key else { continue };
                     if t.data_bytes <= self.split_bytes {
                         continue;
                     }

@@ -320,7 +320,11 @@ async fn big_tables_split_by_primary_key_ranges_restore_whole() {
                 INSERT INTO nokey SELECT seq FROM seq_1_to_1000;\n
                 CREATE TABLE strkey (k VARCHAR(10) PRIMARY KEY) ENGINE=InnoDB;\n
                 INSERT INTO strkey SELECT CONCAT('k', seq) FROM seq_1_to_1000;\n
-                ANALYZE TABLE big, nokey, strkey").await;
+                CREATE TABLE multi (tenant INT, id INT, v INT, PRIMARY KEY (tenant, id)) ENGINE=InnoDB;\n
+                INSERT INTO multi SELECT seq % 30, seq, seq FROM seq_1_to_3000;\n
+                CREATE TABLE strfirst (s VARCHAR(10), n INT, PRIMARY KEY (s, n)) ENGINE=InnoDB;\n
+                INSERT INTO strfirst SELECT CONCAT('s', seq % 7), seq FROM seq_1_to_700;\n
+                ANALYZE TABLE big, nokey, strkey, multi, strfirst").await;
     let sink = MemorySink::new();
     let report = Backup::builder()
         .source(
@@ -351,6 +355,17 @@ async fn big_tables_split_by_primary_key_ranges_restore_whole() {
     assert_eq!(parts.iter().map(|e| e.rows.unwrap()).sum::<u64>(), 30_002);
     assert!(parts.iter().all(|e| e.rows.unwrap() > 0));
     assert!(m.entry("data/nokey").is_some() && m.entry("data/strkey").is_some());
+    // A composite key is split by its first column when that is an integer.
+    let multi: Vec<u64> = m
+        .entries
+        .iter()
+        .filter(|e| e.name.starts_with("data/multi#"))
+        .map(|e| e.rows.unwrap())
+        .collect();
+    assert_eq!(multi.len(), 3, "{multi:?}");
+    assert_eq!(multi.iter().sum::<u64>(), 3000);
+    assert!(multi.iter().all(|&n| n > 0), "{multi:?}");
+    assert_eq!(m.entry("data/strfirst").and_then(|e| e.rows), Some(700));
 
     let dst = TestDb::reserve("split_dst");
     Restore::builder()
@@ -363,7 +378,7 @@ async fn big_tables_split_by_primary_key_ranges_restore_whole() {
         .run()
         .await
         .unwrap();
-    for t in ["big", "nokey", "strkey"] {
+    for t in ["big", "nokey", "strkey", "multi", "strfirst"] {
         let sum = |db: &TestDb| {
             let url = db.url();
             async move {
