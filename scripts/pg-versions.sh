@@ -63,6 +63,14 @@ EOF
 # Runs a command as the postgres user when root (the server refuses to run as root).
 as_pg() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
 
+# Servers an interrupted earlier run left behind (killed before its cleanup) are stopped first.
+for pid in /tmp/dbbackup-pgv.*/*/postmaster.pid; do
+    [ -e "$pid" ] || continue
+    as_pg "$CACHE/$(basename "$(dirname "$pid")")/bin/pg_ctl" -D "$(dirname "$pid")" -m immediate stop \
+        >/dev/null 2>&1 || kill -QUIT "$(head -1 "$pid")" 2>/dev/null || true
+done
+rm -rf /tmp/dbbackup-pgv.*
+
 RUN=$(mktemp -d /tmp/dbbackup-pgv.XXXX)
 chmod 755 "$RUN"
 started=()
