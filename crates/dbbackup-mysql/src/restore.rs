@@ -309,26 +309,114 @@ fn stmt_err(e: sqlx::Error, s: &Statement) -> Error {
     )
 }
 
-/// Appends `v` as a literal of the binary character set: `_binary'...'`, escaped as the server's
-/// client library does, when `v` is valid UTF-8 (numbers, dates, most text: about half the size
-/// of hex); otherwise as a hex literal (SQL text must be UTF-8 on this connection).
+/// How a column's values are written into INSERT statements, from the target column's type: the
+/// cheapest literal the server parses back to exactly the same value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Literal {
+    /// An integer, DECIMAL or floating-point column: a bare number (what the text protocol gave).
+    Number,
+    /// A utf8mb4 / utf8mb3 column (the connection's own character set), or a date or time: a
+    /// plain string literal.
+    Text,
+    /// Anything else (binary, BLOB, BIT, latin1, ...): `_binary'...'` keeps the exact bytes.
+    Binary,
+}
+
+impl Literal {
+    fn for_column(data_type: &str, charset: Option<&str>) -> Literal {
+        match (data_type.to_ascii_lowercase().as_str(), charset) {
+            (
+                "tinyint" | "smallint" | "mediumint" | "int" | "bigint" | "decimal" | "float"
+                | "double",
+                _,
+            ) => Literal::Number,
+            ("date" | "datetime" | "timestamp" | "time", _)
+            | (_, Some("utf8mb4" | "utf8mb3" | "utf8")) => Literal::Text,
+            _ => Literal::Binary,
+        }
+    }
+
+    /// Appends `v`; a value that does not fit the column's kind (text restored into a column a
+    /// migration made numeric, say) falls back to `_binary'...'`, which the server converts.
+    fn push(self, out: &mut String, v: &[u8]) {
+        match self {
+            Literal::Number if is_number(v) => {
+                out.push_str(std::str::from_utf8(v).expect("ASCII digits"))
+            }
+            Literal::Text => match std::str::from_utf8(v) {
+                Ok(text) => push_quoted(out, text),
+                Err(_) => push_binary_literal(out, v),
+            },
+            _ => push_binary_literal(out, v),
+        }
+    }
+}
+
+/// `[+-]digits[.digits][e[+-]digits]` (or `.digits`): a number literal as the server prints one.
+fn is_number(v: &[u8]) -> bool {
+    let digits = |v: &[u8], i: &mut usize| {
+        let start = *i;
+        while *i < v.len() && v[*i].is_ascii_digit() {
+            *i += 1;
+        }
+        *i - start
+    };
+    let mut i = 0;
+    if matches!(v.first(), Some(b'+' | b'-')) {
+        i += 1;
+    }
+    let mut n = digits(v, &mut i);
+    if v.get(i) == Some(&b'.') {
+        i += 1;
+        n += digits(v, &mut i);
+    }
+    if n == 0 {
+        return false;
+    }
+    if matches!(v.get(i), Some(b'e' | b'E')) {
+        i += 1;
+        if matches!(v.get(i), Some(b'+' | b'-')) {
+            i += 1;
+        }
+        if digits(v, &mut i) == 0 {
+            return false;
+        }
+    }
+    i == v.len()
+}
+
+/// Appends `'text'`, escaped as the server's client library does.
+fn push_quoted(out: &mut String, text: &str) {
+    out.push('\'');
+    let mut from = 0;
+    for (i, b) in text.bytes().enumerate() {
+        let esc = match b {
+            0 => "\\0",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\\' => "\\\\",
+            b'\'' => "\\'",
+            b'"' => "\\\"",
+            0x1a => "\\Z",
+            _ => continue,
+        };
+        // Escaped bytes are ASCII, so the slices between them are whole characters.
+        out.push_str(&text[from..i]);
+        out.push_str(esc);
+        from = i + 1;
+    }
+    out.push_str(&text[from..]);
+    out.push('\'');
+}
+
+/// Appends `v` as a literal of the binary character set: `_binary'...'` when `v` is valid UTF-8
+/// (about half the size of hex), otherwise a hex literal (SQL text must be UTF-8 on this
+/// connection).
 fn push_binary_literal(out: &mut String, v: &[u8]) {
     match std::str::from_utf8(v) {
         Ok(text) => {
-            out.push_str("_binary'");
-            for ch in text.chars() {
-                match ch {
-                    '\0' => out.push_str("\\0"),
-                    '\n' => out.push_str("\\n"),
-                    '\r' => out.push_str("\\r"),
-                    '\\' => out.push_str("\\\\"),
-                    '\'' => out.push_str("\\'"),
-                    '"' => out.push_str("\\\""),
-                    '\u{1a}' => out.push_str("\\Z"),
-                    c => out.push(c),
-                }
-            }
-            out.push('\'');
+            out.push_str("_binary");
+            push_quoted(out, text);
         }
         Err(_) => {
             out.push_str("X'");
@@ -415,18 +503,25 @@ impl Session {
                     .collect()
             })
             .unwrap_or_default();
-        let present: Vec<Vec<u8>> = sqlx::query_scalar(
-            "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?
-               AND EXTRA NOT LIKE '%GENERATED%'",
+        let target_columns: Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+            "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS
+             WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND EXTRA NOT LIKE '%GENERATED%'",
         )
         .bind(&table)
         .fetch_all(&mut *c)
         .await
         .map_err(|e| target_err(e, &format!("cannot read the columns of {table}")))?;
-        let present: Vec<String> = present
-            .into_iter()
-            .map(|v| String::from_utf8_lossy(&v).into_owned())
-            .collect();
+        let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let present: Vec<String> = target_columns.iter().map(|(n, _, _)| lossy(n)).collect();
+        let literal_of = |name: &str| {
+            target_columns
+                .iter()
+                .find(|(n, _, _)| lossy(n) == name)
+                .map(|(_, t, cs)| {
+                    Literal::for_column(&lossy(t), cs.as_deref().map(lossy).as_deref())
+                })
+                .unwrap_or(Literal::Binary)
+        };
         if present.is_empty() {
             return Err(Error::new(
                 ErrorKind::Target,
@@ -448,6 +543,9 @@ impl Session {
             }
             self.warnings.lock().expect("lock").push(msg);
         }
+        let literals: Vec<Literal> = (0..columns.len())
+            .map(|i| literal_of(&columns[i]))
+            .collect();
         let head = format!(
             "INSERT INTO {} ({}) VALUES ",
             ident(&table),
@@ -497,9 +595,7 @@ impl Session {
                         }
                         match vals[k] {
                             None => stmt.push_str("NULL"),
-                            Some((p, len)) => {
-                                push_binary_literal(&mut stmt, &reader.buf[p..p + len])
-                            }
+                            Some((p, len)) => literals[k].push(&mut stmt, &reader.buf[p..p + len]),
                         }
                     }
                     stmt.push(')');
@@ -693,6 +789,48 @@ impl RestoreSession for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn values_are_written_as_the_cheapest_exact_literal() {
+        let lit = |l: Literal, v: &[u8]| {
+            let mut s = String::new();
+            l.push(&mut s, v);
+            s
+        };
+        for n in [
+            "0",
+            "-12",
+            "+3",
+            "1.50",
+            ".5",
+            "5.",
+            "-1.7976931348623157e308",
+            "1E-7",
+        ] {
+            assert_eq!(lit(Literal::Number, n.as_bytes()), n);
+        }
+        // Not a number (a column a migration made numeric): the server converts the string.
+        for v in ["", "-", "1e", "e5", "1.2.3", "0x10", "1 ", "abc"] {
+            assert_eq!(lit(Literal::Number, v.as_bytes()), format!("_binary'{v}'"));
+        }
+        assert_eq!(
+            lit(Literal::Text, "it's \\ \"ü\" 😀\n\0\r\u{1a}".as_bytes()),
+            "'it\\'s \\\\ \\\"ü\\\" 😀\\n\\0\\r\\Z'"
+        );
+        assert_eq!(lit(Literal::Text, b"\xff\x00"), "X'ff00'");
+        assert_eq!(lit(Literal::Binary, b"a'b"), "_binary'a\\'b'");
+        assert_eq!(Literal::for_column("BIGINT", None), Literal::Number);
+        assert_eq!(Literal::for_column("year", None), Literal::Binary);
+        assert_eq!(Literal::for_column("bit", None), Literal::Binary);
+        assert_eq!(
+            Literal::for_column("varchar", Some("utf8mb4")),
+            Literal::Text
+        );
+        assert_eq!(
+            Literal::for_column("varchar", Some("latin1")),
+            Literal::Binary
+        );
+    }
 
     #[test]
     fn secondary_keys_are_split_out() {
