@@ -89,3 +89,8 @@ log "PostgreSQL 13, 14, 16 and 17"
 # The engine claims 13 to 17; Debian ships only 15 (above), so the others run from pinned
 # relocatable builds (scripts/pg-versions.sh fetches them once into target/pg-versions/).
 ./scripts/pg-versions.sh
+
+log "MariaDB with the binary log on"
+# The server on 3306 runs without a binary log; a second mariadbd with one checks that the recorded
+# binlog position replays exactly on top of a restore (scripts/mariadb-binlog.sh).
+./scripts/mariadb-binlog.sh

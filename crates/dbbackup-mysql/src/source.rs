@@ -194,9 +194,15 @@ impl Source for MySqlSource {
                     .await
                     .unwrap_or_default();
                 for r in rows {
-                    let (k, v): (String, String) = (lossy(&r, 0), lossy(&r, 1));
+                    // Recorded under the same keys as the locked path's SHOW MASTER STATUS.
+                    let key = match lossy(&r, 0).to_ascii_lowercase().as_str() {
+                        "binlog_snapshot_file" => "binlog_file",
+                        "binlog_snapshot_position" => "binlog_position",
+                        _ => continue,
+                    };
+                    let v = lossy(&r, 1);
                     if !v.is_empty() {
-                        position.insert(k, v);
+                        position.insert(key.to_owned(), v);
                     }
                 }
             }
@@ -240,12 +246,24 @@ impl Source for MySqlSource {
                 }
             }
             let result: Result<()> = async {
-                if let Ok(Some(r)) = sqlx::query("SHOW MASTER STATUS")
+                match sqlx::query("SHOW MASTER STATUS")
                     .fetch_optional(&mut coord)
                     .await
                 {
-                    position.insert("binlog_file".into(), lossy(&r, 0));
-                    position.insert("binlog_position".into(), lossy(&r, 1));
+                    Ok(Some(r)) => {
+                        position.insert("binlog_file".into(), lossy(&r, 0));
+                        // An unsigned BIGINT in the binary protocol, not text.
+                        let offset = r
+                            .try_get::<u64, _>(1)
+                            .map(|p| p.to_string())
+                            .unwrap_or_else(|_| lossy(&r, 1));
+                        position.insert("binlog_position".into(), offset);
+                    }
+                    Ok(None) => {} // The binary log is off.
+                    Err(e) => warnings.push(format!(
+                        "the binlog position was not recorded (SHOW MASTER STATUS failed: {e}); \
+                         grant the backup user BINLOG MONITOR (MariaDB) or REPLICATION CLIENT (MySQL)"
+                    )),
                 }
                 let gtid_sql = if mariadb {
                     "SELECT @@GLOBAL.gtid_binlog_pos"

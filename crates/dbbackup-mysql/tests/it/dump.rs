@@ -63,7 +63,7 @@ async fn missing_tools_and_failing_dumps_commit_nothing() {
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     assert!(e.to_string().contains("mariadb-client"), "{e}");
-    let missing = format!("{SERVER}/dbbt_no_such_database_xyz");
+    let missing = format!("{}/dbbt_no_such_database_xyz", server());
     let e = Backup::builder()
         .source(MyDumpSource::new(&missing).unwrap())
         .sink(Arc::new(mem.clone()) as Arc<dyn Sink>)

@@ -1,6 +1,9 @@
-//! Integration tests of dbbackup-mysql against the real MariaDB on 127.0.0.1:3306.
+//! Integration tests of dbbackup-mysql against the real MariaDB on 127.0.0.1:3306, or the server
+//! `DBBACKUP_MYSQL_URL` names (`scripts/mariadb-binlog.sh` runs them on a second MariaDB with the
+//! binary log on, where `binlog.rs` replays the log from a backup's recorded position).
 
 mod behaviour;
+mod binlog;
 mod dump;
 mod roundtrip;
 
@@ -10,7 +13,12 @@ use dbbackup_core::{Backup, BackupReport, Key, MasterKey, MemorySink, Sink, Zstd
 use dbbackup_mysql::{MySqlSource, MySqlTarget};
 use sqlx::{Connection, MySqlConnection, Row};
 
-pub(crate) const SERVER: &str = "mysql://root@127.0.0.1:3306";
+/// The server under test, without a database name.
+pub(crate) fn server() -> String {
+    std::env::var("DBBACKUP_MYSQL_URL")
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string())
+}
 
 /// A uniquely named database, dropped on drop.
 pub(crate) struct TestDb {
@@ -41,7 +49,7 @@ impl TestDb {
         TestDb { name: unique(tag) }
     }
     pub(crate) fn url(&self) -> String {
-        format!("{SERVER}/{}", self.name)
+        format!("{}/{}", server(), self.name)
     }
     pub(crate) async fn conn(&self) -> MySqlConnection {
         MySqlConnection::connect(&self.url()).await.unwrap()
@@ -68,7 +76,7 @@ impl Drop for TestDb {
                 .build()
                 .unwrap();
             rt.block_on(async {
-                if let Ok(mut c) = MySqlConnection::connect(&format!("{SERVER}/mysql")).await {
+                if let Ok(mut c) = MySqlConnection::connect(&format!("{}/mysql", server())).await {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS `{name}`"
                     )))
@@ -83,7 +91,7 @@ impl Drop for TestDb {
 }
 
 pub(crate) async fn admin() -> MySqlConnection {
-    MySqlConnection::connect(&format!("{SERVER}/mysql"))
+    MySqlConnection::connect(&format!("{}/mysql", server()))
         .await
         .unwrap()
 }

@@ -1,0 +1,206 @@
+//! Point-in-time recovery: the binlog position a backup records is exactly its snapshot, so
+//! restoring the backup and replaying the binary log from that position reproduces the source as
+//! it is after a writer that ran all through the backup. Needs a server with the binary log on
+//! (`scripts/mariadb-binlog.sh` runs one, and sets `DBBACKUP_EXPECT_BINLOG` so this cannot skip).
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dbbackup_core::{Backup, MemorySink, Restore, Sink};
+use dbbackup_mysql::MySqlSource;
+use dbbackup_storage::Throttled;
+use sqlx::{Connection, MySqlConnection};
+
+use crate::*;
+
+/// Rows of `a` and the sum of `b.n`, to say what differs when the checksums do.
+async fn shape(db: &TestDb) -> (i64, i64) {
+    sqlx::query_as("SELECT (SELECT COUNT(*) FROM a), (SELECT CAST(SUM(n) AS SIGNED) FROM b)")
+        .fetch_one(&mut db.conn().await)
+        .await
+        .unwrap()
+}
+
+async fn checksums(db: &TestDb) -> Vec<(String, Option<i64>)> {
+    let mut c = db.conn().await;
+    sqlx::query_as("CHECKSUM TABLE a, b")
+        .fetch_all(&mut c)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|(t, n): (String, Option<i64>)| (t.rsplit('.').next().unwrap().to_owned(), n))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replaying_the_binlog_from_the_recorded_position_reproduces_the_source() {
+    point_in_time(false).await;
+}
+
+/// The no-lock mode reads MariaDB's `binlog_snapshot_file/position` of its one snapshot instead.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_no_lock_position_replays_as_exactly() {
+    point_in_time(true).await;
+}
+
+async fn point_in_time(no_lock: bool) {
+    let log_bin: i64 = sqlx::query_scalar("SELECT @@log_bin")
+        .fetch_one(&mut admin().await)
+        .await
+        .unwrap();
+    if log_bin == 0 {
+        assert!(
+            std::env::var_os("DBBACKUP_EXPECT_BINLOG").is_none(),
+            "DBBACKUP_EXPECT_BINLOG is set but {} has no binary log",
+            server()
+        );
+        println!("the server has no binary log: scripts/mariadb-binlog.sh runs this test");
+        return;
+    }
+    let src = TestDb::new(if no_lock { "pitr_nolock" } else { "pitr" }).await;
+    {
+        let mut c = src.conn().await;
+        for s in [
+            "CREATE TABLE a (id BIGINT AUTO_INCREMENT PRIMARY KEY, pad VARCHAR(300)) ENGINE=InnoDB",
+            "CREATE TABLE b (id BIGINT PRIMARY KEY, n BIGINT NOT NULL, pad VARCHAR(300)) ENGINE=InnoDB",
+            "INSERT INTO a (pad) SELECT REPEAT(MD5(seq), 8) FROM seq_1_to_60000",
+            "INSERT INTO b SELECT seq, 0, REPEAT(MD5(seq), 8) FROM seq_1_to_60000",
+        ] {
+            sqlx::raw_sql(sqlx::AssertSqlSafe(s.to_owned()))
+                .execute(&mut c)
+                .await
+                .unwrap();
+        }
+    }
+    // The writer inserts into one table and updates the other in each transaction, before, during
+    // and after the backup's snapshot.
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicI64::new(0));
+    let (stop2, written2, url) = (stop.clone(), written.clone(), src.url());
+    let writer = tokio::spawn(async move {
+        let mut c = MySqlConnection::connect(&url).await.unwrap();
+        let mut i = 0i64;
+        while !stop2.load(Ordering::Relaxed) {
+            i += 1;
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query("INSERT INTO a (pad) VALUES (?)")
+                .bind(format!("during {i}"))
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            sqlx::query("UPDATE b SET n = n + ? WHERE id = ?")
+                .bind(i)
+                .bind(i * 7919 % 60_000 + 1)
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            tx.commit().await.unwrap();
+            written2.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = written.load(Ordering::Relaxed);
+    let mem = MemorySink::new();
+    let slow: Arc<dyn Sink> = Arc::new(Throttled::new(Arc::new(mem.clone()), 6 << 20).unwrap());
+    let report = Backup::builder()
+        .source(
+            MySqlSource::new(&src.url())
+                .unwrap()
+                .with_jobs(2)
+                .no_lock(no_lock),
+        )
+        .sink(slow)
+        .jobs(1)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    let after = written.load(Ordering::Relaxed);
+    assert!(
+        after > before + 10,
+        "the writer should have committed during the backup ({before} -> {after})"
+    );
+    let pos = &report.manifest.source.position;
+    let (file, offset) = (
+        pos.get("binlog_file")
+            .unwrap_or_else(|| panic!("no binlog file recorded: {pos:?}")),
+        pos.get("binlog_position")
+            .unwrap_or_else(|| panic!("no binlog position recorded: {pos:?}")),
+    );
+
+    // Where the writer's events end: the restore below writes its own events after them.
+    let (end_file, end): (String, u64) = sqlx::query_as("SHOW MASTER STATUS")
+        .fetch_one(&mut admin().await)
+        .await
+        .unwrap();
+
+    let dst = TestDb::reserve("pitr_dst");
+    Restore::builder()
+        .sink(Arc::new(mem))
+        .target(target(&dst).create(true))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_ne!(
+        checksums(&src).await,
+        checksums(&dst).await,
+        "the backup should predate the writer's last commits"
+    );
+
+    // mariadb-binlog reads the log from the recorded position to where the writer stopped, keeps
+    // the source database's events (MariaDB's --database filter sees the original name), renames
+    // them to the restored database, and the client applies them.
+    let url: url::Url = server().parse().unwrap();
+    let (host, port) = (
+        url.host_str().unwrap().to_owned(),
+        url.port().unwrap_or(3306).to_string(),
+    );
+    let mut log = Command::new("mariadb-binlog")
+        .args(["--read-from-remote-server", "--user=root"])
+        .args((end_file != *file).then_some("--to-last-log"))
+        .arg(format!("--host={host}"))
+        .arg(format!("--port={port}"))
+        .arg(format!("--start-position={offset}"))
+        .arg(format!("--stop-position={end}"))
+        .arg(format!("--database={}", src.name))
+        .arg(format!("--rewrite-db={}->{}", src.name, dst.name))
+        .arg(file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("mariadb-binlog (Debian: mariadb-client)");
+    let apply = Command::new("mariadb")
+        .args(["--user=root", "--batch"])
+        .arg(format!("--host={host}"))
+        .arg(format!("--port={port}"))
+        .arg(&dst.name)
+        .stdin(log.stdout.take().unwrap())
+        .output()
+        .expect("mariadb client");
+    let read = log.wait_with_output().unwrap();
+    assert!(
+        read.status.success(),
+        "mariadb-binlog: {}",
+        String::from_utf8_lossy(&read.stderr)
+    );
+    assert!(
+        apply.status.success(),
+        "replaying the binlog failed (a position before the snapshot replays rows twice): {}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    assert_eq!(
+        checksums(&src).await,
+        checksums(&dst).await,
+        "backup + binlog from {file}:{offset} differs from the source: (rows of a, sum of b.n) {:?} vs {:?}",
+        shape(&src).await,
+        shape(&dst).await
+    );
+}
