@@ -426,6 +426,9 @@ fn push_binary_literal(out: &mut String, v: &[u8]) {
     }
 }
 
+/// A target table's column as information_schema gives it: name, DATA_TYPE, CHARACTER_SET_NAME.
+type TargetColumn = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
+
 /// One decoded row: for each column, NULL or the (offset, length) of its bytes in the buffer.
 type RowSpans = Vec<Option<(usize, usize)>>;
 
@@ -503,7 +506,7 @@ impl Session {
                     .collect()
             })
             .unwrap_or_default();
-        let target_columns: Vec<(Vec<u8>, Vec<u8>, Option<Vec<u8>>)> = sqlx::query_as(
+        let target_columns: Vec<TargetColumn> = sqlx::query_as(
             "SELECT COLUMN_NAME, DATA_TYPE, CHARACTER_SET_NAME FROM information_schema.COLUMNS
              WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ? AND EXTRA NOT LIKE '%GENERATED%'",
         )
