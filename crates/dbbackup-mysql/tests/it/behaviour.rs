@@ -1,4 +1,3 @@
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,45 +37,22 @@ async fn all_workers_see_one_moment_while_a_writer_commits() {
                 INSERT INTO a (pad) SELECT REPEAT(MD5(seq), 8) FROM seq_1_to_60000;\n
                 INSERT INTO b (pad) SELECT REPEAT(MD5(seq), 8) FROM seq_1_to_60000;\n
                 ANALYZE TABLE a, b").await;
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicI64::new(0));
-    let (stop2, written2, url) = (stop.clone(), written.clone(), src.url());
-    let writer = tokio::spawn(async move {
-        let mut c = MySqlConnection::connect(&url).await.unwrap();
-        while !stop2.load(Ordering::Relaxed) {
-            let mut tx = c.begin().await.unwrap();
-            sqlx::query("INSERT INTO a (pad) VALUES ('during')")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            sqlx::query("INSERT INTO b (pad) VALUES ('during')")
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-            written2.fetch_add(1, Ordering::Relaxed);
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = written.load(Ordering::Relaxed);
-    let mem = MemorySink::new();
-    let slow: Arc<dyn Sink> = Arc::new(Throttled::new(Arc::new(mem.clone()), 6 << 20).unwrap());
-    let report = Backup::builder()
-        .source(MySqlSource::new(&src.url()).unwrap().with_jobs(2))
-        .sink(slow)
-        .jobs(1)
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
-    let after = written.load(Ordering::Relaxed);
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
-    assert!(
-        after > before + 10,
-        "the writer should have committed during the backup ({before} -> {after})"
-    );
+    let WrittenBackup {
+        report,
+        sink: mem,
+        before,
+        after,
+    } = backup_during_writes(
+        &src,
+        MySqlSource::new(&src.url()).unwrap().with_jobs(2),
+        |_| {
+            vec![
+                "INSERT INTO a (pad) VALUES ('during')".into(),
+                "INSERT INTO b (pad) VALUES ('during')".into(),
+            ]
+        },
+    )
+    .await;
     let pos = &report.manifest.source.position;
     assert!(!pos.is_empty(), "the snapshot position is recorded");
 

@@ -4,14 +4,10 @@
 //! (`scripts/mariadb-binlog.sh` runs one, and sets `DBBACKUP_EXPECT_BINLOG` so this cannot skip).
 
 use std::process::{Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
-use dbbackup_core::{Backup, MemorySink, Restore, Sink};
+use dbbackup_core::Restore;
 use dbbackup_mysql::MySqlSource;
-use dbbackup_storage::Throttled;
-use sqlx::{Connection, MySqlConnection};
 
 use crate::*;
 
@@ -76,56 +72,25 @@ async fn point_in_time(no_lock: bool) {
     }
     // The writer inserts into one table and updates the other in each transaction, before, during
     // and after the backup's snapshot.
-    let stop = Arc::new(AtomicBool::new(false));
-    let written = Arc::new(AtomicI64::new(0));
-    let (stop2, written2, url) = (stop.clone(), written.clone(), src.url());
-    let writer = tokio::spawn(async move {
-        let mut c = MySqlConnection::connect(&url).await.unwrap();
-        let mut i = 0i64;
-        while !stop2.load(Ordering::Relaxed) {
-            i += 1;
-            let mut tx = c.begin().await.unwrap();
-            sqlx::query("INSERT INTO a (pad) VALUES (?)")
-                .bind(format!("during {i}"))
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            sqlx::query("UPDATE b SET n = n + ? WHERE id = ?")
-                .bind(i)
-                .bind(i * 7919 % 60_000 + 1)
-                .execute(&mut *tx)
-                .await
-                .unwrap();
-            tx.commit().await.unwrap();
-            written2.fetch_add(1, Ordering::Relaxed);
-        }
-    });
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    let before = written.load(Ordering::Relaxed);
-    let mem = MemorySink::new();
-    let slow: Arc<dyn Sink> = Arc::new(Throttled::new(Arc::new(mem.clone()), 6 << 20).unwrap());
-    let report = Backup::builder()
-        .source(
-            MySqlSource::new(&src.url())
-                .unwrap()
-                .with_jobs(2)
-                .no_lock(no_lock),
-        )
-        .sink(slow)
-        .jobs(1)
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap();
-    tokio::time::sleep(Duration::from_millis(200)).await;
-    stop.store(true, Ordering::Relaxed);
-    writer.await.unwrap();
-    let after = written.load(Ordering::Relaxed);
-    assert!(
-        after > before + 10,
-        "the writer should have committed during the backup ({before} -> {after})"
-    );
+    let WrittenBackup {
+        report, sink: mem, ..
+    } = backup_during_writes(
+        &src,
+        MySqlSource::new(&src.url())
+            .unwrap()
+            .with_jobs(2)
+            .no_lock(no_lock),
+        |i| {
+            vec![
+                format!("INSERT INTO a (pad) VALUES ('during {i}')"),
+                format!(
+                    "UPDATE b SET n = n + {i} WHERE id = {}",
+                    i * 7919 % 60_000 + 1
+                ),
+            ]
+        },
+    )
+    .await;
     let pos = &report.manifest.source.position;
     let (file, offset) = (
         pos.get("binlog_file")

@@ -204,3 +204,69 @@ pub(crate) async fn describe(db: &TestDb) -> Vec<String> {
     out.sort();
     out
 }
+
+/// What [`backup_during_writes`] saw: the report, the backup's storage, and how many writer
+/// transactions had committed when the backup started and when it ended.
+pub(crate) struct WrittenBackup {
+    pub(crate) report: BackupReport,
+    pub(crate) sink: MemorySink,
+    pub(crate) before: i64,
+    pub(crate) after: i64,
+}
+
+/// Backs `source` up through storage throttled to 6 MiB/s (so the backup takes a while) while a
+/// writer commits transaction after transaction into `db`: transaction `i` (from 1) runs the
+/// statements `write(i)`. The writer stops when the backup ends.
+pub(crate) async fn backup_during_writes(
+    db: &TestDb,
+    source: MySqlSource,
+    write: impl Fn(i64) -> Vec<String> + Send + 'static,
+) -> WrittenBackup {
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+    let stop = Arc::new(AtomicBool::new(false));
+    let written = Arc::new(AtomicI64::new(0));
+    let (stop2, written2, url) = (stop.clone(), written.clone(), db.url());
+    let writer = tokio::spawn(async move {
+        let mut c = MySqlConnection::connect(&url).await.unwrap();
+        let mut i = 0;
+        while !stop2.load(Ordering::Relaxed) {
+            i += 1;
+            let mut tx = c.begin().await.unwrap();
+            for sql in write(i) {
+                sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                    .execute(&mut *tx)
+                    .await
+                    .unwrap();
+            }
+            tx.commit().await.unwrap();
+            written2.fetch_add(1, Ordering::Relaxed);
+        }
+    });
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let before = written.load(Ordering::Relaxed);
+    let sink = MemorySink::new();
+    let slow: Arc<dyn Sink> =
+        Arc::new(dbbackup_storage::Throttled::new(Arc::new(sink.clone()), 6 << 20).unwrap());
+    let report = Backup::builder()
+        .source(source)
+        .sink(slow)
+        .jobs(1)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let after = written.load(Ordering::Relaxed);
+    stop.store(true, Ordering::Relaxed);
+    writer.await.unwrap();
+    assert!(
+        after > before + 10,
+        "the writer should have committed during the backup ({before} -> {after})"
+    );
+    WrittenBackup {
+        report,
+        sink,
+        before,
+        after,
+    }
+}
