@@ -67,14 +67,7 @@ async fn server(sim: Arc<Mutex<Sim>>) -> TestServer {
         let mut st = sim.lock().unwrap();
         let nv = |n: &str| Col::new(n, ColType::NVarChar(128));
         if sql.starts_with("SELECT CAST(SERVERPROPERTY") {
-            return vec![Reply::Rows(
-                vec![nv("v"), Col::new("spid", ColType::Int), nv("r")],
-                vec![vec![
-                    Value::Str("16.0.4105.2".into()),
-                    Value::Int(61),
-                    Value::Str("FULL".into()),
-                ]],
-            )];
+            return server_info("16.0.4105.2", 61, "FULL");
         }
         if sql.starts_with("BACKUP ") {
             let kind = if sql.starts_with("BACKUP LOG") {
@@ -392,18 +385,9 @@ async fn native_chain_backs_up_restores_and_keeps_its_parents() {
 #[tokio::test]
 async fn a_log_backup_of_a_simple_recovery_database_is_refused_and_nothing_is_committed() {
     let s = TestServer::start("pw", |r: &Request| match r {
-        Request::Batch(sql) if sql.starts_with("SELECT CAST(SERVERPROPERTY") => vec![Reply::Rows(
-            vec![
-                Col::new("v", ColType::NVarChar(128)),
-                Col::new("spid", ColType::Int),
-                Col::new("r", ColType::NVarChar(60)),
-            ],
-            vec![vec![
-                Value::Str("16.0".into()),
-                Value::Int(52),
-                Value::Str("SIMPLE".into()),
-            ]],
-        )],
+        Request::Batch(sql) if sql.starts_with("SELECT CAST(SERVERPROPERTY") => {
+            server_info("16.0", 52, "SIMPLE")
+        }
         _ => vec![Reply::Error {
             number: 4208,
             message: "should not be reached".into(),
@@ -412,26 +396,9 @@ async fn a_log_backup_of_a_simple_recovery_database_is_refused_and_nothing_is_co
     .await
     .unwrap();
     let shared = tempdir("simple");
-    let sink = MemorySink::new();
-    let e = Backup::builder()
-        .source(
-            NativeSource::new(&s.url("sa", "pw", "shop"), SharedDir::new("/x", &shared))
-                .unwrap()
-                .kind(NativeKind::Log),
-        )
-        .sink(Arc::new(sink.clone()))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap_err();
+    let e = failed_native_backup(&s, SharedDir::new("/x", &shared), NativeKind::Log).await;
     assert!(e.to_string().contains("SIMPLE recovery model"), "{e}");
     assert!(s.batches().iter().all(|b| !b.starts_with("BACKUP")));
-    assert!(dbbackup_core::Repository::new(Arc::new(sink))
-        .list()
-        .await
-        .unwrap()
-        .is_empty());
     std::fs::remove_dir_all(&shared).ok();
 }
 
@@ -439,18 +406,9 @@ async fn a_log_backup_of_a_simple_recovery_database_is_refused_and_nothing_is_co
 async fn a_failed_server_backup_leaves_no_file_and_no_backup() {
     let shared = tempdir("fail");
     let s = TestServer::start("pw", |r: &Request| match r {
-        Request::Batch(sql) if sql.starts_with("SELECT CAST(SERVERPROPERTY") => vec![Reply::Rows(
-            vec![
-                Col::new("v", ColType::NVarChar(128)),
-                Col::new("spid", ColType::Int),
-                Col::new("r", ColType::NVarChar(60)),
-            ],
-            vec![vec![
-                Value::Str("16.0".into()),
-                Value::Int(52),
-                Value::Str("FULL".into()),
-            ]],
-        )],
+        Request::Batch(sql) if sql.starts_with("SELECT CAST(SERVERPROPERTY") => {
+            server_info("16.0", 52, "FULL")
+        }
         Request::Batch(sql) if sql.starts_with("BACKUP") => {
             // The server wrote part of the file before failing.
             std::fs::write(quoted_after(sql, "DISK = N'"), b"partial").unwrap();
@@ -463,14 +421,49 @@ async fn a_failed_server_backup_leaves_no_file_and_no_backup() {
     })
     .await
     .unwrap();
+    let e = failed_native_backup(
+        &s,
+        SharedDir::new(shared.to_str().unwrap(), &shared),
+        NativeKind::Full,
+    )
+    .await;
+    assert!(e.to_string().contains("3013"), "{e}");
+    assert_eq!(
+        std::fs::read_dir(&shared).unwrap().count(),
+        0,
+        "the partial file was removed"
+    );
+    std::fs::remove_dir_all(&shared).ok();
+}
+
+/// The reply to the source's first query: version, session id, recovery model.
+fn server_info(version: &str, spid: i64, recovery: &str) -> Vec<Reply> {
+    vec![Reply::Rows(
+        vec![
+            Col::new("v", ColType::NVarChar(128)),
+            Col::new("spid", ColType::Int),
+            Col::new("r", ColType::NVarChar(60)),
+        ],
+        vec![vec![
+            Value::Str(version.into()),
+            Value::Int(spid),
+            Value::Str(recovery.into()),
+        ]],
+    )]
+}
+
+/// Runs a native backup of `shop` that must fail, and checks it committed nothing.
+async fn failed_native_backup(
+    s: &TestServer,
+    dir: SharedDir,
+    kind: NativeKind,
+) -> dbbackup_core::Error {
     let sink = MemorySink::new();
     let e = Backup::builder()
         .source(
-            NativeSource::new(
-                &s.url("sa", "pw", "shop"),
-                SharedDir::new(shared.to_str().unwrap(), &shared),
-            )
-            .unwrap(),
+            NativeSource::new(&s.url("sa", "pw", "shop"), dir)
+                .unwrap()
+                .kind(kind),
         )
         .sink(Arc::new(sink.clone()))
         .build()
@@ -478,18 +471,15 @@ async fn a_failed_server_backup_leaves_no_file_and_no_backup() {
         .run()
         .await
         .unwrap_err();
-    assert!(e.to_string().contains("3013"), "{e}");
-    assert_eq!(
-        std::fs::read_dir(&shared).unwrap().count(),
-        0,
-        "the partial file was removed"
+    assert!(
+        dbbackup_core::Repository::new(Arc::new(sink))
+            .list()
+            .await
+            .unwrap()
+            .is_empty(),
+        "a failed backup was committed: {e}"
     );
-    assert!(dbbackup_core::Repository::new(Arc::new(sink))
-        .list()
-        .await
-        .unwrap()
-        .is_empty());
-    std::fs::remove_dir_all(&shared).ok();
+    e
 }
 
 fn tempdir(tag: &str) -> std::path::PathBuf {
@@ -509,18 +499,9 @@ fn tempdir(tag: &str) -> std::path::PathBuf {
 async fn a_backup_the_server_cannot_verify_is_not_committed() {
     let shared = tempdir("verify");
     let s = TestServer::start("pw", |r: &Request| match r {
-        Request::Batch(sql) if sql.starts_with("SELECT CAST(SERVERPROPERTY") => vec![Reply::Rows(
-            vec![
-                Col::new("v", ColType::NVarChar(128)),
-                Col::new("spid", ColType::Int),
-                Col::new("r", ColType::NVarChar(60)),
-            ],
-            vec![vec![
-                Value::Str("16.0".into()),
-                Value::Int(52),
-                Value::Str("FULL".into()),
-            ]],
-        )],
+        Request::Batch(sql) if sql.starts_with("SELECT CAST(SERVERPROPERTY") => {
+            server_info("16.0", 52, "FULL")
+        }
         Request::Batch(sql) if sql.starts_with("BACKUP") => {
             std::fs::write(quoted_after(sql, "DISK = N'"), b"torn").unwrap();
             vec![Reply::Done(0)]
@@ -533,30 +514,16 @@ async fn a_backup_the_server_cannot_verify_is_not_committed() {
     })
     .await
     .unwrap();
-    let sink = MemorySink::new();
-    let e = Backup::builder()
-        .source(
-            NativeSource::new(
-                &s.url("sa", "pw", "shop"),
-                SharedDir::new(shared.to_str().unwrap(), &shared),
-            )
-            .unwrap(),
-        )
-        .sink(Arc::new(sink.clone()))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap_err();
+    let e = failed_native_backup(
+        &s,
+        SharedDir::new(shared.to_str().unwrap(), &shared),
+        NativeKind::Full,
+    )
+    .await;
     assert!(
         e.to_string().contains("RESTORE VERIFYONLY") && e.to_string().contains("3241"),
         "{e}"
     );
     assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
-    assert!(dbbackup_core::Repository::new(Arc::new(sink))
-        .list()
-        .await
-        .unwrap()
-        .is_empty());
     std::fs::remove_dir_all(&shared).ok();
 }
