@@ -340,9 +340,9 @@ struct HeaderFilter {
 }
 
 impl HeaderFilter {
-    fn push(&mut self, bytes: &[u8]) -> Vec<u8> {
+    fn push<'a>(&mut self, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
         if self.done {
-            return bytes.to_vec();
+            return std::borrow::Cow::Borrowed(bytes); // The bulk of the script: no copy.
         }
         self.partial.extend_from_slice(bytes);
         let mut out = Vec::new();
@@ -358,7 +358,7 @@ impl HeaderFilter {
                 self.done = true;
                 out.extend_from_slice(&self.partial[start..]);
                 self.partial.clear();
-                return out;
+                return out.into();
             }
             if line != TRANSACTION_TIMEOUT {
                 out.extend_from_slice(&self.partial[start..=start + nl]);
@@ -366,7 +366,7 @@ impl HeaderFilter {
             start += nl + 1;
         }
         self.partial.drain(..start);
-        out
+        out.into()
     }
 
     fn finish(&mut self) -> Vec<u8> {
@@ -387,8 +387,8 @@ mod tests {
         let want = script.replacen("SET transaction_timeout = 0;\n", "", 1);
         for cut in 0..script.len() {
             let mut f = HeaderFilter::default();
-            let mut out = f.push(&script.as_bytes()[..cut]);
-            out.extend(f.push(&script.as_bytes()[cut..]));
+            let mut out = f.push(&script.as_bytes()[..cut]).into_owned();
+            out.extend_from_slice(&f.push(&script.as_bytes()[cut..]));
             out.extend(f.finish());
             assert_eq!(String::from_utf8(out).unwrap(), want, "cut at {cut}");
         }
