@@ -14,8 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 CACHE=$ROOT/target/pg-versions
-VERSIONS=("${@:-13 14 16 17}")
-read -r -a VERSIONS <<< "${VERSIONS[*]}"
+if [ $# -gt 0 ]; then VERSIONS=("$@"); else VERSIONS=(13 14 16 17); fi
 
 log() { printf '\n==> %s\n' "$*"; }
 

@@ -67,9 +67,18 @@ ensure_moto() {
     command -v pyenv >/dev/null 2>&1 && pyenv rehash || true
 }
 
+ensure_tools() {
+    # scripts/pg-versions.sh downloads its PostgreSQL builds with curl.
+    if ! command -v curl >/dev/null 2>&1; then
+        log "installing curl"
+        apt_install curl ca-certificates
+    fi
+}
+
 ensure_postgres
 ensure_mariadb
 ensure_moto
+ensure_tools
 
 log "cargo fmt --check"
 cargo fmt --all -- --check

@@ -68,8 +68,8 @@ impl MySqlSource {
 
     /// Tables with more data than this (bytes, `information_schema.TABLES.DATA_LENGTH`) and a
     /// primary key starting with an integer column are split into one range of that column per
-    /// worker (default 256 MiB;
-    /// `i64::MAX` turns splitting off). Each range is its own entry; together they hold every row.
+    /// worker (default 256 MiB; `i64::MAX` turns splitting off). Each range is its own entry;
+    /// together they hold every row.
     pub fn with_split_bytes(mut self, bytes: i64) -> Self {
         self.split_bytes = bytes.max(1);
         self
