@@ -26,6 +26,7 @@ pub use source::MySqlSource;
 mod config;
 mod dump;
 mod error;
+mod infile;
 mod restore;
 mod schema;
 mod source;

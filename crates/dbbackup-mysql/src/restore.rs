@@ -21,6 +21,7 @@ use tokio::sync::Mutex;
 
 use crate::config::{MyUrl, ENGINE};
 use crate::error::my_error;
+use crate::infile::Loader;
 use crate::schema::{ident, Statement};
 use crate::source::{connect, PRE_DATA};
 
@@ -42,6 +43,7 @@ pub struct MySqlTarget {
     batch_bytes: usize,
     transaction_bytes: usize,
     tools: crate::dump::Tools,
+    local_infile: bool,
 }
 
 impl MySqlTarget {
@@ -60,6 +62,7 @@ impl MySqlTarget {
             batch_bytes: 1 << 20,
             transaction_bytes: 32 << 20,
             tools: crate::dump::Tools::from_path(),
+            local_infile: true,
         })
     }
 
@@ -88,6 +91,13 @@ impl MySqlTarget {
         self.fail_on_dropped_columns = yes;
         self
     }
+    /// Load rows into a created database with `LOAD DATA LOCAL INFILE` when the server allows it
+    /// (`local_infile = ON`; default true); otherwise, and into existing databases, rows go in as
+    /// multi-row INSERTs.
+    pub fn local_infile(mut self, yes: bool) -> Self {
+        self.local_infile = yes;
+        self
+    }
     /// Connections loading tables at once into a created database (default 2).
     pub fn with_jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
@@ -106,6 +116,9 @@ struct Session {
     warnings: std::sync::Mutex<Vec<String>>,
     /// Secondary indexes left out of CREATE TABLE, built after the rows are in.
     deferred: std::sync::Mutex<Vec<Statement>>,
+    /// Loads rows with `LOAD DATA LOCAL INFILE` (into a created database, where the server
+    /// allows it).
+    infile: Option<Loader>,
 }
 
 /// Splits the secondary keys out of a `SHOW CREATE TABLE` statement so they can be built in bulk
@@ -231,11 +244,33 @@ impl RestoreTarget for MySqlTarget {
                 .connect_with(self.url.options.clone())
                 .await
                 .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
+            let mut infile = None;
+            if self.local_infile {
+                let on: Option<i64> = sqlx::query_scalar("SELECT @@local_infile + 0")
+                    .fetch_one(&pool)
+                    .await
+                    .map_err(|e| target_err(e, "cannot read @@local_infile"))?;
+                if on == Some(1) {
+                    // Not `unique_checks = 0`: with it, MariaDB 10.6+ loads an empty table in
+                    // its bulk-insert mode, in which two LOAD DATA hung the server here
+                    // (10.11.19, spinning until InnoDB's semaphore watchdog killed it).
+                    let session: Vec<&str> = SESSION
+                        .split("; ")
+                        .filter(|s| !s.contains("unique_checks"))
+                        .collect();
+                    infile = Some(Loader::new(&self.url, &session, self.transaction_bytes));
+                } else {
+                    tracing::info!(
+                        "the server has local_infile = OFF: rows are loaded as INSERT statements (slower)"
+                    );
+                }
+            }
             return Ok(Box::new(Session {
                 target: self.clone(),
                 mode: Mode::Parallel(pool),
                 warnings: Default::default(),
                 deferred: Default::default(),
+                infile,
             }));
         }
         let mut c = connect(&self.url, ErrorKind::Target, false).await?;
@@ -280,6 +315,7 @@ impl RestoreTarget for MySqlTarget {
             mode: Mode::Atomic(Mutex::new(Some(c))),
             warnings: Default::default(),
             deferred: Default::default(),
+            infile: None,
         }))
     }
 }
@@ -433,14 +469,14 @@ type TargetColumn = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 type RowSpans = Vec<Option<(usize, usize)>>;
 
 /// Incremental decoder of `mysql-rows-v1`.
-struct RowReader {
-    buf: Vec<u8>,
-    pos: usize,
+pub(crate) struct RowReader {
+    pub(crate) buf: Vec<u8>,
+    pub(crate) pos: usize,
 }
 
 impl RowReader {
     /// Decodes one row of `n` values if the buffer holds all of it.
-    fn next_row(&mut self, n: usize) -> Result<Option<RowSpans>> {
+    pub(crate) fn next_row(&mut self, n: usize) -> Result<Option<RowSpans>> {
         let mut p = self.pos;
         let mut out = Vec::with_capacity(n);
         for _ in 0..n {
@@ -483,7 +519,7 @@ impl RowReader {
         Ok(Some(out))
     }
 
-    fn compact(&mut self) {
+    pub(crate) fn compact(&mut self) {
         self.buf.drain(..self.pos);
         self.pos = 0;
     }
@@ -546,6 +582,26 @@ impl Session {
             }
             self.warnings.lock().expect("lock").push(msg);
         }
+        let mut reader = RowReader {
+            buf: Vec::new(),
+            pos: 0,
+        };
+        if let (Some(loader), Mode::Parallel(_)) = (&self.infile, &self.mode) {
+            let types: Vec<String> = columns
+                .iter()
+                .map(|name| {
+                    target_columns
+                        .iter()
+                        .find(|(n, _, _)| lossy(n) == *name)
+                        .map(|(_, t, _)| lossy(t))
+                        .unwrap_or_default()
+                })
+                .collect();
+            let rows = loader
+                .load(&table, &columns, &keep, &types, &mut reader, &mut data)
+                .await?;
+            return Ok(Some(rows));
+        }
         let literals: Vec<Literal> = (0..columns.len())
             .map(|i| literal_of(&columns[i]))
             .collect();
@@ -558,10 +614,6 @@ impl Session {
                 .join(", ")
         );
         let what = format!("loading rows into {table} failed");
-        let mut reader = RowReader {
-            buf: Vec::new(),
-            pos: 0,
-        };
         let mut stmt = String::new();
         let mut in_txn = 0usize;
         let mut rows = 0u64;
@@ -747,6 +799,9 @@ impl RestoreSession for Session {
             }
             Mode::Parallel(pool) => pool.close().await,
         }
+        if let Some(l) = &self.infile {
+            l.close().await;
+        }
         Ok(RestoreSummary {
             warnings: self.warnings.lock().expect("lock").clone(),
         })
@@ -765,7 +820,13 @@ impl RestoreSession for Session {
                 Ok(())
             }
             Mode::Parallel(pool) => {
-                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), pool.close()).await;
+                let _ = tokio::time::timeout(std::time::Duration::from_secs(5), async {
+                    pool.close().await;
+                    if let Some(l) = &self.infile {
+                        l.close().await;
+                    }
+                })
+                .await;
                 if self.target.keep_on_failure {
                     return Ok(());
                 }

@@ -20,8 +20,8 @@ async fn fixture_roundtrip_matches_show_create_and_checksums() {
     );
     let dst = TestDb::reserve("dst");
     Restore::builder()
-        .sink(Arc::new(sink))
-        .key(key)
+        .sink(Arc::new(sink.clone()))
+        .key(key.clone())
         .target(target(&dst).create(true))
         .build()
         .unwrap()
@@ -39,6 +39,18 @@ async fn fixture_roundtrip_matches_show_create_and_checksums() {
         assert_eq!(x, y);
     }
     assert_eq!(a.len(), b.len());
+    // The same through multi-row INSERTs (the path for servers with local_infile = OFF).
+    let dst = TestDb::reserve("dst_insert");
+    Restore::builder()
+        .sink(Arc::new(sink))
+        .key(key)
+        .target(target(&dst).create(true).local_infile(false))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("restore through INSERTs failed: {e}"));
+    assert_eq!(a, describe(&dst).await);
 }
 
 /// The full-scale fixture of the issue: a 1 000 000-row table and a 52 MB BLOB. The server must
