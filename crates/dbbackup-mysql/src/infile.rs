@@ -179,6 +179,8 @@ impl Loader {
                 tx,
                 self.transaction_bytes,
             );
+            // If this future is dropped mid-file, the connection goes with it uncommitted (the
+            // test an_abandoned_load_commits_nothing_and_blocks_nothing holds the server to that).
             let (loaded, produced) = tokio::join!(conn.query_drop(&sql), produce);
             let outcome = match (loaded, produced) {
                 (Err(e), _) => Err(infile_err(e, &what)),
@@ -317,20 +319,23 @@ mod tests {
         );
     }
 
-    /// A file the server would not take exactly (LOCAL turns a duplicate key into a warning and
-    /// skips the row) is rolled back and fails the load, naming the server's warning. Needs the
-    /// MariaDB / MySQL of the integration tests (`DBBACKUP_MYSQL_URL`, default 127.0.0.1:3306).
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn a_load_with_warnings_is_rolled_back_and_fails() {
-        use sqlx::{Connection, MySqlConnection};
+    use sqlx::{Connection, MySqlConnection};
+
+    fn run(sql: String) -> sqlx::RawSql {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+    }
+
+    /// A new database with table `t (id INT PRIMARY KEY, s VARCHAR(8), b BIT(8))` on the server
+    /// of the integration tests (`DBBACKUP_MYSQL_URL`, default 127.0.0.1:3306), an admin
+    /// connection, and a loader into it.
+    async fn scratch(tag: &str) -> (MySqlConnection, String, Loader) {
         let server = std::env::var("DBBACKUP_MYSQL_URL")
             .map(|u| u.trim_end_matches('/').to_string())
             .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string());
-        let db = format!("dbbt_infile_{}", std::process::id());
+        let db = format!("dbbt_infile_{tag}_{}", std::process::id());
         let mut admin = MySqlConnection::connect(&format!("{server}/mysql"))
             .await
             .unwrap();
-        let run = |sql: String| sqlx::raw_sql(sqlx::AssertSqlSafe(sql));
         run(format!("CREATE DATABASE {db}"))
             .execute(&mut admin)
             .await
@@ -343,6 +348,57 @@ mod tests {
         .unwrap();
         let url: MyUrl = format!("{server}/{db}").parse().unwrap();
         let loader = Loader::new(&url, &["SET SESSION sql_mode = ''"], 1 << 20);
+        (admin, db, loader)
+    }
+
+    /// A load abandoned mid-file (its future dropped, as when another table's restore fails)
+    /// commits nothing and holds no lock: the database can be dropped at once.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_abandoned_load_commits_nothing_and_blocks_nothing() {
+        let (mut admin, db, loader) = scratch("abandon").await;
+        let mut rows = Vec::new();
+        for id in 0..1000u32 {
+            let id = id.to_string();
+            rows.extend_from_slice(&[1, id.len() as u8]);
+            rows.extend_from_slice(id.as_bytes());
+            rows.extend_from_slice(&[0, 0]);
+        }
+        let columns: Vec<String> = ["id", "s", "b"].map(String::from).to_vec();
+        let types: Vec<String> = ["int", "varchar", "bit"].map(String::from).to_vec();
+        let mut reader = RowReader {
+            buf: Vec::new(),
+            pos: 0,
+        };
+        // The rows, then a stream that never ends: the file stays open until the future goes.
+        let mut data: ByteStream = futures::stream::iter([Ok(Bytes::from(rows))])
+            .chain(futures::stream::pending())
+            .boxed();
+        let load = loader.load("t", &columns, &[0, 1, 2], &types, &mut reader, &mut data);
+        let r = tokio::time::timeout(std::time::Duration::from_millis(800), load).await;
+        assert!(r.is_err(), "the load cannot finish: its file never ends");
+        let count: i64 =
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!("SELECT COUNT(*) FROM {db}.t")))
+                .fetch_one(&mut admin)
+                .await
+                .unwrap();
+        assert_eq!(count, 0);
+        let dropped = tokio::time::timeout(
+            std::time::Duration::from_secs(10),
+            run(format!("DROP DATABASE {db}")).execute(&mut admin),
+        )
+        .await;
+        assert!(
+            matches!(dropped, Ok(Ok(_))),
+            "DROP DATABASE waited on the abandoned load: {dropped:?}"
+        );
+    }
+
+    /// A file the server would not take exactly (LOCAL turns a duplicate key into a warning and
+    /// skips the row) is rolled back and fails the load, naming the server's warning. Needs the
+    /// MariaDB / MySQL of the integration tests (`DBBACKUP_MYSQL_URL`, default 127.0.0.1:3306).
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_load_with_warnings_is_rolled_back_and_fails() {
+        let (mut admin, db, loader) = scratch("warn").await;
         // Three rows, the third repeating the first's key; values with tabs, newlines, a
         // backslash, NULL and a BIT byte.
         let mut rows = Vec::new();
