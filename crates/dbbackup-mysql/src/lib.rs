@@ -13,7 +13,8 @@
 //! exact bytes (see `docs/MYSQL.md`).
 //!
 //! **Restore** ([`MySqlTarget`]): into a created database (`create(true)`) with parallel loading
-//! and DROP DATABASE on failure, or into an existing one after checking that none of the backup's
+//! (`LOAD DATA LOCAL INFILE` on `mysql_async` connections where the server allows it, which sqlx
+//! cannot do; multi-row INSERTs otherwise) and DROP DATABASE on failure, or into an existing one after checking that none of the backup's
 //! objects exist there; `data_only(true)` loads rows by column name in one transaction.
 
 pub use config::{redact, Filter, MyUrl, ENGINE};
