@@ -25,20 +25,58 @@ pub struct TableData {
     pub engine: String,
     /// Estimated data size in bytes (`DATA_LENGTH`), for splitting big tables.
     pub data_bytes: i64,
-    /// The primary key's first column when it is an integer column: big tables are split into
+    /// The primary key's first column, when its type orders well: big tables are split into
     /// ranges of it (with a composite key, a range holds every row whose first key column falls
     /// in it).
-    pub split_key: Option<String>,
+    pub split_key: Option<SplitKey>,
 }
 
-/// The first column of `table`'s primary key when it is an integer column.
-async fn integer_key_prefix(
-    conn: &mut MySqlConnection,
-    db: &str,
-    table: &str,
-) -> Result<Option<String>> {
-    let key: Vec<(String, String)> = sqlx::query_as(
-        "SELECT s.COLUMN_NAME, c.DATA_TYPE FROM information_schema.STATISTICS s
+/// The column big tables are split by, and how its boundary values are written.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SplitKey {
+    /// An integer column: ranges of equal width between MIN and MAX.
+    Integer(String),
+    /// A string, binary, temporal or DECIMAL column: boundaries are sampled from the key's own
+    /// order (the values at evenly spaced offsets).
+    Sampled {
+        /// The column.
+        column: String,
+        /// Its character set and collation (string columns), for boundary literals that
+        /// compare exactly as the column does.
+        charset: Option<(String, String)>,
+        /// A binary string column: boundaries as hex literals.
+        binary: bool,
+    },
+}
+
+impl SplitKey {
+    /// The key column's name.
+    pub fn column(&self) -> &str {
+        match self {
+            SplitKey::Integer(c) | SplitKey::Sampled { column: c, .. } => c,
+        }
+    }
+
+    /// `v` (the server's text-protocol bytes of a key value) as a literal the server compares
+    /// with the column in the column's own order.
+    pub fn literal(&self, v: &[u8]) -> String {
+        match self {
+            SplitKey::Sampled {
+                charset: Some((cs, coll)),
+                ..
+            } => format!("_{cs} X'{}' COLLATE {coll}", hex::encode(v)),
+            SplitKey::Sampled { binary: true, .. } => format!("X'{}'", hex::encode(v)),
+            // Integers, dates, times and decimals print as ASCII without quotes.
+            _ => format!("'{}'", String::from_utf8_lossy(v)),
+        }
+    }
+}
+
+/// The first column of `table`'s primary key, when big tables can be split by it.
+async fn split_key(conn: &mut MySqlConnection, db: &str, table: &str) -> Result<Option<SplitKey>> {
+    type KeyColumn = (String, String, Option<String>, Option<String>, Option<i64>);
+    let key: Vec<KeyColumn> = sqlx::query_as(
+        "SELECT s.COLUMN_NAME, c.DATA_TYPE, c.CHARACTER_SET_NAME, c.COLLATION_NAME, s.SUB_PART FROM information_schema.STATISTICS s
          JOIN information_schema.COLUMNS c ON c.TABLE_SCHEMA = s.TABLE_SCHEMA AND c.TABLE_NAME = s.TABLE_NAME
               AND c.COLUMN_NAME = s.COLUMN_NAME
          WHERE s.TABLE_SCHEMA = ? AND s.TABLE_NAME = ? AND s.INDEX_NAME = 'PRIMARY'
@@ -49,14 +87,33 @@ async fn integer_key_prefix(
     .fetch_all(&mut *conn)
     .await
     .map_err(|e| err(e, &format!("the primary key of {table}")))?;
-    Ok(match key.first() {
-        Some((col, ty))
-            if matches!(
-                ty.to_ascii_lowercase().as_str(),
-                "tinyint" | "smallint" | "mediumint" | "int" | "bigint"
-            ) =>
-        {
-            Some(col.clone())
+    let Some((col, ty, cs, coll, sub_part)) = key.first() else {
+        return Ok(None);
+    };
+    let column = col.clone();
+    Ok(match ty.to_ascii_lowercase().as_str() {
+        "tinyint" | "smallint" | "mediumint" | "int" | "bigint" => Some(SplitKey::Integer(column)),
+        // A prefix-indexed key orders by its prefix only: left whole.
+        _ if sub_part.is_some() => None,
+        "char" | "varchar" => match (cs, coll) {
+            (Some(cs), Some(coll)) => Some(SplitKey::Sampled {
+                column,
+                charset: Some((cs.clone(), coll.clone())),
+                binary: false,
+            }),
+            _ => None,
+        },
+        "binary" | "varbinary" => Some(SplitKey::Sampled {
+            column,
+            charset: None,
+            binary: true,
+        }),
+        "date" | "datetime" | "timestamp" | "time" | "year" | "decimal" => {
+            Some(SplitKey::Sampled {
+                column,
+                charset: None,
+                binary: false,
+            })
         }
         _ => None,
     })
@@ -224,7 +281,7 @@ pub async fn read(
             estimated_rows: rows.unwrap_or(0),
             engine,
             data_bytes: data_bytes.unwrap_or(0),
-            split_key: integer_key_prefix(conn, db, &name).await?,
+            split_key: split_key(conn, db, &name).await?,
         });
     }
     // Routines before views (a view may call a function); bodies are not checked at creation.

@@ -23,7 +23,7 @@ use tokio::sync::{mpsc, Mutex};
 
 use crate::config::{Filter, MyUrl, ENGINE};
 use crate::error::my_error;
-use crate::schema::{self, ident, Catalog, Statement};
+use crate::schema::{self, ident, Catalog, SplitKey, Statement};
 
 pub(crate) const PRE_DATA: &str = "pre-data";
 pub(crate) const POST_DATA: &str = "post-data";
@@ -309,31 +309,13 @@ impl Source for MySqlSource {
         if jobs > 1 && !self.schema_only {
             if let Some(w) = workers.first_mut() {
                 for t in &catalog.tables {
-                    let Some(pk) = &t.split_key else { continue };
+                    let Some(key) = &t.split_key else { continue };
                     if t.data_bytes <= self.split_bytes {
                         continue;
                     }
-                    let (lo, hi): (Option<i64>, Option<i64>) =
-                        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                            "SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {}.{}",
-                            ident(self.url.database()),
-                            ident(&t.name),
-                            k = ident(pk)
-                        )))
-                        .fetch_one(&mut *w)
-                        .await
-                        .map_err(|e| {
-                            my_error(
-                                e,
-                                ErrorKind::Source,
-                                &format!("the key range of {}", t.name),
-                            )
-                        })?;
-                    if let (Some(lo), Some(hi)) = (lo, hi) {
-                        let ranges = key_ranges(&ident(pk), lo, hi, jobs);
-                        if ranges.len() > 1 {
-                            splits.insert(t.name.clone(), ranges);
-                        }
+                    let ranges = split_ranges(w, self.url.database(), t, key, jobs).await?;
+                    if ranges.len() > 1 {
+                        splits.insert(t.name.clone(), ranges);
                     }
                 }
             }
@@ -360,26 +342,86 @@ impl Source for MySqlSource {
     }
 }
 
-/// `parts` conditions on `key` that together cover every value, splitting `[lo, hi]` evenly;
-/// the first and last are open-ended.
-fn key_ranges(key: &str, lo: i64, hi: i64, parts: usize) -> Vec<String> {
+/// The conditions splitting table `t` into about `parts` ranges of `key`, read on `w` (inside
+/// the snapshot, so they describe the rows the workers see). One empty condition: no split.
+async fn split_ranges(
+    w: &mut MySqlConnection,
+    db: &str,
+    t: &schema::TableData,
+    key: &SplitKey,
+    parts: usize,
+) -> Result<Vec<String>> {
+    let k = ident(key.column());
+    let table = format!("{}.{}", ident(db), ident(&t.name));
+    let what = format!("the key range of {}", t.name);
+    let bounds = match key {
+        SplitKey::Integer(_) => {
+            let (lo, hi): (Option<i64>, Option<i64>) = sqlx::query_as(sqlx::AssertSqlSafe(
+                format!("SELECT CAST(MIN({k}) AS SIGNED), CAST(MAX({k}) AS SIGNED) FROM {table}"),
+            ))
+            .fetch_one(&mut *w)
+            .await
+            .map_err(|e| my_error(e, ErrorKind::Source, &what))?;
+            match (lo, hi) {
+                (Some(lo), Some(hi)) => integer_bounds(lo, hi, parts)
+                    .into_iter()
+                    .map(|b| b.to_string())
+                    .collect(),
+                _ => Vec::new(),
+            }
+        }
+        SplitKey::Sampled { .. } => {
+            // The values at evenly spaced offsets of the key's order (the estimate of the row
+            // count only places them: any boundaries split correctly).
+            let rows = t.estimated_rows.max(0) as u64;
+            let mut bounds: Vec<Vec<u8>> = Vec::new();
+            for i in 1..parts as u64 {
+                let offset = rows * i / parts as u64;
+                if offset == 0 {
+                    continue;
+                }
+                // The text protocol (raw_sql), so the value comes as the server prints it.
+                let row = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                    "SELECT {k} FROM {table} ORDER BY {k} LIMIT 1 OFFSET {offset}"
+                )))
+                .fetch_optional(&mut *w)
+                .await
+                .map_err(|e| my_error(e, ErrorKind::Source, &what))?;
+                let v =
+                    row.and_then(|r| r.try_get_unchecked::<Option<Vec<u8>>, _>(0).ok().flatten());
+                match v {
+                    Some(v) if bounds.last() != Some(&v) => bounds.push(v),
+                    _ => {}
+                }
+            }
+            bounds.iter().map(|v| key.literal(v)).collect()
+        }
+    };
+    Ok(key_ranges(&k, &bounds))
+}
+
+/// `lo + span * i / parts` for `i` in `1..parts`: the inner bounds of `parts` equal ranges
+/// of `[lo, hi]` (fewer when the span is smaller).
+fn integer_bounds(lo: i64, hi: i64, parts: usize) -> Vec<i64> {
     let span = (hi as i128 - lo as i128 + 1).max(1);
     let parts = (parts as i128).min(span).max(1);
-    if parts == 1 {
+    (1..parts)
+        .map(|i| (lo as i128 + span * i / parts) as i64)
+        .collect()
+}
+
+/// The conditions on `key` cut at `bounds` (ascending): below the first, between each pair,
+/// from the last on. Every value satisfies exactly one of them.
+fn key_ranges(key: &str, bounds: &[String]) -> Vec<String> {
+    if bounds.is_empty() {
         return vec![String::new()];
     }
-    let bound = |i: i128| (lo as i128 + span * i / parts) as i64;
-    (0..parts)
-        .map(|i| {
-            if i == 0 {
-                format!("{key} < {}", bound(1))
-            } else if i == parts - 1 {
-                format!("{key} >= {}", bound(i))
-            } else {
-                format!("{key} >= {} AND {key} < {}", bound(i), bound(i + 1))
-            }
-        })
-        .collect()
+    let mut out = vec![format!("{key} < {}", bounds[0])];
+    for pair in bounds.windows(2) {
+        out.push(format!("{key} >= {} AND {key} < {}", pair[0], pair[1]));
+    }
+    out.push(format!("{key} >= {}", bounds[bounds.len() - 1]));
+    out
 }
 
 fn lossy(r: &MySqlRow, i: usize) -> String {
@@ -612,17 +654,24 @@ impl Snapshot for MySnapshot {
 
 #[cfg(test)]
 mod tests {
-    use super::key_ranges;
+    use super::{integer_bounds, key_ranges};
 
     #[test]
     fn key_ranges_cover_everything_once() {
-        assert_eq!(key_ranges("`id`", 1, 100, 1), vec![String::new()]);
+        let ints = |k: &str, lo, hi, parts| {
+            let b: Vec<String> = integer_bounds(lo, hi, parts)
+                .iter()
+                .map(|b| b.to_string())
+                .collect();
+            key_ranges(k, &b)
+        };
+        assert_eq!(ints("`id`", 1, 100, 1), vec![String::new()]);
         assert_eq!(
-            key_ranges("`id`", 1, 100, 3),
+            ints("`id`", 1, 100, 3),
             vec!["`id` < 34", "`id` >= 34 AND `id` < 67", "`id` >= 67"]
         );
-        assert_eq!(key_ranges("`id`", 5, 5, 4), vec![String::new()]);
-        let r = key_ranges("k", i64::MIN, i64::MAX, 4);
+        assert_eq!(ints("`id`", 5, 5, 4), vec![String::new()]);
+        let r = ints("k", i64::MIN, i64::MAX, 4);
         assert_eq!(r.len(), 4);
         assert!(r[0].starts_with("k < ") && r[3].starts_with("k >= "));
         for v in [i64::MIN, -1, 0, 1, i64::MAX] {

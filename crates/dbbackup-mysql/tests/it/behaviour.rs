@@ -300,7 +300,13 @@ async fn big_tables_split_by_primary_key_ranges_restore_whole() {
                 INSERT INTO multi SELECT seq % 30, seq, seq FROM seq_1_to_3000;\n
                 CREATE TABLE strfirst (s VARCHAR(10), n INT, PRIMARY KEY (s, n)) ENGINE=InnoDB;\n
                 INSERT INTO strfirst SELECT CONCAT('s', seq % 7), seq FROM seq_1_to_700;\n
-                ANALYZE TABLE big, nokey, strkey, multi, strfirst").await;
+                CREATE TABLE ci (k VARCHAR(10) CHARACTER SET latin1 COLLATE latin1_swedish_ci PRIMARY KEY) ENGINE=InnoDB;\n
+                INSERT INTO ci SELECT CONCAT(IF(seq % 2, 'a', 'B'), seq, IF(seq % 3, CHAR(228 USING latin1), 'Z')) FROM seq_1_to_900;\n
+                CREATE TABLE bin (k VARBINARY(8) PRIMARY KEY) ENGINE=InnoDB;\n
+                INSERT INTO bin SELECT UNHEX(LPAD(HEX(seq * 65521 % 16777216), 6, '0')) FROM seq_1_to_900;\n
+                CREATE TABLE dt (at DATETIME(6), n INT, PRIMARY KEY (at, n)) ENGINE=InnoDB;\n
+                INSERT INTO dt SELECT '2020-01-01' + INTERVAL seq * 7919 SECOND + INTERVAL seq MICROSECOND, seq FROM seq_1_to_900;\n
+                ANALYZE TABLE big, nokey, strkey, multi, strfirst, ci, bin, dt").await;
     let sink = MemorySink::new();
     let report = Backup::builder()
         .source(
@@ -330,7 +336,7 @@ async fn big_tables_split_by_primary_key_ranges_restore_whole() {
     );
     assert_eq!(parts.iter().map(|e| e.rows.unwrap()).sum::<u64>(), 30_002);
     assert!(parts.iter().all(|e| e.rows.unwrap() > 0));
-    assert!(m.entry("data/nokey").is_some() && m.entry("data/strkey").is_some());
+    assert!(m.entry("data/nokey").is_some());
     // A composite key is split by its first column when that is an integer.
     let multi: Vec<u64> = m
         .entries
@@ -341,7 +347,24 @@ async fn big_tables_split_by_primary_key_ranges_restore_whole() {
     assert_eq!(multi.len(), 3, "{multi:?}");
     assert_eq!(multi.iter().sum::<u64>(), 3000);
     assert!(multi.iter().all(|&n| n > 0), "{multi:?}");
-    assert_eq!(m.entry("data/strfirst").and_then(|e| e.rows), Some(700));
+    // String (case-insensitive latin1 too), binary and temporal keys split at sampled values.
+    for (t, rows) in [
+        ("strkey", 1000),
+        ("strfirst", 700),
+        ("ci", 900),
+        ("bin", 900),
+        ("dt", 900),
+    ] {
+        let parts: Vec<u64> = m
+            .entries
+            .iter()
+            .filter(|e| e.name.starts_with(&format!("data/{t}#")))
+            .map(|e| e.rows.unwrap())
+            .collect();
+        assert_eq!(parts.len(), 3, "{t}: {parts:?}");
+        assert_eq!(parts.iter().sum::<u64>(), rows, "{t}: {parts:?}");
+        assert!(parts.iter().all(|&n| n > 0), "{t}: {parts:?}");
+    }
 
     let dst = TestDb::reserve("split_dst");
     Restore::builder()
@@ -354,7 +377,9 @@ async fn big_tables_split_by_primary_key_ranges_restore_whole() {
         .run()
         .await
         .unwrap();
-    for t in ["big", "nokey", "strkey", "multi", "strfirst"] {
+    for t in [
+        "big", "nokey", "strkey", "multi", "strfirst", "ci", "bin", "dt",
+    ] {
         let sum = |db: &TestDb| {
             let url = db.url();
             async move {
