@@ -103,6 +103,9 @@ fn sigkill_child_writer() {
                 .unwrap();
             for j in 0..16u8 {
                 w.write(Bytes::from(vec![j; 65_536])).await.unwrap();
+                // Slow writes keep a temporary open nearly all the time (on a fast disk a whole
+                // object took microseconds, and 12 kills all fell between two objects).
+                tokio::time::sleep(Duration::from_millis(2)).await;
             }
             w.complete().await.unwrap();
         }
