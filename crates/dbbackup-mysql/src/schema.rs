@@ -36,24 +36,30 @@ pub struct TableData {
 pub enum SplitKey {
     /// An integer column: ranges of equal width between MIN and MAX.
     Integer(String),
-    /// A string, binary, temporal or DECIMAL column: boundaries are sampled from the key's own
-    /// order (the values at evenly spaced offsets).
-    Sampled {
+    /// A CHAR / VARCHAR column with its character set and collation: boundaries are sampled
+    /// (as all the kinds below) and written so they compare exactly as the column does.
+    Text {
         /// The column.
         column: String,
-        /// Its character set and collation (string columns), for boundary literals that
-        /// compare exactly as the column does.
-        charset: Option<(String, String)>,
-        /// A binary string column: boundaries as hex literals.
-        binary: bool,
+        /// Its character set.
+        charset: String,
+        /// Its collation.
+        collation: String,
     },
+    /// A BINARY / VARBINARY column: boundaries as hex literals.
+    Binary(String),
+    /// A temporal or DECIMAL column: boundaries as the server prints them, quoted.
+    Plain(String),
 }
 
 impl SplitKey {
     /// The key column's name.
     pub fn column(&self) -> &str {
         match self {
-            SplitKey::Integer(c) | SplitKey::Sampled { column: c, .. } => c,
+            SplitKey::Integer(c)
+            | SplitKey::Binary(c)
+            | SplitKey::Plain(c)
+            | SplitKey::Text { column: c, .. } => c,
         }
     }
 
@@ -61,13 +67,14 @@ impl SplitKey {
     /// with the column in the column's own order.
     pub fn literal(&self, v: &[u8]) -> String {
         match self {
-            SplitKey::Sampled {
-                charset: Some((cs, coll)),
-                ..
-            } => format!("_{cs} X'{}' COLLATE {coll}", hex::encode(v)),
-            SplitKey::Sampled { binary: true, .. } => format!("X'{}'", hex::encode(v)),
-            // Integers, dates, times and decimals print as ASCII without quotes.
-            _ => format!("'{}'", String::from_utf8_lossy(v)),
+            SplitKey::Text {
+                charset, collation, ..
+            } => format!("_{charset} X'{}' COLLATE {collation}", hex::encode(v)),
+            SplitKey::Binary(_) => format!("X'{}'", hex::encode(v)),
+            // Integers, dates, times and decimals print as ASCII.
+            SplitKey::Integer(_) | SplitKey::Plain(_) => {
+                format!("'{}'", String::from_utf8_lossy(v))
+            }
         }
     }
 }
@@ -96,24 +103,16 @@ async fn split_key(conn: &mut MySqlConnection, db: &str, table: &str) -> Result<
         // A prefix-indexed key orders by its prefix only: left whole.
         _ if sub_part.is_some() => None,
         "char" | "varchar" => match (cs, coll) {
-            (Some(cs), Some(coll)) => Some(SplitKey::Sampled {
+            (Some(cs), Some(coll)) => Some(SplitKey::Text {
                 column,
-                charset: Some((cs.clone(), coll.clone())),
-                binary: false,
+                charset: cs.clone(),
+                collation: coll.clone(),
             }),
             _ => None,
         },
-        "binary" | "varbinary" => Some(SplitKey::Sampled {
-            column,
-            charset: None,
-            binary: true,
-        }),
+        "binary" | "varbinary" => Some(SplitKey::Binary(column)),
         "date" | "datetime" | "timestamp" | "time" | "year" | "decimal" => {
-            Some(SplitKey::Sampled {
-                column,
-                charset: None,
-                binary: false,
-            })
+            Some(SplitKey::Plain(column))
         }
         _ => None,
     })

@@ -370,7 +370,7 @@ async fn split_ranges(
                 _ => Vec::new(),
             }
         }
-        SplitKey::Sampled { .. } => {
+        SplitKey::Text { .. } | SplitKey::Binary(_) | SplitKey::Plain(_) => {
             // The values at evenly spaced offsets of the key's order (the estimate of the row
             // count only places them: any boundaries split correctly).
             let rows = t.estimated_rows.max(0) as u64;
