@@ -12,6 +12,20 @@ pub fn my_error(e: sqlx::Error, kind: ErrorKind, what: &str) -> Error {
         },
         other => other.to_string(),
     };
+    classified(kind, what, &detail, temporary)
+}
+
+/// A `mysql_async` error (the LOAD DATA connections) while restoring, as [`my_error`] does.
+pub(crate) fn load_error(e: mysql_async::Error, what: &str) -> Error {
+    let temporary = matches!(e, mysql_async::Error::Io(_));
+    let detail = match &e {
+        mysql_async::Error::Server(s) => format!("{} (error {})", s.message, s.code),
+        other => other.to_string(),
+    };
+    classified(ErrorKind::Target, what, &detail, temporary)
+}
+
+fn classified(kind: ErrorKind, what: &str, detail: &str, temporary: bool) -> Error {
     let err = Error::new(kind, format!("{what}: {detail}"));
     if temporary {
         err.temporary()

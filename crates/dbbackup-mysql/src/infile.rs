@@ -17,6 +17,7 @@ use mysql_async::{Conn, Opts, OptsBuilder};
 use tokio::sync::mpsc;
 
 use crate::config::MyUrl;
+use crate::error::load_error;
 use crate::restore::RowReader;
 use crate::schema::ident;
 
@@ -34,20 +35,6 @@ pub(crate) struct Loader {
 impl std::fmt::Debug for Loader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Loader")
-    }
-}
-
-fn infile_err(e: mysql_async::Error, what: &str) -> Error {
-    let temporary = matches!(e, mysql_async::Error::Io(_));
-    let detail = match &e {
-        mysql_async::Error::Server(s) => format!("{} (error {})", s.message, s.code),
-        other => other.to_string(),
-    };
-    let err = Error::new(ErrorKind::Target, format!("{what}: {detail}"));
-    if temporary {
-        err.temporary()
-    } else {
-        err
     }
 }
 
@@ -132,7 +119,7 @@ impl Loader {
             Some(c) => Ok(c),
             None => Conn::new(self.opts.clone())
                 .await
-                .map_err(|e| infile_err(e, "cannot connect to load rows")),
+                .map_err(|e| load_error(e, "cannot connect to load rows")),
         }
     }
 
@@ -166,7 +153,7 @@ impl Loader {
         loop {
             conn.query_drop("START TRANSACTION")
                 .await
-                .map_err(|e| infile_err(e, &what))?;
+                .map_err(|e| load_error(e, &what))?;
             let (tx, mut rx) = mpsc::channel::<std::io::Result<Bytes>>(4);
             conn.set_infile_handler(async move {
                 Ok(futures::stream::poll_fn(move |cx| rx.poll_recv(cx)).boxed())
@@ -183,7 +170,7 @@ impl Loader {
             // test an_abandoned_load_commits_nothing_and_blocks_nothing holds the server to that).
             let (loaded, produced) = tokio::join!(conn.query_drop(&sql), produce);
             let outcome = match (loaded, produced) {
-                (Err(e), _) => Err(infile_err(e, &what)),
+                (Err(e), _) => Err(load_error(e, &what)),
                 (Ok(()), Err(e)) => Err(e),
                 (Ok(()), Ok((rows, done))) => {
                     let affected = conn.affected_rows();
@@ -199,7 +186,7 @@ impl Loader {
                 Ok((rows, done)) => {
                     conn.query_drop("COMMIT")
                         .await
-                        .map_err(|e| infile_err(e, &what))?;
+                        .map_err(|e| load_error(e, &what))?;
                     total += rows;
                     if done {
                         break;
@@ -365,10 +352,7 @@ mod tests {
         }
         let columns: Vec<String> = ["id", "s", "b"].map(String::from).to_vec();
         let types: Vec<String> = ["int", "varchar", "bit"].map(String::from).to_vec();
-        let mut reader = RowReader {
-            buf: Vec::new(),
-            pos: 0,
-        };
+        let mut reader = RowReader::default();
         // The rows, then a stream that never ends: the file stays open until the future goes.
         let mut data: ByteStream = futures::stream::iter([Ok(Bytes::from(rows))])
             .chain(futures::stream::pending())
@@ -423,10 +407,7 @@ mod tests {
         let load = |rows: Vec<u8>| {
             let (columns, types, loader) = (&columns, &types, &loader);
             async move {
-                let mut reader = RowReader {
-                    buf: Vec::new(),
-                    pos: 0,
-                };
+                let mut reader = RowReader::default();
                 let mut data: ByteStream = futures::stream::iter([Ok(Bytes::from(rows))]).boxed();
                 loader
                     .load("t", columns, &[0, 1, 2], types, &mut reader, &mut data)

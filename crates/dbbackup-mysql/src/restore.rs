@@ -251,13 +251,11 @@ impl RestoreTarget for MySqlTarget {
                     .await
                     .map_err(|e| target_err(e, "cannot read @@local_infile"))?;
                 if on == Some(1) {
-                    // Not `unique_checks = 0`: with it, MariaDB 10.6+ loads an empty table in
-                    // its bulk-insert mode, in which two LOAD DATA hung the server here
-                    // (10.11.19, spinning until InnoDB's semaphore watchdog killed it).
-                    let session: Vec<&str> = SESSION
-                        .split("; ")
-                        .filter(|s| !s.contains("unique_checks"))
-                        .collect();
+                    // The same session but `unique_checks = 1` (as measured in docs/MYSQL.md):
+                    // with 0, MariaDB 10.6+ loads an empty table in its bulk-insert mode, which
+                    // takes table locks (mydumper#987).
+                    let mut session: Vec<&str> = SESSION.split("; ").collect();
+                    session.push("SET SESSION unique_checks = 1");
                     infile = Some(Loader::new(&self.url, &session, self.transaction_bytes));
                 } else {
                     tracing::info!(
@@ -469,6 +467,7 @@ type TargetColumn = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 type RowSpans = Vec<Option<(usize, usize)>>;
 
 /// Incremental decoder of `mysql-rows-v1`.
+#[derive(Default)]
 pub(crate) struct RowReader {
     pub(crate) buf: Vec<u8>,
     pub(crate) pos: usize,
@@ -550,30 +549,29 @@ impl Session {
         .fetch_all(&mut *c)
         .await
         .map_err(|e| target_err(e, &format!("cannot read the columns of {table}")))?;
-        let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
-        let present: Vec<String> = target_columns.iter().map(|(n, _, _)| lossy(n)).collect();
-        let literal_of = |name: &str| {
-            target_columns
-                .iter()
-                .find(|(n, _, _)| lossy(n) == name)
-                .map(|(_, t, cs)| {
-                    Literal::for_column(&lossy(t), cs.as_deref().map(lossy).as_deref())
-                })
-                .unwrap_or(Literal::Binary)
-        };
-        if present.is_empty() {
+        if target_columns.is_empty() {
             return Err(Error::new(
                 ErrorKind::Target,
                 format!("table {table} does not exist in the target; restore the schema too"),
             ));
         }
-        let keep: Vec<usize> = (0..columns.len())
-            .filter(|&i| present.contains(&columns[i]))
-            .collect();
-        let dropped: Vec<&str> = columns
+        // For each backed-up column, the target's DATA_TYPE and character set (None: dropped).
+        let lossy = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+        let targets: Vec<Option<(String, Option<String>)>> = columns
             .iter()
-            .filter(|c| !present.contains(c))
-            .map(String::as_str)
+            .map(|name| {
+                target_columns
+                    .iter()
+                    .find(|(n, _, _)| lossy(n) == *name)
+                    .map(|(_, t, cs)| (lossy(t), cs.as_deref().map(lossy)))
+            })
+            .collect();
+        let keep: Vec<usize> = (0..columns.len())
+            .filter(|&i| targets[i].is_some())
+            .collect();
+        let dropped: Vec<&str> = (0..columns.len())
+            .filter(|&i| targets[i].is_none())
+            .map(|i| columns[i].as_str())
             .collect();
         if !dropped.is_empty() {
             let msg = format!("table {table}: backed-up column(s) {} no longer exist in the target; their values were not restored", dropped.join(", "));
@@ -582,28 +580,23 @@ impl Session {
             }
             self.warnings.lock().expect("lock").push(msg);
         }
-        let mut reader = RowReader {
-            buf: Vec::new(),
-            pos: 0,
-        };
+        let mut reader = RowReader::default();
         if let (Some(loader), Mode::Parallel(_)) = (&self.infile, &self.mode) {
-            let types: Vec<String> = columns
+            let types: Vec<String> = targets
                 .iter()
-                .map(|name| {
-                    target_columns
-                        .iter()
-                        .find(|(n, _, _)| lossy(n) == *name)
-                        .map(|(_, t, _)| lossy(t))
-                        .unwrap_or_default()
-                })
+                .map(|t| t.as_ref().map(|(ty, _)| ty.clone()).unwrap_or_default())
                 .collect();
             let rows = loader
                 .load(&table, &columns, &keep, &types, &mut reader, &mut data)
                 .await?;
             return Ok(Some(rows));
         }
-        let literals: Vec<Literal> = (0..columns.len())
-            .map(|i| literal_of(&columns[i]))
+        let literals: Vec<Literal> = targets
+            .iter()
+            .map(|t| match t {
+                Some((ty, cs)) => Literal::for_column(ty, cs.as_deref()),
+                None => Literal::Binary,
+            })
             .collect();
         let head = format!(
             "INSERT INTO {} ({}) VALUES ",
