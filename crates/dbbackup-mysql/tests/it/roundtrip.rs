@@ -54,11 +54,24 @@ async fn fixture_roundtrip_matches_show_create_and_checksums() {
 }
 
 /// The full-scale fixture of the issue: a 1 000 000-row table and a 52 MB BLOB. The server must
-/// accept packets that large, so the test raises `max_allowed_packet` (global, for new sessions).
+/// accept packets that large, so the test raises `max_allowed_packet` (global, for new sessions),
+/// and its redo log must hold ten times the BLOB (MySQL's documented rule): with MariaDB's default
+/// 96 MiB, the BLOB loading beside the big table filled the log and hung the server until InnoDB's
+/// watchdog aborted it (twice here, 10.11.19). `innodb_log_file_size` is dynamic since 10.9.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn full_scale_roundtrip_with_a_million_rows_and_a_50mb_blob() {
     {
         let mut a = admin().await;
+        let log: u64 = sqlx::query_scalar("SELECT @@innodb_log_file_size + 0")
+            .fetch_one(&mut a)
+            .await
+            .unwrap();
+        if log < 768 << 20 {
+            sqlx::raw_sql("SET GLOBAL innodb_log_file_size = 805306368")
+                .execute(&mut a)
+                .await
+                .unwrap();
+        }
         sqlx::raw_sql("SET GLOBAL max_allowed_packet = 268435456")
             .execute(&mut a)
             .await
