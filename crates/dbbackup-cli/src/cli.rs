@@ -152,6 +152,10 @@ pub struct RestoreArgs {
     /// the restoring user).
     #[arg(long, env = "DBBACKUP_SKIP_PRIVILEGES")]
     pub skip_privileges: bool,
+    /// MySQL/MariaDB: load rows with INSERT statements, never `LOAD DATA LOCAL INFILE` (for
+    /// servers or proxies that refuse local files; slower).
+    #[arg(long, env = "DBBACKUP_NO_LOCAL_INFILE")]
+    pub no_local_infile: bool,
     /// SQL Server server-backup restores: the shared directory as SERVER_PATH=LOCAL_PATH.
     #[arg(long, env = "DBBACKUP_SHARED_DIR", value_name = "SERVER=LOCAL")]
     pub shared_dir: Option<String>,

@@ -30,6 +30,7 @@ pub struct FileConfig {
     pub shared_dir: Option<String>,
     pub privileges: Option<bool>,
     pub skip_privileges: Option<bool>,
+    pub no_local_infile: Option<bool>,
     pub backup_kind: Option<String>,
     pub data_dir: Option<String>,
     pub no_recovery: Option<bool>,

@@ -26,6 +26,8 @@ pub struct ServerBackup {
     pub no_recovery: bool,
     /// PostgreSQL restore: leave out owners and privileges.
     pub skip_privileges: bool,
+    /// MySQL restore: INSERT statements instead of `LOAD DATA LOCAL INFILE`.
+    pub no_local_infile: bool,
 }
 
 impl ServerBackup {
@@ -253,7 +255,10 @@ pub fn target(
                 .skip_privileges(server.skip_privileges),
         )),
         "mysql" | "mariadb" => Ok(Arc::new(
-            MySqlTarget::new(url)?.create(create).with_jobs(jobs),
+            MySqlTarget::new(url)?
+                .create(create)
+                .with_jobs(jobs)
+                .local_infile(!server.no_local_infile),
         )),
         "mssql" | "sqlserver" if engine == dbbackup_mssql::NATIVE_ENGINE => {
             let mut t = NativeTarget::new(url, server.shared_dir()?)?;

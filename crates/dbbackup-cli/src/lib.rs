@@ -255,6 +255,7 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                 data_dir: pick(&a.data_dir, &f.data_dir),
                 no_recovery: a.no_recovery || f.no_recovery.unwrap_or(false),
                 skip_privileges: a.skip_privileges || f.skip_privileges.unwrap_or(false),
+                no_local_infile: a.no_local_infile || f.no_local_infile.unwrap_or(false),
                 ..engines::ServerBackup::default()
             };
             let target = engines::target(

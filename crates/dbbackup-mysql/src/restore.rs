@@ -44,6 +44,7 @@ pub struct MySqlTarget {
     transaction_bytes: usize,
     tools: crate::dump::Tools,
     local_infile: bool,
+    check_redo_log: bool,
 }
 
 impl MySqlTarget {
@@ -63,6 +64,7 @@ impl MySqlTarget {
             transaction_bytes: 32 << 20,
             tools: crate::dump::Tools::from_path(),
             local_infile: true,
+            check_redo_log: true,
         })
     }
 
@@ -98,6 +100,13 @@ impl MySqlTarget {
         self.local_infile = yes;
         self
     }
+    /// Refuse a row whose values add up to more than a tenth of the target's InnoDB redo log
+    /// (default true): InnoDB can stall writing it (MariaDB 10.11 hung here; MySQL documents the
+    /// limit). The error says how large a redo log the row needs.
+    pub fn check_redo_log(mut self, yes: bool) -> Self {
+        self.check_redo_log = yes;
+        self
+    }
     /// Connections loading tables at once into a created database (default 2).
     pub fn with_jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
@@ -119,6 +128,8 @@ struct Session {
     /// Loads rows with `LOAD DATA LOCAL INFILE` (into a created database, where the server
     /// allows it).
     infile: Option<Loader>,
+    /// The target's InnoDB redo log size, which rows are checked against.
+    redo_log: Option<u64>,
 }
 
 /// Splits the secondary keys out of a `SHOW CREATE TABLE` statement so they can be built in bulk
@@ -189,6 +200,29 @@ async fn existing_objects(c: &mut MySqlConnection, db: &str) -> Result<BTreeSet<
         .collect())
 }
 
+/// The server's InnoDB redo log size in bytes: `innodb_redo_log_capacity` (MySQL 8.0.30+), else
+/// `innodb_log_file_size` times `innodb_log_files_in_group` (one file on MariaDB 10.5+).
+pub(crate) async fn redo_log_bytes<'c, E>(c: E) -> Result<Option<u64>>
+where
+    E: sqlx::Executor<'c, Database = sqlx::MySql>,
+{
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
+         ('innodb_redo_log_capacity', 'innodb_log_file_size', 'innodb_log_files_in_group')",
+    )
+    .fetch_all(c)
+    .await
+    .map_err(|e| target_err(e, "cannot read the server's InnoDB redo log size"))?;
+    let get = |name: &str| {
+        rows.iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name))
+            .and_then(|(_, v)| v.parse::<u64>().ok())
+    };
+    Ok(get("innodb_redo_log_capacity").or_else(|| {
+        get("innodb_log_file_size").map(|s| s * get("innodb_log_files_in_group").unwrap_or(1))
+    }))
+}
+
 #[async_trait]
 impl RestoreTarget for MySqlTarget {
     async fn begin(&self, manifest: &Manifest) -> Result<Box<dyn RestoreSession>> {
@@ -244,6 +278,11 @@ impl RestoreTarget for MySqlTarget {
                 .connect_with(self.url.options.clone())
                 .await
                 .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
+            let redo_log = if self.check_redo_log {
+                redo_log_bytes(&pool).await?
+            } else {
+                None
+            };
             let mut infile = None;
             if self.local_infile {
                 let on: Option<i64> = sqlx::query_scalar("SELECT @@local_infile + 0")
@@ -257,11 +296,14 @@ impl RestoreTarget for MySqlTarget {
                     let mut session: Vec<&str> = SESSION.split("; ").collect();
                     session.push("SET SESSION unique_checks = 1");
                     infile = Some(Loader::new(&self.url, &session, self.transaction_bytes));
+                    tracing::info!("rows are loaded with LOAD DATA LOCAL INFILE");
                 } else {
                     tracing::info!(
                         "the server has local_infile = OFF: rows are loaded as INSERT statements (slower)"
                     );
                 }
+            } else {
+                tracing::info!("local_infile(false): rows are loaded as INSERT statements");
             }
             return Ok(Box::new(Session {
                 target: self.clone(),
@@ -269,6 +311,7 @@ impl RestoreTarget for MySqlTarget {
                 warnings: Default::default(),
                 deferred: Default::default(),
                 infile,
+                redo_log,
             }));
         }
         let mut c = connect(&self.url, ErrorKind::Target, false).await?;
@@ -302,6 +345,11 @@ impl RestoreTarget for MySqlTarget {
             .execute(&mut c)
             .await
             .map_err(|e| target_err(e, "cannot set up the session"))?;
+        let redo_log = if self.check_redo_log {
+            redo_log_bytes(&mut c).await?
+        } else {
+            None
+        };
         if self.data_only {
             sqlx::raw_sql("START TRANSACTION")
                 .execute(&mut c)
@@ -314,6 +362,7 @@ impl RestoreTarget for MySqlTarget {
             warnings: Default::default(),
             deferred: Default::default(),
             infile: None,
+            redo_log,
         }))
     }
 }
@@ -471,13 +520,53 @@ type RowSpans = Vec<Option<(usize, usize)>>;
 pub(crate) struct RowReader {
     pub(crate) buf: Vec<u8>,
     pub(crate) pos: usize,
+    /// The target's InnoDB redo log size and the table, when rows are checked against it.
+    redo_log: Option<(u64, String)>,
+}
+
+/// A MiB figure for messages.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / 1048576.0)
 }
 
 impl RowReader {
+    /// A reader that refuses a row of `table` whose values add up to more than a tenth of
+    /// `redo_log` bytes: InnoDB writes a row's off-page values while holding its page, and a
+    /// redo log that fills up meanwhile cannot be checkpointed (MySQL documents the 10% limit;
+    /// MariaDB 10.11 hung here instead of refusing).
+    pub(crate) fn checked(redo_log: Option<u64>, table: &str) -> Self {
+        RowReader {
+            redo_log: redo_log.map(|r| (r, table.to_owned())),
+            ..Default::default()
+        }
+    }
+
+    fn too_big(&self, row_bytes: u64) -> Option<Error> {
+        let (redo, table) = self.redo_log.as_ref()?;
+        if row_bytes.saturating_mul(10) <= *redo {
+            return None;
+        }
+        Some(Error::new(
+            ErrorKind::Target,
+            format!(
+                "table {table}: a row holds {} of values, over a tenth of the target server's {} InnoDB \
+                 redo log, which can stall the server while the row is written; give the server a redo \
+                 log of at least {} (MariaDB 10.9+: SET GLOBAL innodb_log_file_size = {}; MySQL \
+                 8.0.30+: SET GLOBAL innodb_redo_log_capacity = {}) and run the restore again",
+                mib(row_bytes),
+                mib(*redo),
+                mib(row_bytes * 10),
+                (row_bytes * 10).next_multiple_of(1 << 20),
+                (row_bytes * 10).next_multiple_of(1 << 20),
+            ),
+        ))
+    }
+
     /// Decodes one row of `n` values if the buffer holds all of it.
     pub(crate) fn next_row(&mut self, n: usize) -> Result<Option<RowSpans>> {
         let mut p = self.pos;
         let mut out = Vec::with_capacity(n);
+        let mut row_bytes = 0u64;
         for _ in 0..n {
             let Some(&tag) = self.buf.get(p) else {
                 return Ok(None);
@@ -504,6 +593,10 @@ impl RowReader {
                                 "bad value length in row data",
                             ));
                         }
+                    }
+                    row_bytes += len as u64;
+                    if let Some(e) = self.too_big(row_bytes) {
+                        return Err(e);
                     }
                     if self.buf.len() < p + len {
                         return Ok(None);
@@ -580,7 +673,7 @@ impl Session {
             }
             self.warnings.lock().expect("lock").push(msg);
         }
-        let mut reader = RowReader::default();
+        let mut reader = RowReader::checked(self.redo_log, &table);
         if let (Some(loader), Mode::Parallel(_)) = (&self.infile, &self.mode) {
             let types: Vec<String> = targets
                 .iter()
@@ -846,6 +939,68 @@ impl RestoreSession for Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `mysql-rows-v1` bytes of one row of non-NULL values.
+    fn row(values: &[&[u8]]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for v in values {
+            out.push(1);
+            let mut n = v.len();
+            while n >= 0x80 {
+                out.push((n & 0x7f) as u8 | 0x80);
+                n >>= 7;
+            }
+            out.push(n as u8);
+            out.extend_from_slice(v);
+        }
+        out
+    }
+
+    #[test]
+    fn a_row_over_a_tenth_of_the_redo_log_is_refused_before_its_bytes_arrive() {
+        let ok = row(&[&[b'a'; 400], &[b'b'; 600]]);
+        let big = row(&[&[b'a'; 400], &[b'b'; 601]]);
+        let mut r = RowReader::checked(Some(10_000), "t");
+        r.buf.extend_from_slice(&ok);
+        assert_eq!(r.next_row(2).unwrap().unwrap().len(), 2);
+        // Only the big row's lengths are here, not its bytes: refused already.
+        r.buf.extend_from_slice(&big[..(1 + 2 + 400) + (1 + 2)]);
+        let e = r.next_row(2).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Target);
+        let msg = e.to_string();
+        assert!(msg.contains("table t: a row holds 0.0 MiB"), "{msg}");
+        assert!(msg.contains("innodb_log_file_size = 1048576"), "{msg}");
+        // Unchecked, the same row passes.
+        let mut r = RowReader::checked(None, "t");
+        r.buf.extend_from_slice(&big);
+        assert_eq!(r.next_row(2).unwrap().unwrap().len(), 2);
+    }
+
+    /// Needs the MariaDB / MySQL of the integration tests (`DBBACKUP_MYSQL_URL`, default
+    /// 127.0.0.1:3306).
+    #[tokio::test]
+    async fn the_redo_log_size_is_the_servers() {
+        use sqlx::Connection;
+        let server = std::env::var("DBBACKUP_MYSQL_URL")
+            .map(|u| u.trim_end_matches('/').to_string())
+            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string());
+        let mut c = MySqlConnection::connect(&format!("{server}/mysql"))
+            .await
+            .unwrap();
+        // MariaDB 10.5+ has one redo log file; MySQL 8.0.30+ a capacity.
+        let version: String = sqlx::query_scalar("SELECT VERSION()")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        let sql = if version.contains("MariaDB") {
+            "SELECT @@innodb_log_file_size + 0"
+        } else {
+            "SELECT @@innodb_redo_log_capacity + 0"
+        };
+        let want: u64 = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
+        assert!(want >= 1 << 20);
+        assert_eq!(redo_log_bytes(&mut c).await.unwrap(), Some(want));
+    }
 
     #[test]
     fn values_are_written_as_the_cheapest_exact_literal() {

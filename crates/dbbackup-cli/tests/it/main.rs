@@ -31,12 +31,18 @@ impl Drop for Dir {
 }
 
 fn dbbackup(dir: &Dir, args: &[&str]) -> Output {
+    dbbackup_with(dir, args, &[])
+}
+
+/// `dbbackup` with extra environment variables.
+fn dbbackup_with(dir: &Dir, args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dbbackup"))
         .args(args)
         .current_dir(&dir.0)
         .env("PASS", "correct horse")
         .env("WRONG", "battery staple")
         .env_remove("DBBACKUP_REPO")
+        .envs(env.iter().copied())
         .output()
         .unwrap()
 }
@@ -816,39 +822,48 @@ mod mariadb {
             &d,
             &["verify", "--repo", "repo", "--passphrase-env", "PASS"],
         ));
-        let dst_url = format!("mariadb://root@127.0.0.1:3306/{dst}");
-        let r = json(&dbbackup(
-            &d,
-            &[
-                "restore",
-                "--repo",
-                "repo",
-                "--target",
-                &dst_url,
-                "--create",
-                "--passphrase-env",
-                "PASS",
-                "--json",
-            ],
-        ));
-        assert_eq!(r["rows"], 20_000);
-        let mut dc = MySqlConnection::connect(&format!("mysql://root@127.0.0.1:3306/{dst}"))
-            .await
-            .unwrap();
         let sum = "SELECT CONCAT(COUNT(*), ':', MD5(GROUP_CONCAT(id, name, price ORDER BY id))) FROM items";
         sqlx::raw_sql("SET SESSION group_concat_max_len = 100000000")
             .execute(&mut c)
             .await
             .unwrap();
-        sqlx::raw_sql("SET SESSION group_concat_max_len = 100000000")
-            .execute(&mut dc)
-            .await
-            .unwrap();
-        let (x, y): (String, String) = (
-            sqlx::query_scalar(sum).fetch_one(&mut c).await.unwrap(),
-            sqlx::query_scalar(sum).fetch_one(&mut dc).await.unwrap(),
-        );
-        assert_eq!(x, y);
+        let want: String = sqlx::query_scalar(sum).fetch_one(&mut c).await.unwrap();
+        // Restored twice: with LOAD DATA LOCAL INFILE (the default) and with INSERTs.
+        let dst_url = format!("mariadb://root@127.0.0.1:3306/{dst}");
+        let dst2 = format!("{dst}_ins");
+        drop_db(&dst2).await;
+        let log = [("DBBACKUP_LOG", "dbbackup_mysql=info")];
+        for (db, extra, method) in [
+            (&dst, None, "LOAD DATA LOCAL INFILE"),
+            (&dst2, Some("--no-local-infile"), "INSERT statements"),
+        ] {
+            let url = format!("mariadb://root@127.0.0.1:3306/{db}");
+            let mut args = vec![
+                "restore",
+                "--repo",
+                "repo",
+                "--target",
+                &url,
+                "--create",
+                "--passphrase-env",
+                "PASS",
+                "--json",
+            ];
+            args.extend(extra);
+            let out = dbbackup_with(&d, &args, &log);
+            assert_eq!(json(&out)["rows"], 20_000);
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            assert!(stderr.contains(method), "{method} not used: {stderr}");
+            let mut dc = MySqlConnection::connect(&format!("mysql://root@127.0.0.1:3306/{db}"))
+                .await
+                .unwrap();
+            sqlx::raw_sql("SET SESSION group_concat_max_len = 100000000")
+                .execute(&mut dc)
+                .await
+                .unwrap();
+            let got: String = sqlx::query_scalar(sum).fetch_one(&mut dc).await.unwrap();
+            assert_eq!(got, want, "restore into {db}");
+        }
         let again = dbbackup(
             &d,
             &[
@@ -864,9 +879,10 @@ mod mariadb {
         );
         assert_eq!(again.status.code(), Some(1));
         assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
-        drop((c, dc));
+        drop(c);
         drop_db(&src).await;
         drop_db(&dst).await;
+        drop_db(&dst2).await;
     }
 }
 
