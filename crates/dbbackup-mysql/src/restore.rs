@@ -125,6 +125,8 @@ struct Session {
     warnings: std::sync::Mutex<Vec<String>>,
     /// Secondary indexes left out of CREATE TABLE, built after the rows are in.
     deferred: std::sync::Mutex<Vec<Statement>>,
+    /// Data entries (key-range parts) still to load, per table seen so far.
+    parts_left: std::sync::Mutex<std::collections::HashMap<String, u64>>,
     /// Loads rows with `LOAD DATA LOCAL INFILE` (into a created database, where the server
     /// allows it).
     infile: Option<Loader>,
@@ -310,6 +312,7 @@ impl RestoreTarget for MySqlTarget {
                 mode: Mode::Parallel(pool),
                 warnings: Default::default(),
                 deferred: Default::default(),
+                parts_left: Default::default(),
                 infile,
                 redo_log,
             }));
@@ -361,6 +364,7 @@ impl RestoreTarget for MySqlTarget {
             mode: Mode::Atomic(Mutex::new(Some(c))),
             warnings: Default::default(),
             deferred: Default::default(),
+            parts_left: Default::default(),
             infile: None,
             redo_log,
         }))
@@ -777,6 +781,35 @@ impl Session {
         Ok(Some(rows))
     }
 
+    /// Builds a table's deferred secondary indexes as soon as its last part is loaded, so that
+    /// the build (one server thread) overlaps the loading of other tables instead of waiting for
+    /// all of them. Indexes of tables without data entries are built with the post-data.
+    async fn index_when_loaded(&self, c: &mut MySqlConnection, entry: &EntryRecord) -> Result<()> {
+        let table = entry.meta["name"].as_str().unwrap_or_default();
+        let parts = entry.meta["part"][1].as_u64().unwrap_or(1);
+        let complete = {
+            let mut left = self.parts_left.lock().expect("lock");
+            let n = left.entry(table.to_owned()).or_insert(parts);
+            *n = n.saturating_sub(1);
+            *n == 0
+        };
+        if !complete {
+            return Ok(());
+        }
+        let mine: Vec<Statement> = {
+            let mut deferred = self.deferred.lock().expect("lock");
+            let (mine, rest) = std::mem::take(&mut *deferred)
+                .into_iter()
+                .partition(|s| s.name == table);
+            *deferred = rest;
+            mine
+        };
+        for s in &mine {
+            run(c, s).await.map_err(|e| stmt_err(e, s))?;
+        }
+        Ok(())
+    }
+
     async fn apply(
         &self,
         c: &mut MySqlConnection,
@@ -834,7 +867,11 @@ impl Session {
                 }
                 Ok(None)
             }
-            EntryKind::Data => self.load(c, entry, data, own_txn).await,
+            EntryKind::Data => {
+                let rows = self.load(c, entry, data, own_txn).await?;
+                self.index_when_loaded(c, entry).await?;
+                Ok(rows)
+            }
             EntryKind::Dump => {
                 crate::dump::client_restore(&self.target.url, &self.target.tools, data).await?;
                 Ok(None)
