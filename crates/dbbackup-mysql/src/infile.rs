@@ -226,6 +226,19 @@ async fn warned(conn: &mut Conn, what: &str, sent: u64, affected: u64, warnings:
     )
 }
 
+/// Sends `chunk` in pieces of at most [`CHUNK`]: each piece is one packet, which must stay under
+/// the server's `max_allowed_packet` even when one row is bigger (the server reads the file as a
+/// stream, so a line may span pieces).
+async fn send_pieces(tx: &mpsc::Sender<std::io::Result<Bytes>>, mut chunk: Bytes) -> Result<()> {
+    while !chunk.is_empty() {
+        let piece = chunk.split_to(chunk.len().min(CHUNK));
+        tx.send(Ok(piece))
+            .await
+            .map_err(|_| Error::new(ErrorKind::Target, "the server stopped reading the rows"))?;
+    }
+    Ok(())
+}
+
 /// Writes rows from `reader` / `data` to `tx` as one file of about `limit` bytes. Returns the
 /// rows written and whether `data` is exhausted.
 async fn fill(
@@ -236,7 +249,6 @@ async fn fill(
     tx: mpsc::Sender<std::io::Result<Bytes>>,
     limit: usize,
 ) -> Result<(u64, bool)> {
-    let closed = || Error::new(ErrorKind::Target, "the server stopped reading the rows");
     let mut out = Vec::with_capacity(CHUNK + (CHUNK >> 3));
     let mut sent = 0usize;
     let mut rows = 0u64;
@@ -259,7 +271,7 @@ async fn fill(
                     &mut out,
                     Vec::with_capacity(CHUNK + (CHUNK >> 3)),
                 ));
-                tx.send(Ok(chunk)).await.map_err(|_| closed())?;
+                send_pieces(&tx, chunk).await?;
                 if sent >= limit {
                     reader.compact();
                     return Ok((rows, false));
@@ -276,9 +288,7 @@ async fn fill(
                         "row data ends in the middle of a row",
                     ));
                 }
-                if !out.is_empty() {
-                    tx.send(Ok(Bytes::from(out))).await.map_err(|_| closed())?;
-                }
+                send_pieces(&tx, Bytes::from(out)).await?;
                 return Ok((rows, true));
             }
         }

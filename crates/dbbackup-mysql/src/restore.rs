@@ -107,6 +107,13 @@ impl MySqlTarget {
         self.check_redo_log = yes;
         self
     }
+
+    fn limits(&self, mut read: ServerLimits) -> ServerLimits {
+        if !self.check_redo_log {
+            read.redo_log = None;
+        }
+        read
+    }
     /// Connections loading tables at once into a created database (default 2).
     pub fn with_jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
@@ -130,8 +137,8 @@ struct Session {
     /// Loads rows with `LOAD DATA LOCAL INFILE` (into a created database, where the server
     /// allows it).
     infile: Option<Loader>,
-    /// The target's InnoDB redo log size, which rows are checked against.
-    redo_log: Option<u64>,
+    /// What the server takes per row, which rows are checked against.
+    limits: ServerLimits,
 }
 
 /// Splits the secondary keys out of a `SHOW CREATE TABLE` statement so they can be built in bulk
@@ -202,27 +209,83 @@ async fn existing_objects(c: &mut MySqlConnection, db: &str) -> Result<BTreeSet<
         .collect())
 }
 
-/// The server's InnoDB redo log size in bytes: `innodb_redo_log_capacity` (MySQL 8.0.30+), else
-/// `innodb_log_file_size` times `innodb_log_files_in_group` (one file on MariaDB 10.5+).
-pub(crate) async fn redo_log_bytes<'c, E>(c: E) -> Result<Option<u64>>
-where
-    E: sqlx::Executor<'c, Database = sqlx::MySql>,
-{
-    let rows: Vec<(String, String)> = sqlx::query_as(
-        "SHOW GLOBAL VARIABLES WHERE Variable_name IN \
-         ('innodb_redo_log_capacity', 'innodb_log_file_size', 'innodb_log_files_in_group')",
-    )
-    .fetch_all(c)
-    .await
-    .map_err(|e| target_err(e, "cannot read the server's InnoDB redo log size"))?;
-    let get = |name: &str| {
-        rows.iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .and_then(|(_, v)| v.parse::<u64>().ok())
-    };
-    Ok(get("innodb_redo_log_capacity").or_else(|| {
-        get("innodb_log_file_size").map(|s| s * get("innodb_log_files_in_group").unwrap_or(1))
-    }))
+/// What the target server takes per row, read once per restore.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub(crate) struct ServerLimits {
+    /// InnoDB's redo log in bytes: `innodb_redo_log_capacity` (MySQL 8.0.30+), else
+    /// `innodb_log_file_size` times `innodb_log_files_in_group` (one file on MariaDB 10.5+).
+    pub(crate) redo_log: Option<u64>,
+    /// `max_allowed_packet` of new connections.
+    pub(crate) max_packet: Option<u64>,
+}
+
+impl ServerLimits {
+    pub(crate) async fn read<'c, E>(c: E) -> Result<ServerLimits>
+    where
+        E: sqlx::Executor<'c, Database = sqlx::MySql>,
+    {
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SHOW GLOBAL VARIABLES WHERE Variable_name IN ('max_allowed_packet', \
+             'innodb_redo_log_capacity', 'innodb_log_file_size', 'innodb_log_files_in_group')",
+        )
+        .fetch_all(c)
+        .await
+        .map_err(|e| {
+            target_err(
+                e,
+                "cannot read the server's max_allowed_packet and redo log size",
+            )
+        })?;
+        let get = |name: &str| {
+            rows.iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .and_then(|(_, v)| v.parse::<u64>().ok())
+        };
+        Ok(ServerLimits {
+            redo_log: get("innodb_redo_log_capacity").or_else(|| {
+                get("innodb_log_file_size")
+                    .map(|s| s * get("innodb_log_files_in_group").unwrap_or(1))
+            }),
+            max_packet: get("max_allowed_packet"),
+        })
+    }
+
+    /// The error for a row of `table` holding `row_bytes` of values that the server would not
+    /// take (over `max_allowed_packet`) or could stall on (over a tenth of the redo log: InnoDB
+    /// writes a row's off-page values while holding its page, and a redo log that fills up
+    /// meanwhile cannot be checkpointed; MySQL documents the limit, MariaDB 10.11 hung here).
+    fn refuse(&self, table: &str, row_bytes: u64) -> Option<Error> {
+        // Room for the statement or LOAD DATA line around the values.
+        let packet_room = self.max_packet.map(|p| p.saturating_sub(64 << 10));
+        let msg = if packet_room.is_some_and(|room| row_bytes > room) {
+            let want = (row_bytes + (1 << 20)).next_multiple_of(1 << 20);
+            format!(
+                "table {table}: a row holds {} of values, more than the target server's \
+                 max_allowed_packet ({}) lets through; raise it to at least {} (SET GLOBAL \
+                 max_allowed_packet = {want}; up to 1 GiB) and run the restore again",
+                mib(row_bytes),
+                mib(self.max_packet.unwrap_or_default()),
+                mib(want),
+            )
+        } else if self
+            .redo_log
+            .is_some_and(|r| row_bytes.saturating_mul(10) > r)
+        {
+            let want = (row_bytes * 10).next_multiple_of(1 << 20);
+            format!(
+                "table {table}: a row holds {} of values, over a tenth of the target server's {} InnoDB \
+                 redo log, which can stall the server while the row is written; give the server a redo \
+                 log of at least {} (MariaDB 10.9+: SET GLOBAL innodb_log_file_size = {want}; MySQL \
+                 8.0.30+: SET GLOBAL innodb_redo_log_capacity = {want}) and run the restore again",
+                mib(row_bytes),
+                mib(self.redo_log.unwrap_or_default()),
+                mib(want),
+            )
+        } else {
+            return None;
+        };
+        Some(Error::new(ErrorKind::Target, msg))
+    }
 }
 
 #[async_trait]
@@ -280,11 +343,7 @@ impl RestoreTarget for MySqlTarget {
                 .connect_with(self.url.options.clone())
                 .await
                 .map_err(|e| target_err(e, &format!("cannot connect to {}", self.url)))?;
-            let redo_log = if self.check_redo_log {
-                redo_log_bytes(&pool).await?
-            } else {
-                None
-            };
+            let limits = self.limits(ServerLimits::read(&pool).await?);
             let mut infile = None;
             if self.local_infile {
                 let on: Option<i64> = sqlx::query_scalar("SELECT @@local_infile + 0")
@@ -314,7 +373,7 @@ impl RestoreTarget for MySqlTarget {
                 deferred: Default::default(),
                 parts_left: Default::default(),
                 infile,
-                redo_log,
+                limits,
             }));
         }
         let mut c = connect(&self.url, ErrorKind::Target, false).await?;
@@ -348,11 +407,7 @@ impl RestoreTarget for MySqlTarget {
             .execute(&mut c)
             .await
             .map_err(|e| target_err(e, "cannot set up the session"))?;
-        let redo_log = if self.check_redo_log {
-            redo_log_bytes(&mut c).await?
-        } else {
-            None
-        };
+        let limits = self.limits(ServerLimits::read(&mut c).await?);
         if self.data_only {
             sqlx::raw_sql("START TRANSACTION")
                 .execute(&mut c)
@@ -366,7 +421,7 @@ impl RestoreTarget for MySqlTarget {
             deferred: Default::default(),
             parts_left: Default::default(),
             infile: None,
-            redo_log,
+            limits,
         }))
     }
 }
@@ -524,8 +579,8 @@ type RowSpans = Vec<Option<(usize, usize)>>;
 pub(crate) struct RowReader {
     pub(crate) buf: Vec<u8>,
     pub(crate) pos: usize,
-    /// The target's InnoDB redo log size and the table, when rows are checked against it.
-    redo_log: Option<(u64, String)>,
+    /// The limits rows are checked against, and their table.
+    limits: Option<(ServerLimits, String)>,
 }
 
 /// A MiB figure for messages.
@@ -534,36 +589,18 @@ fn mib(bytes: u64) -> String {
 }
 
 impl RowReader {
-    /// A reader that refuses a row of `table` whose values add up to more than a tenth of
-    /// `redo_log` bytes: InnoDB writes a row's off-page values while holding its page, and a
-    /// redo log that fills up meanwhile cannot be checkpointed (MySQL documents the 10% limit;
-    /// MariaDB 10.11 hung here instead of refusing).
-    pub(crate) fn checked(redo_log: Option<u64>, table: &str) -> Self {
+    /// A reader that refuses a row of `table` the server would not take or could stall on
+    /// ([`ServerLimits::refuse`]), as soon as its value lengths are read.
+    pub(crate) fn checked(limits: ServerLimits, table: &str) -> Self {
         RowReader {
-            redo_log: redo_log.map(|r| (r, table.to_owned())),
+            limits: Some((limits, table.to_owned())),
             ..Default::default()
         }
     }
 
     fn too_big(&self, row_bytes: u64) -> Option<Error> {
-        let (redo, table) = self.redo_log.as_ref()?;
-        if row_bytes.saturating_mul(10) <= *redo {
-            return None;
-        }
-        Some(Error::new(
-            ErrorKind::Target,
-            format!(
-                "table {table}: a row holds {} of values, over a tenth of the target server's {} InnoDB \
-                 redo log, which can stall the server while the row is written; give the server a redo \
-                 log of at least {} (MariaDB 10.9+: SET GLOBAL innodb_log_file_size = {}; MySQL \
-                 8.0.30+: SET GLOBAL innodb_redo_log_capacity = {}) and run the restore again",
-                mib(row_bytes),
-                mib(*redo),
-                mib(row_bytes * 10),
-                (row_bytes * 10).next_multiple_of(1 << 20),
-                (row_bytes * 10).next_multiple_of(1 << 20),
-            ),
-        ))
+        let (limits, table) = self.limits.as_ref()?;
+        limits.refuse(table, row_bytes)
     }
 
     /// Decodes one row of `n` values if the buffer holds all of it.
@@ -677,7 +714,7 @@ impl Session {
             }
             self.warnings.lock().expect("lock").push(msg);
         }
-        let mut reader = RowReader::checked(self.redo_log, &table);
+        let mut reader = RowReader::checked(self.limits, &table);
         if let (Some(loader), Mode::Parallel(_)) = (&self.infile, &self.mode) {
             let types: Vec<String> = targets
                 .iter()
@@ -710,13 +747,19 @@ impl Session {
         if own_txn {
             send(&mut *c, &what, "START TRANSACTION".into()).await?;
         }
+        // A statement stays under the server's max_allowed_packet: literals can double a
+        // value (hex), so a row over a quarter of it goes alone as bound parameters, and a batch
+        // stops at half of it.
+        let packet = self.limits.max_packet.unwrap_or(u64::MAX) as usize;
+        let big_row = BIG_ROW.min(packet / 4);
+        let batch_bytes = self.target.batch_bytes.min(packet / 2);
         let result: Result<()> = async {
             while let Some(chunk) = data.next().await {
                 reader.buf.extend_from_slice(&chunk?);
                 while let Some(vals) = reader.next_row(columns.len())? {
                     let row_bytes: usize =
                         keep.iter().filter_map(|&k| vals[k].map(|(_, l)| l)).sum();
-                    if row_bytes > BIG_ROW {
+                    if row_bytes > big_row {
                         // A huge value goes as a bound parameter: no hex doubling, and no batch
                         // around it (the server still needs max_allowed_packet above its size).
                         if !stmt.is_empty() {
@@ -745,7 +788,7 @@ impl Session {
                     }
                     stmt.push(')');
                     rows += 1;
-                    if stmt.len() >= self.target.batch_bytes {
+                    if stmt.len() >= batch_bytes {
                         in_txn += stmt.len();
                         send(&mut *c, &what, std::mem::take(&mut stmt)).await?;
                         if own_txn && in_txn >= self.target.transaction_bytes {
@@ -994,10 +1037,14 @@ mod tests {
     }
 
     #[test]
-    fn a_row_over_a_tenth_of_the_redo_log_is_refused_before_its_bytes_arrive() {
+    fn rows_over_the_packet_or_a_tenth_of_the_redo_log_are_refused_before_their_bytes_arrive() {
         let ok = row(&[&[b'a'; 400], &[b'b'; 600]]);
         let big = row(&[&[b'a'; 400], &[b'b'; 601]]);
-        let mut r = RowReader::checked(Some(10_000), "t");
+        let limits = ServerLimits {
+            redo_log: Some(10_000),
+            max_packet: None,
+        };
+        let mut r = RowReader::checked(limits, "t");
         r.buf.extend_from_slice(&ok);
         assert_eq!(r.next_row(2).unwrap().unwrap().len(), 2);
         // Only the big row's lengths are here, not its bytes: refused already.
@@ -1007,8 +1054,24 @@ mod tests {
         let msg = e.to_string();
         assert!(msg.contains("table t: a row holds 0.0 MiB"), "{msg}");
         assert!(msg.contains("innodb_log_file_size = 1048576"), "{msg}");
+        // A row the server's max_allowed_packet would not let through.
+        let limits = ServerLimits {
+            redo_log: None,
+            max_packet: Some(1 << 20),
+        };
+        let mut r = RowReader::checked(limits, "t");
+        r.buf
+            .extend_from_slice(&row(&[&vec![b'x'; (1 << 20) - (64 << 10)]]));
+        assert!(r.next_row(1).unwrap().is_some());
+        r.buf
+            .extend_from_slice(&row(&[&vec![b'x'; (1 << 20) - (64 << 10) + 1]]));
+        let msg = r.next_row(1).unwrap_err().to_string();
+        assert!(
+            msg.contains("SET GLOBAL max_allowed_packet = 2097152"),
+            "{msg}"
+        );
         // Unchecked, the same row passes.
-        let mut r = RowReader::checked(None, "t");
+        let mut r = RowReader::checked(ServerLimits::default(), "t");
         r.buf.extend_from_slice(&big);
         assert_eq!(r.next_row(2).unwrap().unwrap().len(), 2);
     }
@@ -1016,7 +1079,7 @@ mod tests {
     /// Needs the MariaDB / MySQL of the integration tests (`DBBACKUP_MYSQL_URL`, default
     /// 127.0.0.1:3306).
     #[tokio::test]
-    async fn the_redo_log_size_is_the_servers() {
+    async fn the_limits_are_the_servers() {
         use sqlx::Connection;
         let server = std::env::var("DBBACKUP_MYSQL_URL")
             .map(|u| u.trim_end_matches('/').to_string())
@@ -1036,7 +1099,17 @@ mod tests {
         };
         let want: u64 = sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap();
         assert!(want >= 1 << 20);
-        assert_eq!(redo_log_bytes(&mut c).await.unwrap(), Some(want));
+        let packet: u64 = sqlx::query_scalar("SELECT @@GLOBAL.max_allowed_packet + 0")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+        assert_eq!(
+            ServerLimits::read(&mut c).await.unwrap(),
+            ServerLimits {
+                redo_log: Some(want),
+                max_packet: Some(packet)
+            }
+        );
     }
 
     #[test]
