@@ -114,6 +114,7 @@ impl MySqlTarget {
         }
         read
     }
+
     /// Connections loading tables at once into a created database (default 2).
     pub fn with_jobs(mut self, jobs: usize) -> Self {
         self.jobs = jobs.max(1);
@@ -258,7 +259,7 @@ impl ServerLimits {
         // Room for the statement or LOAD DATA line around the values.
         let packet_room = self.max_packet.map(|p| p.saturating_sub(64 << 10));
         let msg = if packet_room.is_some_and(|room| row_bytes > room) {
-            let want = (row_bytes + (1 << 20)).next_multiple_of(1 << 20);
+            let want = whole_mib(row_bytes.saturating_add(1 << 20));
             format!(
                 "table {table}: a row holds {} of values, more than the target server's \
                  max_allowed_packet ({}) lets through; raise it to at least {} (SET GLOBAL \
@@ -271,7 +272,7 @@ impl ServerLimits {
             .redo_log
             .is_some_and(|r| row_bytes.saturating_mul(10) > r)
         {
-            let want = (row_bytes * 10).next_multiple_of(1 << 20);
+            let want = whole_mib(row_bytes.saturating_mul(10));
             format!(
                 "table {table}: a row holds {} of values, over a tenth of the target server's {} InnoDB \
                  redo log, which can stall the server while the row is written; give the server a redo \
@@ -583,6 +584,11 @@ pub(crate) struct RowReader {
     limits: Option<(ServerLimits, String)>,
 }
 
+/// `bytes` rounded up to whole MiB (a corrupt length must not overflow).
+fn whole_mib(bytes: u64) -> u64 {
+    bytes.checked_next_multiple_of(1 << 20).unwrap_or(u64::MAX)
+}
+
 /// A MiB figure for messages.
 fn mib(bytes: u64) -> String {
     format!("{:.1} MiB", bytes as f64 / 1048576.0)
@@ -635,7 +641,7 @@ impl RowReader {
                             ));
                         }
                     }
-                    row_bytes += len as u64;
+                    row_bytes = row_bytes.saturating_add(len as u64);
                     if let Some(e) = self.too_big(row_bytes) {
                         return Err(e);
                     }
@@ -1074,6 +1080,11 @@ mod tests {
         let mut r = RowReader::checked(ServerLimits::default(), "t");
         r.buf.extend_from_slice(&big);
         assert_eq!(r.next_row(2).unwrap().unwrap().len(), 2);
+        // A corrupt length near u64::MAX is refused, not an overflow.
+        let mut r = RowReader::checked(limits, "t");
+        r.buf
+            .extend_from_slice(&[1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x7f]);
+        assert_eq!(r.next_row(1).unwrap_err().kind(), ErrorKind::Target);
     }
 
     /// Needs the MariaDB / MySQL of the integration tests (`DBBACKUP_MYSQL_URL`, default
