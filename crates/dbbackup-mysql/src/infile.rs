@@ -326,9 +326,7 @@ mod tests {
     /// of the integration tests (`DBBACKUP_MYSQL_URL`, default 127.0.0.1:3306), an admin
     /// connection, and a loader into it.
     async fn scratch(tag: &str) -> (MySqlConnection, String, Loader) {
-        let server = std::env::var("DBBACKUP_MYSQL_URL")
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string());
+        let server = crate::test_server();
         let db = format!("dbbt_infile_{tag}_{}", std::process::id());
         let mut admin = MySqlConnection::connect(&format!("{server}/mysql"))
             .await
@@ -353,12 +351,11 @@ mod tests {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn an_abandoned_load_commits_nothing_and_blocks_nothing() {
         let (mut admin, db, loader) = scratch("abandon").await;
-        let mut rows = Vec::new();
+        let mut rows = bytes::BytesMut::new();
         for id in 0..1000u32 {
-            let id = id.to_string();
-            rows.extend_from_slice(&[1, id.len() as u8]);
-            rows.extend_from_slice(id.as_bytes());
-            rows.extend_from_slice(&[0, 0]);
+            for v in [Some(id.to_string().as_bytes()), None, None] {
+                crate::source::push_value(&mut rows, v);
+            }
         }
         let columns: Vec<String> = ["id", "s", "b"].map(String::from).to_vec();
         let types: Vec<String> = ["int", "varchar", "bit"].map(String::from).to_vec();
@@ -395,23 +392,17 @@ mod tests {
         let (mut admin, db, loader) = scratch("warn").await;
         // Three rows, the third repeating the first's key; values with tabs, newlines, a
         // backslash, NULL and a BIT byte.
-        let mut rows = Vec::new();
+        let mut rows = bytes::BytesMut::new();
         for (id, s, b) in [
             (&b"1"[..], Some(&b"\tb\\N\n"[..]), &[0x81u8][..]),
             (b"2", None, &[0u8]),
             (b"1", Some(b"x"), &[1u8]),
         ] {
             for v in [Some(id), s, Some(b)] {
-                match v {
-                    None => rows.push(0),
-                    Some(v) => {
-                        rows.push(1);
-                        rows.push(v.len() as u8);
-                        rows.extend_from_slice(v);
-                    }
-                }
+                crate::source::push_value(&mut rows, v);
             }
         }
+        let rows = rows.to_vec();
         let columns: Vec<String> = ["id", "s", "b"].map(String::from).to_vec();
         let types: Vec<String> = ["int", "varchar", "bit"].map(String::from).to_vec();
         let load = |rows: Vec<u8>| {

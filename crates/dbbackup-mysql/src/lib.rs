@@ -31,3 +31,12 @@ mod infile;
 mod restore;
 mod schema;
 mod source;
+
+/// The server of the unit tests that need one: `DBBACKUP_MYSQL_URL` (as the integration tests),
+/// default `mysql://root@127.0.0.1:3306`, without a trailing slash.
+#[cfg(test)]
+fn test_server() -> String {
+    std::env::var("DBBACKUP_MYSQL_URL")
+        .map(|u| u.trim_end_matches('/').to_string())
+        .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string())
+}

@@ -251,6 +251,15 @@ impl ServerLimits {
         })
     }
 
+    /// The most value bytes a row may hold: [`refuse`](Self::refuse) has an error for more.
+    fn max_row(&self) -> u64 {
+        let packet = self
+            .max_packet
+            .map_or(u64::MAX, |p| p.saturating_sub(64 << 10));
+        let redo = self.redo_log.map_or(u64::MAX, |r| r / 10);
+        packet.min(redo)
+    }
+
     /// The error for a row of `table` holding `row_bytes` of values that the server would not
     /// take (over `max_allowed_packet`) or could stall on (over a tenth of the redo log: InnoDB
     /// writes a row's off-page values while holding its page, and a redo log that fills up
@@ -580,8 +589,8 @@ type RowSpans = Vec<Option<(usize, usize)>>;
 pub(crate) struct RowReader {
     pub(crate) buf: Vec<u8>,
     pub(crate) pos: usize,
-    /// The limits rows are checked against, and their table.
-    limits: Option<(ServerLimits, String)>,
+    /// The limits rows are checked against, their table and the most value bytes a row may hold.
+    limits: Option<(ServerLimits, String, u64)>,
 }
 
 /// `bytes` rounded up to whole MiB (a corrupt length must not overflow).
@@ -599,14 +608,16 @@ impl RowReader {
     /// ([`ServerLimits::refuse`]), as soon as its value lengths are read.
     pub(crate) fn checked(limits: ServerLimits, table: &str) -> Self {
         RowReader {
-            limits: Some((limits, table.to_owned())),
+            limits: Some((limits, table.to_owned(), limits.max_row())),
             ..Default::default()
         }
     }
 
     fn too_big(&self, row_bytes: u64) -> Option<Error> {
-        let (limits, table) = self.limits.as_ref()?;
-        limits.refuse(table, row_bytes)
+        match &self.limits {
+            Some((limits, table, max)) if row_bytes > *max => limits.refuse(table, row_bytes),
+            _ => None,
+        }
     }
 
     /// Decodes one row of `n` values if the buffer holds all of it.
@@ -1028,18 +1039,11 @@ mod tests {
 
     /// `mysql-rows-v1` bytes of one row of non-NULL values.
     fn row(values: &[&[u8]]) -> Vec<u8> {
-        let mut out = Vec::new();
+        let mut out = bytes::BytesMut::new();
         for v in values {
-            out.push(1);
-            let mut n = v.len();
-            while n >= 0x80 {
-                out.push((n & 0x7f) as u8 | 0x80);
-                n >>= 7;
-            }
-            out.push(n as u8);
-            out.extend_from_slice(v);
+            crate::source::push_value(&mut out, Some(v));
         }
-        out
+        out.to_vec()
     }
 
     #[test]
@@ -1092,10 +1096,7 @@ mod tests {
     #[tokio::test]
     async fn the_limits_are_the_servers() {
         use sqlx::Connection;
-        let server = std::env::var("DBBACKUP_MYSQL_URL")
-            .map(|u| u.trim_end_matches('/').to_string())
-            .unwrap_or_else(|_| "mysql://root@127.0.0.1:3306".to_string());
-        let mut c = MySqlConnection::connect(&format!("{server}/mysql"))
+        let mut c = MySqlConnection::connect(&format!("{}/mysql", crate::test_server()))
             .await
             .unwrap();
         // MariaDB 10.5+ has one redo log file; MySQL 8.0.30+ a capacity.

@@ -443,25 +443,31 @@ pub(crate) fn encode_row(row: &MySqlRow, columns: usize, out: &mut BytesMut) -> 
         let v: Option<&[u8]> = row
             .try_get_unchecked(i)
             .map_err(|e| Error::new(ErrorKind::Source, format!("cannot read column {i}: {e}")))?;
-        match v {
-            None => out.extend_from_slice(&[0]),
-            Some(bytes) => {
-                out.extend_from_slice(&[1]);
-                let mut n = bytes.len() as u64;
-                loop {
-                    let b = (n & 0x7f) as u8;
-                    n >>= 7;
-                    if n == 0 {
-                        out.extend_from_slice(&[b]);
-                        break;
-                    }
-                    out.extend_from_slice(&[b | 0x80]);
-                }
-                out.extend_from_slice(bytes);
-            }
-        }
+        push_value(out, v);
     }
     Ok(())
+}
+
+/// Appends one value in `mysql-rows-v1`: tag 0 (NULL), or tag 1, the length as a LEB128 varint
+/// and the bytes.
+pub(crate) fn push_value(out: &mut BytesMut, v: Option<&[u8]>) {
+    match v {
+        None => out.extend_from_slice(&[0]),
+        Some(bytes) => {
+            out.extend_from_slice(&[1]);
+            let mut n = bytes.len() as u64;
+            loop {
+                let b = (n & 0x7f) as u8;
+                n >>= 7;
+                if n == 0 {
+                    out.extend_from_slice(&[b]);
+                    break;
+                }
+                out.extend_from_slice(&[b | 0x80]);
+            }
+            out.extend_from_slice(bytes);
+        }
+    }
 }
 
 #[async_trait]
