@@ -29,8 +29,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Restore a backup into a database.
     Restore(RestoreArgs),
-    /// List the committed backups of a repository.
-    List(RepoArgs),
+    /// List the committed backups of a repository (damaged and refused ones marked).
+    List(ListArgs),
     /// Read every object of a backup and check every checksum and authentication tag.
     Verify(VerifyArgs),
     /// Delete backups that no keep rule keeps.
@@ -63,6 +63,21 @@ pub struct KeyArgs {
     /// Read a raw 256-bit key (64 hex digits or base64) from this file.
     #[arg(long, env = "DBBACKUP_KEY_FILE", value_name = "PATH")]
     pub key_file: Option<PathBuf>,
+    /// Accept unencrypted backups in an encrypted repository (a repository meant to mix both).
+    /// Without it they are refused: nothing vouches for an unencrypted backup, so anyone with
+    /// write access to the storage could have written it.
+    #[arg(long, env = "DBBACKUP_ALLOW_UNENCRYPTED")]
+    pub allow_unencrypted: bool,
+}
+
+/// `list`.
+#[derive(Debug, Args)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// With the key, each backup is authenticated, and those it does not open are marked.
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 /// `backup`.
@@ -185,6 +200,13 @@ pub struct VerifyArgs {
 pub struct PruneArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
+    /// The key (needed for an encrypted repository: retention counts authenticated backups only).
+    #[command(flatten)]
+    pub key: KeyArgs,
+    /// Which backups a policy is applied to together: source (default: engine, server and
+    /// database), engine, database, label:KEY, or none (every backup in one group).
+    #[arg(long, env = "DBBACKUP_GROUP_BY", value_name = "GROUP")]
+    pub group_by: Option<String>,
     /// Keep the newest N backups.
     #[arg(long, env = "DBBACKUP_KEEP_LAST", value_name = "N")]
     pub keep_last: Option<usize>,

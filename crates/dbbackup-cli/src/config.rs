@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub jobs: Option<usize>,
     pub passphrase_env: Option<String>,
     pub key_file: Option<PathBuf>,
+    pub allow_unencrypted: Option<bool>,
+    pub group_by: Option<String>,
     pub label: Option<Vec<String>>,
     pub engine_tool: Option<String>,
     pub tables: Option<Vec<String>>,

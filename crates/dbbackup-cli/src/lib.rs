@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use clap::Parser;
 use dbbackup_core::{
-    parse_keep_within, Backup, BackupSelector, CancellationToken, Error, ErrorKind, KeepPolicy,
-    Key, MasterKey, Repository, Restore, Result, RetentionPolicy, Sink, Verify, Zstd,
+    parse_keep_within, plan_grouped, Backup, BackupSelector, BackupStatus, CancellationToken,
+    CatalogEntry, Error, ErrorKind, GroupBy, KeepPolicy, Key, MasterKey, Repository, Restore,
+    Result, Sink, SkippedBackup, Verify, Zstd,
 };
 use serde_json::json;
 
@@ -102,6 +103,19 @@ fn key_from(pass_env: Option<String>, key_file: Option<std::path::PathBuf>) -> R
             "give either a passphrase variable or a key file, not both",
         )),
         (Some(var), None) => {
+            // A passphrase typed where the variable's name belongs must not be printed back.
+            let is_name = !var.is_empty()
+                && var.len() <= 128
+                && var.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+                && !var.as_bytes()[0].is_ascii_digit();
+            if !is_name {
+                return Err(invalid(
+                    "--passphrase-env takes the NAME of an environment variable that holds the \
+                     passphrase (letters, digits and _), and what was given is not a variable \
+                     name (it is not shown, in case it is the passphrase itself): \
+                     export BK_PASS='...' and pass --passphrase-env BK_PASS",
+                ));
+            }
             let p = std::env::var(&var)
                 .map_err(|_| invalid(format!("the passphrase variable {var} is not set")))?;
             if p.is_empty() {
@@ -119,6 +133,28 @@ fn key_from(pass_env: Option<String>, key_file: Option<std::path::PathBuf>) -> R
             },
         )?))),
         (None, None) => Ok(None),
+    }
+}
+
+fn allow_unencrypted(args: &KeyArgs, file: &FileConfig) -> bool {
+    args.allow_unencrypted || file.allow_unencrypted.unwrap_or(false)
+}
+
+/// Newer backups that `latest` passed over are shown, never only logged: silently using older
+/// data is a failure mode.
+fn report_skipped(skipped: &[SkippedBackup], json: bool) {
+    for s in skipped {
+        if json {
+            eprintln!(
+                "{}",
+                json!({"event": "skipped", "backup_id": s.backup_id, "kind": s.kind, "reason": s.reason})
+            );
+        } else {
+            eprintln!(
+                "dbbackup: warning: passing over the newer backup {}: {}",
+                s.backup_id, s.reason
+            );
+        }
     }
 }
 
@@ -180,6 +216,7 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             let mut b = Backup::builder()
                 .source_arc(source)
                 .sink(sink)
+                .allow_unencrypted(allow_unencrypted(&a.key, f))
                 .subscribe(Progress::new(mode))
                 .cancel_token(cancel_on_ctrl_c());
             match pick(&a.compression, &f.compression)
@@ -246,10 +283,14 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             let selector = parse_selector(pick(&a.backup, &f.backup))?;
             let create = a.create || f.create.unwrap_or(false);
             let key = load_key(&a.key, f)?;
-            let manifest = match &selector {
-                BackupSelector::Latest => Repository::new(sink.clone()).latest().await?,
-                BackupSelector::Id(id) => Repository::new(sink.clone()).manifest(id).await?,
-            };
+            let allow = allow_unencrypted(&a.key, f);
+            let resolved = Repository::new(sink.clone())
+                .with_key(key.clone())
+                .allow_unencrypted(allow)
+                .resolve(&selector)
+                .await?;
+            report_skipped(&resolved.skipped, json);
+            let manifest = resolved.manifest;
             let server = engines::ServerBackup {
                 shared_dir: pick(&a.shared_dir, &f.shared_dir),
                 data_dir: pick(&a.data_dir, &f.data_dir),
@@ -267,6 +308,7 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             )?;
             let mut r = Restore::builder()
                 .sink(sink)
+                .allow_unencrypted(allow)
                 .target_arc(target)
                 .backup(BackupSelector::Id(manifest.backup_id.clone()))
                 .subscribe(Progress::new(mode))
@@ -288,7 +330,8 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                     "{}",
                     json!({"ok": true, "command": "restore", "backup_id": report.backup_id, "entries": report.entries,
                            "raw_bytes": report.raw_bytes, "rows": report.rows,
-                           "duration_seconds": report.elapsed.as_secs_f64(), "warnings": report.warnings})
+                           "duration_seconds": report.elapsed.as_secs_f64(), "warnings": report.warnings,
+                           "skipped": resolved.skipped})
                 );
             } else {
                 println!(
@@ -306,46 +349,88 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             Ok(ExitCode::SUCCESS)
         }
         Command::List(a) => {
-            let repo = Repository::new(open_repo(pick(&a.repo, &f.repo))?);
-            let backups = repo.list().await?;
+            let key = load_key(&a.key, f)?;
+            let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?)
+                .with_key(key)
+                .allow_unencrypted(allow_unencrypted(&a.key, f));
+            repo.check_exists().await?;
+            let catalog = repo.catalog().await?;
+            let status_word = |e: &CatalogEntry| match &e.status {
+                BackupStatus::Trusted => "ok",
+                BackupStatus::Unchecked => "unchecked",
+                BackupStatus::Refused { kind, .. } if kind == "corrupt" => "DAMAGED",
+                BackupStatus::Refused { .. } => "REFUSED",
+            };
             if json {
-                let items: Vec<_> = backups
+                let items: Vec<_> = catalog
+                    .entries
                     .iter()
-                    .map(|m| {
-                        json!({"backup_id": m.backup_id, "started_at": m.started_at.to_string(),
+                    .map(|e| {
+                        let (kind, reason) = match &e.status {
+                            BackupStatus::Refused { kind, reason } => (Some(kind), Some(reason)),
+                            _ => (None, None),
+                        };
+                        let mut item = json!({"backup_id": e.backup_id, "status": status_word(e).to_lowercase(),
+                                              "problem_kind": kind, "problem": reason});
+                        if let Some(m) = &e.manifest {
+                            let extra = json!({"started_at": m.started_at.to_string(),
                                "finished_at": m.finished_at.to_string(), "engine": m.source.engine,
                                "server_version": m.source.server_version, "database": m.source.database,
                                "entries": m.entries.len(),
-                           "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(), "stored_bytes": m.stored_size(),
+                               "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(), "stored_bytes": m.stored_size(),
                                "labels": m.labels, "parent": m.parent,
                                "encrypted": m.encryption.is_some(),
-                               "key_id": m.encryption.as_ref().map(|e| e.key_id.clone())})
+                               "key_id": m.encryption.as_ref().map(|e| e.key_id.clone())});
+                            if let (Some(o), Some(x)) = (item.as_object_mut(), extra.as_object()) {
+                                o.extend(x.clone());
+                            }
+                        }
+                        item
                     })
                     .collect();
                 println!(
                     "{}",
-                    json!({"ok": true, "command": "list", "backups": items})
+                    json!({"ok": true, "command": "list", "encrypted": catalog.config.as_ref().is_some_and(|c| c.is_encrypted()),
+                           "backups": items})
                 );
-            } else if backups.is_empty() {
+            } else if catalog.entries.is_empty() {
                 println!("no backups yet");
             } else {
                 println!(
-                    "{:<29} {:<10} {:<20} {:>7} {:>11} {:>11}  labels",
-                    "id", "engine", "database", "entries", "size", "stored"
+                    "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11}  labels",
+                    "id", "status", "engine", "database", "entries", "size", "stored"
                 );
-                for m in &backups {
-                    let labels: Vec<String> =
-                        m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                    println!(
-                        "{:<29} {:<10} {:<20} {:>7} {:>11} {:>11}  {}",
-                        m.backup_id,
-                        m.source.engine,
-                        m.source.database.as_deref().unwrap_or("-"),
-                        m.entries.len(),
-                        human(m.raw_size()),
-                        human(m.stored_size()),
-                        labels.join(",")
-                    );
+                for e in &catalog.entries {
+                    match &e.manifest {
+                        Some(m) => {
+                            let labels: Vec<String> =
+                                m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                            println!(
+                                "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11}  {}",
+                                m.backup_id,
+                                status_word(e),
+                                m.source.engine,
+                                m.source.database.as_deref().unwrap_or("-"),
+                                m.entries.len(),
+                                human(m.raw_size()),
+                                human(m.stored_size()),
+                                labels.join(",")
+                            );
+                        }
+                        None => println!("{:<29} {:<9}", e.backup_id, status_word(e)),
+                    }
+                }
+                for e in &catalog.entries {
+                    if let BackupStatus::Refused { reason, .. } = &e.status {
+                        println!("{} {}: {reason}", status_word(e), e.backup_id);
+                    }
+                }
+                if catalog
+                    .entries
+                    .iter()
+                    .any(|e| e.status == BackupStatus::Unchecked)
+                {
+                    println!("(unchecked: encrypted; give the key to authenticate them)");
                 }
             }
             Ok(ExitCode::SUCCESS)
@@ -353,23 +438,73 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
         Command::Verify(a) => {
             let sink = open_repo(pick(&a.repo.repo, &f.repo))?;
             let key = load_key(&a.key, f)?;
+            let allow = allow_unencrypted(&a.key, f);
+            let repo = Repository::new(sink.clone())
+                .with_key(key.clone())
+                .allow_unencrypted(allow);
             let which = pick(&a.backup, &f.backup).unwrap_or_else(|| "latest".into());
-            let selectors: Vec<BackupSelector> = if which == "all" {
-                Repository::new(sink.clone())
-                    .backup_ids()
-                    .await?
-                    .into_iter()
-                    .map(BackupSelector::Id)
-                    .collect()
-            } else {
-                vec![which.parse()?]
-            };
             let mut ok = Vec::new();
             let mut failed: Vec<Error> = Vec::new();
+            // The repository itself first: a missing repository is an error, a damaged config
+            // is damage.
+            let mut selectors: Vec<BackupSelector> = Vec::new();
+            match repo.check().await {
+                Err(e) if e.kind() == ErrorKind::NotFound => return Err(e),
+                Err(e) => {
+                    if !json {
+                        println!("FAILED  repository config: {e}");
+                    }
+                    failed.push(e);
+                }
+                Ok(_) => {}
+            }
+            if failed.iter().all(|e| e.kind() != ErrorKind::WrongKey) {
+                if which == "all" {
+                    selectors = repo
+                        .backup_ids()
+                        .await?
+                        .into_iter()
+                        .map(BackupSelector::Id)
+                        .collect();
+                } else {
+                    let sel: BackupSelector = which.parse()?;
+                    match repo.resolve(&sel).await {
+                        Ok(r) => {
+                            for s in &r.skipped {
+                                let e = Error::new(
+                                    ErrorKind::Corrupt,
+                                    format!(
+                                        "newer than the latest usable backup, and refused: {}",
+                                        s.reason
+                                    ),
+                                )
+                                .with_backup(s.backup_id.clone());
+                                if !json {
+                                    println!("FAILED  {}: {e}", s.backup_id);
+                                }
+                                failed.push(e);
+                            }
+                            selectors.push(BackupSelector::Id(r.manifest.backup_id));
+                        }
+                        Err(e) if e.kind() == ErrorKind::NotFound && failed.is_empty() => {
+                            if !json {
+                                println!("no backups to verify");
+                            }
+                        }
+                        Err(e) => {
+                            if !json {
+                                println!("FAILED  {}: {e}", e.backup().unwrap_or(&which));
+                            }
+                            failed.push(e);
+                        }
+                    }
+                }
+            }
             for sel in &selectors {
                 let mut v = Verify::builder()
                     .sink(sink.clone())
                     .backup(sel.clone())
+                    .allow_unencrypted(allow)
                     .subscribe(Progress::new(mode));
                 if let Some(k) = &key {
                     v = v.key(k.clone());
@@ -405,19 +540,23 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             if json {
                 let failures: Vec<_> = failed
                     .iter()
-                    .map(|e| json!({"backup_id": e.backup(), "entry": e.entry(), "kind": e.kind().to_string(), "error": e.to_string()}))
+                    .map(|e| json!({"backup_id": e.backup(), "entry": e.entry(), "object": e.object(), "kind": e.kind().to_string(), "error": e.to_string()}))
                     .collect();
                 println!(
                     "{}",
                     json!({"ok": failed.is_empty(), "command": "verify", "verified": ok, "failed": failures})
                 );
-            } else if selectors.is_empty() {
+            } else if which == "all" && selectors.is_empty() && failed.is_empty() {
                 println!("no backups to verify");
             }
             Ok(ExitCode::from(code))
         }
         Command::Prune(a) => {
-            let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?);
+            let key = load_key(&a.key, f)?;
+            let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?)
+                .with_key(key)
+                .allow_unencrypted(allow_unencrypted(&a.key, f));
+            repo.check_exists().await?;
             let offset = match pick(&a.utc_offset, &f.utc_offset) {
                 None => 0,
                 Some(o) => time::UtcOffset::parse(
@@ -450,8 +589,19 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                 utc_offset_seconds: offset,
             };
             let dry_run = a.dry_run || f.dry_run.unwrap_or(false);
+            let catalog = repo.catalog().await?;
+            let refused: Vec<SkippedBackup> = catalog.refused().collect();
             let summaries = repo.summaries().await?;
-            let plan = policy.plan(&summaries, time::OffsetDateTime::now_utc())?;
+            let group_by: GroupBy = pick(&a.group_by, &f.group_by)
+                .as_deref()
+                .unwrap_or("source")
+                .parse()?;
+            let plan = plan_grouped(
+                &policy,
+                &summaries,
+                &group_by,
+                time::OffsetDateTime::now_utc(),
+            )?;
             let deleted = if dry_run {
                 Vec::new()
             } else {
@@ -460,7 +610,8 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
             if json {
                 println!(
                     "{}",
-                    json!({"ok": true, "command": "prune", "dry_run": dry_run, "decisions": plan.decisions, "deleted": deleted})
+                    json!({"ok": refused.is_empty(), "command": "prune", "dry_run": dry_run, "decisions": plan.decisions,
+                           "deleted": deleted, "refused": refused})
                 );
             } else {
                 for d in &plan.decisions {
@@ -474,7 +625,12 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                             }
                         }
                     };
-                    println!("{action:<12} {}  {}", d.backup_id, d.reasons.join("; "));
+                    println!(
+                        "{action:<12} {}  [{}]  {}",
+                        d.backup_id,
+                        d.group,
+                        d.reasons.join("; ")
+                    );
                 }
                 let n = plan.to_delete().count();
                 if dry_run {
@@ -490,10 +646,20 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                     );
                 }
             }
+            if !refused.is_empty() {
+                for r in &refused {
+                    eprintln!(
+                        "dbbackup: error: backup {} was left alone, refused: {}",
+                        r.backup_id, r.reason
+                    );
+                }
+                return Ok(ExitCode::from(3));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Rekey(a) => {
-            let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?);
+            let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?)
+                .allow_unencrypted(allow_unencrypted(&a.key, f));
             let old = load_key(&a.key, f)?.ok_or_else(|| {
                 invalid("rekey needs the current key: --passphrase-env or --key-file")
             })?;

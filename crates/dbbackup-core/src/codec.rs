@@ -147,8 +147,9 @@ impl Transform for Zstd {
     fn decoder(&self, _ctx: &CodecContext<'_>) -> Result<Box<dyn Codec>> {
         let mut dec = zstd::stream::raw::Decoder::new()
             .map_err(|e| Error::internal(format!("zstd decoder: {e}")))?;
-        // Level 19+ may use windows up to 2^27; allow what any level we write can produce.
-        dec.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(31))
+        // Level 19+ uses windows up to 2^27, the most any level we write produces; a frame that
+        // asks for more is not ours, and must not make every decoder allocate gigabytes.
+        dec.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(27))
             .map_err(|e| Error::internal(format!("zstd decoder: {e}")))?;
         Ok(Box::new(ZstdDecoder {
             dec,
@@ -436,6 +437,34 @@ pub(crate) mod tests {
             }
         }
         Ok(all)
+    }
+
+    #[test]
+    fn a_frame_asking_for_a_bigger_window_than_we_write_is_refused() {
+        let data = vec![7u8; 1 << 16];
+        let frame = |wlog: u32| {
+            let mut enc = zstd::stream::raw::Encoder::new(3).unwrap();
+            enc.set_parameter(zstd::zstd_safe::CParameter::WindowLog(wlog))
+                .unwrap();
+            let mut out = Vec::new();
+            let mut w = zstd::stream::zio::Writer::new(&mut out, enc);
+            std::io::Write::write_all(&mut w, &data).unwrap();
+            w.finish().unwrap();
+            drop(w);
+            out
+        };
+        // Level 22, the largest window we write, decodes.
+        let mut enc = Zstd::new(22).encoder(&ctx()).unwrap();
+        let ours = run_codec(enc.as_mut(), &data, &[], 1 << 20).unwrap();
+        let mut dec = Zstd::new(22).decoder(&ctx()).unwrap();
+        assert_eq!(run_codec(dec.as_mut(), &ours, &[], 1 << 20).unwrap(), data);
+        let mut dec = Zstd::new(3).decoder(&ctx()).unwrap();
+        assert_eq!(
+            run_codec(dec.as_mut(), &frame(27), &[], 1 << 20).unwrap(),
+            data
+        );
+        let mut dec = Zstd::new(3).decoder(&ctx()).unwrap();
+        assert!(run_codec(dec.as_mut(), &frame(31), &[], 1 << 20).is_err());
     }
 
     fn ctx() -> CodecContext<'static> {

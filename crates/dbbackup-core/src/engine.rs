@@ -25,9 +25,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Emitter, Event, Operation, Subscriber};
 use crate::keys::{DataKey, KdfParams, Key};
 use crate::manifest::{self, entry_key, manifest_key, ChecksumAlgorithm, EntryRecord, Manifest};
-use crate::repo::{
-    blocking, build_chain, unwrap_data_key, BackupSelector, Repository, TransformFactory,
-};
+use crate::repo::{build_chain, BackupSelector, Repository, SkippedBackup, TransformFactory};
 use crate::restore::RestoreTarget;
 use crate::sink::{ByteStream, ObjectWriter, PutMode, Sink};
 use crate::source::{EntryData, EntrySpec, Snapshot, Source};
@@ -96,6 +94,7 @@ pub struct BackupBuilder {
     sink: Option<Arc<dyn Sink>>,
     transforms: Vec<Arc<dyn Transform>>,
     key: Option<Key>,
+    allow_unencrypted: bool,
     kdf: Option<KdfParams>,
     chunk_size: Option<u32>,
     jobs: Option<usize>,
@@ -173,6 +172,12 @@ impl BackupBuilder {
         self
     }
 
+    /// Accepts unencrypted backups in an encrypted repository (a mixed repository; off by
+    /// default, since nothing vouches for an unencrypted backup).
+    pub fn allow_unencrypted(mut self, yes: bool) -> Self {
+        self.allow_unencrypted = yes;
+        self
+    }
     /// Receives progress events.
     pub fn subscribe(mut self, s: impl Subscriber + 'static) -> Self {
         self.subscribers.push(Arc::new(s));
@@ -221,6 +226,7 @@ impl BackupBuilder {
             sink,
             transforms: self.transforms,
             key: self.key,
+            allow_unencrypted: self.allow_unencrypted,
             kdf: self.kdf,
             chunk_size,
             jobs,
@@ -238,6 +244,7 @@ pub struct Backup {
     sink: Arc<dyn Sink>,
     transforms: Vec<Arc<dyn Transform>>,
     key: Option<Key>,
+    allow_unencrypted: bool,
     kdf: Option<KdfParams>,
     chunk_size: u32,
     jobs: usize,
@@ -331,24 +338,17 @@ impl Backup {
         started_at: OffsetDateTime,
         t0: Instant,
     ) -> Result<BackupReport> {
-        let repo = Repository::new(self.sink.clone());
-        let cfg = repo.init(self.kdf.clone()).await?;
+        let repo = Repository::new(self.sink.clone())
+            .with_key(self.key.clone())
+            .allow_unencrypted(self.allow_unencrypted);
+        let unlocked = repo.unlock_for_backup(self.kdf.clone()).await?;
 
         let mut transforms = self.transforms.clone();
         let mut data_key = None;
         let mut encryption = None;
-        if let Some(key) = &self.key {
+        if let Some(k) = &unlocked {
             let dk = Arc::new(DataKey::generate()?);
-            let kdf = if key.is_passphrase() {
-                cfg.kdf.clone()
-            } else {
-                None
-            };
-            let master = {
-                let (key, kdf, bid) = (key.clone(), kdf.clone(), id.to_owned());
-                blocking(move || key.resolve(kdf.as_ref(), &bid)).await?
-            };
-            encryption = Some(dk.wrap(&master, kdf, id)?);
+            encryption = Some(dk.wrap(&k.master, k.wrap_kdf.clone(), id)?);
             transforms.push(Arc::new(Aes256GcmStream::new(dk.clone(), self.chunk_size)?));
             data_key = Some(dk);
         }
@@ -418,6 +418,9 @@ impl Backup {
             warnings: summary.warnings,
         };
         let sealed = manifest::seal(&manifest, data_key.as_deref())?;
+        if let Some(k) = &unlocked {
+            repo.seal_config(k).await?;
+        }
         // The commit point: create-only, so two writers can never commit one id.
         use crate::sink::SinkExt;
         self.sink
@@ -674,42 +677,25 @@ async fn open_backup(
     sink: &Arc<dyn Sink>,
     selector: &BackupSelector,
     key: Option<&Key>,
+    allow_unencrypted: bool,
     factories: &HashMap<String, TransformFactory>,
-) -> Result<OpenBackup> {
-    let repo = Repository::new(sink.clone());
-    let opened = repo.open_selected(selector).await?;
-    let id = opened.manifest.backup_id.clone();
-    let data_key = match (&opened.manifest.encryption, key) {
-        (Some(info), Some(key)) => {
-            let dk = unwrap_data_key(info, key, &id).await?;
-            opened
-                .authenticate(&dk)
-                .map_err(|e| e.with_backup(id.clone()))?;
-            Some(Arc::new(dk))
-        }
-        (Some(info), None) => {
-            return Err(Error::new(
-                ErrorKind::WrongKey,
-                format!(
-                    "backup {id} is encrypted (key id {}); give its key or passphrase",
-                    info.key_id
-                ),
-            )
-            .with_backup(id))
-        }
-        (None, _) => None,
-    };
-    let transforms = build_chain(
-        &opened.manifest.transforms,
-        data_key.as_ref(),
-        factories,
-        &id,
-    )?;
-    Ok(OpenBackup {
-        checksum_key: data_key.as_ref().map(|k| k.checksum_key()),
-        manifest: opened.manifest,
-        transforms: Arc::new(transforms),
-    })
+) -> Result<(OpenBackup, Vec<SkippedBackup>)> {
+    let repo = Repository::new(sink.clone())
+        .with_key(key.cloned())
+        .allow_unencrypted(allow_unencrypted);
+    let (trusted, skipped) = repo.open_trusted(selector).await?;
+    let id = trusted.opened.manifest.backup_id.clone();
+    let data_key = trusted.data_key.map(Arc::new);
+    let manifest = trusted.opened.manifest;
+    let transforms = build_chain(&manifest.transforms, data_key.as_ref(), factories, &id)?;
+    Ok((
+        OpenBackup {
+            checksum_key: data_key.as_ref().map(|k| k.checksum_key()),
+            manifest,
+            transforms: Arc::new(transforms),
+        },
+        skipped,
+    ))
 }
 
 /// Streams one entry's plaintext, checking every size, checksum and tag on the way. The stream's
@@ -884,6 +870,7 @@ pub struct RestoreBuilder {
     target: Option<Arc<dyn RestoreTarget>>,
     selector: Option<BackupSelector>,
     key: Option<Key>,
+    allow_unencrypted: bool,
     jobs: Option<usize>,
     filter: Option<EntryFilter>,
     subscribers: Vec<Arc<dyn Subscriber>>,
@@ -927,6 +914,12 @@ impl RestoreBuilder {
         self.filter = Some(Arc::new(f));
         self
     }
+    /// Accepts unencrypted backups in an encrypted repository (a mixed repository; off by
+    /// default, since nothing vouches for an unencrypted backup).
+    pub fn allow_unencrypted(mut self, yes: bool) -> Self {
+        self.allow_unencrypted = yes;
+        self
+    }
     /// Receives progress events.
     pub fn subscribe(mut self, s: impl Subscriber + 'static) -> Self {
         self.subscribers.push(Arc::new(s));
@@ -967,6 +960,7 @@ impl RestoreBuilder {
             target,
             selector: self.selector.unwrap_or(BackupSelector::Latest),
             key: self.key,
+            allow_unencrypted: self.allow_unencrypted,
             jobs,
             filter: self.filter,
             emitter: Emitter::new(self.subscribers),
@@ -982,6 +976,7 @@ pub struct Restore {
     target: Arc<dyn RestoreTarget>,
     selector: BackupSelector,
     key: Option<Key>,
+    allow_unencrypted: bool,
     jobs: usize,
     filter: Option<EntryFilter>,
     emitter: Emitter,
@@ -1002,6 +997,8 @@ pub struct RestoreReport {
     pub rows: u64,
     /// Warnings from the target.
     pub warnings: Vec<String>,
+    /// Newer backups `latest` passed over (damaged, not sealed by the key): show them.
+    pub skipped: Vec<SkippedBackup>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -1020,10 +1017,11 @@ impl Restore {
     /// naming backup and entry, or the target's error.
     pub async fn run(&self) -> Result<RestoreReport> {
         let t0 = Instant::now();
-        let backup = open_backup(
+        let (backup, skipped) = open_backup(
             &self.sink,
             &self.selector,
             self.key.as_ref(),
+            self.allow_unencrypted,
             &self.factories,
         )
         .await?;
@@ -1039,7 +1037,8 @@ impl Restore {
             None => work.await,
         };
         match result {
-            Ok(r) => {
+            Ok(mut r) => {
+                r.skipped = skipped;
                 self.emitter.emit(Event::Finished {
                     operation: Operation::Restore,
                     backup_id: id,
@@ -1119,6 +1118,7 @@ impl Restore {
             raw_bytes: raw,
             rows,
             warnings: summary.warnings,
+            skipped: Vec::new(),
             elapsed: t0.elapsed(),
         })
     }
@@ -1176,6 +1176,7 @@ pub struct VerifyBuilder {
     sink: Option<Arc<dyn Sink>>,
     selector: Option<BackupSelector>,
     key: Option<Key>,
+    allow_unencrypted: bool,
     jobs: Option<usize>,
     subscribers: Vec<Arc<dyn Subscriber>>,
     factories: HashMap<String, TransformFactory>,
@@ -1200,6 +1201,12 @@ impl VerifyBuilder {
     /// Entries checked at once (default: CPU count, at most 4).
     pub fn jobs(mut self, jobs: usize) -> Self {
         self.jobs = Some(jobs);
+        self
+    }
+    /// Accepts unencrypted backups in an encrypted repository (a mixed repository; off by
+    /// default, since nothing vouches for an unencrypted backup).
+    pub fn allow_unencrypted(mut self, yes: bool) -> Self {
+        self.allow_unencrypted = yes;
         self
     }
     /// Receives progress events.
@@ -1228,6 +1235,7 @@ impl VerifyBuilder {
             sink,
             selector: self.selector.unwrap_or(BackupSelector::Latest),
             key: self.key,
+            allow_unencrypted: self.allow_unencrypted,
             jobs: self.jobs.unwrap_or_else(default_jobs).max(1),
             emitter: Emitter::new(self.subscribers),
             factories: self.factories,
@@ -1241,6 +1249,7 @@ pub struct Verify {
     sink: Arc<dyn Sink>,
     selector: BackupSelector,
     key: Option<Key>,
+    allow_unencrypted: bool,
     jobs: usize,
     emitter: Emitter,
     factories: HashMap<String, TransformFactory>,
@@ -1257,6 +1266,8 @@ pub struct VerifyReport {
     pub raw_bytes: u64,
     /// Stored bytes read.
     pub stored_bytes: u64,
+    /// Newer backups `latest` passed over (damaged, not sealed by the key): show them.
+    pub skipped: Vec<SkippedBackup>,
     /// Wall time.
     pub elapsed: Duration,
 }
@@ -1274,10 +1285,11 @@ impl Verify {
     /// [`ErrorKind::WrongKey`]; [`ErrorKind::NotFound`].
     pub async fn run(&self) -> Result<VerifyReport> {
         let t0 = Instant::now();
-        let backup = open_backup(
+        let (backup, skipped) = open_backup(
             &self.sink,
             &self.selector,
             self.key.as_ref(),
+            self.allow_unencrypted,
             &self.factories,
         )
         .await?;
@@ -1323,6 +1335,7 @@ impl Verify {
             entries: m.entries.len(),
             raw_bytes: m.raw_size(),
             stored_bytes: m.stored_size(),
+            skipped,
             elapsed: t0.elapsed(),
         };
         self.emitter.emit(Event::Finished {

@@ -114,6 +114,15 @@ impl MasterKey {
     fn cipher(&self) -> Aes256Gcm {
         Aes256Gcm::new_from_slice(self.0.as_ref()).expect("32-byte key")
     }
+
+    /// The MAC of a repository config body under this key (the config's key check).
+    pub(crate) fn config_mac(&self, body: &[u8]) -> blake3::Hash {
+        let k = Zeroizing::new(blake3::derive_key(
+            "dbbackup 2026-12 repository config mac",
+            self.0.as_ref(),
+        ));
+        blake3::keyed_hash(&k, body)
+    }
 }
 
 impl fmt::Debug for MasterKey {
@@ -149,6 +158,18 @@ impl fmt::Debug for KdfParams {
 }
 
 impl KdfParams {
+    /// The weakest accepted memory cost: OWASP's Argon2id minimum, 19 MiB.
+    pub const MIN_M_COST_KIB: u32 = 19 * 1024;
+    /// The fewest accepted passes (OWASP's minimum with 19 MiB).
+    pub const MIN_T_COST: u32 = 2;
+    /// The largest accepted memory cost, 1 GiB: stored parameters above it are refused, so a
+    /// tampered config or manifest cannot make a derivation exhaust memory.
+    pub const MAX_M_COST_KIB: u32 = 1024 * 1024;
+    /// The most accepted passes.
+    pub const MAX_T_COST: u32 = 64;
+    /// The most accepted lanes.
+    pub const MAX_P_COST: u32 = 16;
+
     /// Argon2id with 64 MiB, 3 passes, 1 lane and a fresh 16-byte salt.
     ///
     /// # Errors
@@ -157,15 +178,26 @@ impl KdfParams {
         Self::new(64 * 1024, 3, 1)
     }
 
-    /// Argon2id with the given costs and a fresh salt. Costs below 1 MiB / 1 pass are refused.
+    /// The cheapest accepted setup (19 MiB, 2 passes, 1 lane): for tests and small machines.
     ///
     /// # Errors
-    /// [`ErrorKind::InvalidInput`] for costs below the minimum.
+    /// When the OS random generator fails.
+    pub fn minimum() -> Result<Self> {
+        Self::new(Self::MIN_M_COST_KIB, Self::MIN_T_COST, 1)
+    }
+
+    /// Argon2id with the given costs and a fresh salt. Costs outside
+    /// [`MIN_M_COST_KIB`](Self::MIN_M_COST_KIB)..=[`MAX_M_COST_KIB`](Self::MAX_M_COST_KIB),
+    /// [`MIN_T_COST`](Self::MIN_T_COST)..=[`MAX_T_COST`](Self::MAX_T_COST) and
+    /// 1..=[`MAX_P_COST`](Self::MAX_P_COST) are refused.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for costs out of range.
     pub fn new(m_cost_kib: u32, t_cost: u32, p_cost: u32) -> Result<Self> {
-        if m_cost_kib < 1024 || t_cost < 1 || p_cost < 1 {
+        if let Some(problem) = Self::cost_problem(m_cost_kib, t_cost, p_cost) {
             return Err(Error::invalid(format!(
-                "Argon2id costs m={m_cost_kib}KiB t={t_cost} p={p_cost} are too weak; \
-                 use at least m=1024KiB t=1 p=1 (recommended: 65536/3/1)"
+                "Argon2id costs m={m_cost_kib}KiB t={t_cost} p={p_cost} {problem} \
+                 (recommended: m=65536KiB t=3 p=1)"
             )));
         }
         let mut salt = [0u8; 16];
@@ -179,12 +211,36 @@ impl KdfParams {
         })
     }
 
+    fn cost_problem(m: u32, t: u32, p: u32) -> Option<String> {
+        let (min_m, min_t) = (Self::MIN_M_COST_KIB, Self::MIN_T_COST);
+        let (max_m, max_t, max_p) = (Self::MAX_M_COST_KIB, Self::MAX_T_COST, Self::MAX_P_COST);
+        if m < min_m || t < min_t || p < 1 {
+            Some(format!(
+                "are below the accepted floor m={min_m}KiB t={min_t} p=1 (OWASP's Argon2id minimum)"
+            ))
+        } else if m > max_m || t > max_t || p > max_p {
+            Some(format!(
+                "are above the accepted ceiling m={max_m}KiB t={max_t} p={max_p}"
+            ))
+        } else {
+            None
+        }
+    }
+
     /// Derives the master key for `passphrase`. CPU- and memory-heavy by design: call it from a
-    /// blocking thread.
+    /// blocking thread. Stored parameters outside the accepted range are refused before any work.
     ///
     /// # Errors
-    /// [`ErrorKind::Unsupported`] for an unknown algorithm, [`ErrorKind::Corrupt`] for bad params.
+    /// [`ErrorKind::Unsupported`] for an unknown algorithm, [`ErrorKind::Corrupt`] for parameters
+    /// out of range or malformed (they were altered, or written by a build without the bounds).
     pub fn derive(&self, passphrase: &str) -> Result<MasterKey> {
+        if let Some(problem) = Self::cost_problem(self.m_cost_kib, self.t_cost, self.p_cost) {
+            return Err(Error::corrupt(format!(
+                "the stored Argon2id parameters m={}KiB t={} p={} {problem}; they were altered \
+                 (or written by a build without these bounds), so no key is derived from them",
+                self.m_cost_kib, self.t_cost, self.p_cost
+            )));
+        }
         if self.algorithm != "argon2id" {
             return Err(Error::new(
                 ErrorKind::Unsupported,
@@ -243,12 +299,12 @@ impl Key {
     }
 
     /// Turns the credential into a master key. `kdf` is the Argon2id setup the key must be derived
-    /// with (the repository's, or a backup's); `backup` names the backup in errors. A derivation is
+    /// with (the repository's, or a backup's); `what` names it in errors ("backup X"). A derivation is
     /// CPU- and memory-heavy: call this from a blocking thread.
     ///
     /// # Errors
     /// [`ErrorKind::WrongKey`] when a passphrase is given for a raw-key backup.
-    pub(crate) fn resolve(&self, kdf: Option<&KdfParams>, backup: &str) -> Result<MasterKey> {
+    pub(crate) fn resolve(&self, kdf: Option<&KdfParams>, what: &str) -> Result<MasterKey> {
         match (&self.secret, kdf) {
             (Secret::Raw(k), _) => Ok(k.clone()),
             (Secret::Passphrase(p), Some(kdf)) => {
@@ -269,7 +325,7 @@ impl Key {
             (Secret::Passphrase(_), None) => Err(Error::new(
                 ErrorKind::WrongKey,
                 format!(
-                    "wrong key for backup {backup}: it was encrypted with a raw key, but a \
+                    "wrong key for {what}: it was encrypted with a raw key, but a \
                      passphrase was given; pass the key file or key variable instead"
                 ),
             )),
@@ -363,7 +419,7 @@ impl DataKey {
     /// [`ErrorKind::WrongKey`] when the key is not the one the backup was written with.
     #[cfg(test)]
     pub(crate) fn unwrap(info: &EncryptionInfo, key: &Key, backup_id: &str) -> Result<Self> {
-        let master = key.resolve(info.kdf.as_ref(), backup_id)?;
+        let master = key.resolve(info.kdf.as_ref(), &format!("backup {backup_id}"))?;
         Self::unwrap_with(info, &master, key.is_passphrase(), backup_id)
     }
 
@@ -380,14 +436,15 @@ impl DataKey {
                 format!("key wrap {:?} is not supported", info.wrap_algorithm),
             ));
         }
-        let given = master.key_id();
-        if given != info.key_id {
+        // The id of the key given is never printed: it would help an offline guess of the
+        // passphrase to whoever reads the message.
+        if master.key_id() != info.key_id {
             let what = if passphrase { "passphrase" } else { "key" };
             return Err(Error::new(
                 ErrorKind::WrongKey,
                 format!(
                     "wrong {what} for backup {backup_id}: it was encrypted with key id {}, \
-                     the {what} given has key id {given}",
+                     which the {what} given is not",
                     info.key_id
                 ),
             ));
@@ -484,10 +541,7 @@ mod tests {
 
     #[test]
     fn passphrases_derive_each_setup_once_across_clones() {
-        let (a, b) = (
-            KdfParams::new(1024, 1, 1).unwrap(),
-            KdfParams::new(1024, 1, 1).unwrap(),
-        );
+        let (a, b) = (KdfParams::minimum().unwrap(), KdfParams::minimum().unwrap());
         let key = Key::passphrase("pass");
         let clone = key.clone();
         let k1 = key.resolve(Some(&a), "B").unwrap();
@@ -506,7 +560,7 @@ mod tests {
 
     #[test]
     fn wrap_unwrap_and_wrong_keys() {
-        let kdf = KdfParams::new(1024, 1, 1).unwrap();
+        let kdf = KdfParams::minimum().unwrap();
         let master = kdf.derive("correct horse").unwrap();
         let dk = DataKey::generate().unwrap();
         let info = dk.wrap(&master, Some(kdf.clone()), "B1").unwrap();

@@ -25,7 +25,7 @@
 //!     .sink(sink.clone())
 //!     .transform(Zstd::new(3))
 //!     .encryption(key.clone())
-//!     .kdf_params(KdfParams::new(1024, 1, 1)?) // cheap for the example; defaults are 64 MiB / 3
+//!     .kdf_params(KdfParams::minimum()?) // the cheapest accepted; the default is 64 MiB / 3
 //!     .label("reason", "doc-example")
 //!     .build()?
 //!     .run()
@@ -61,13 +61,15 @@ pub use manifest::{
     Manifest, FORMAT_VERSION,
 };
 pub use memory::MemorySink;
-pub use pattern::{glob_match, parse_duration, redact_url, selected, url_password};
+pub use pattern::{glob_match, parse_duration, redact_url, selected, url_password, url_server};
 pub use repo::{
-    BackupSelector, GcReport, RekeyReport, RepoConfig, Repository, TransformFactory, CONFIG_KEY,
+    BackupSelector, BackupStatus, Catalog, CatalogEntry, GcReport, RekeyReport, RepoConfig,
+    Repository, Resolved, SkippedBackup, TransformFactory, CONFIG_KEY,
 };
 pub use restore::{RestoreSession, RestoreSummary, RestoreTarget};
 pub use retention::{
-    parse_keep_within, Action, BackupSummary, Decision, KeepPolicy, RetentionPlan, RetentionPolicy,
+    parse_keep_within, plan_grouped, Action, BackupSummary, Decision, GroupBy, KeepPolicy,
+    RetentionPlan, RetentionPolicy,
 };
 pub use sink::{
     check_range, ByteStream, Capabilities, ObjectMeta, ObjectWriter, PutMode, Sink, SinkExt,

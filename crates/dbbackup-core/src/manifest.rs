@@ -149,12 +149,54 @@ impl Manifest {
     }
 }
 
+/// The largest manifest read (a crafted object must not exhaust memory): room for about a
+/// million entries.
+pub(crate) const MAX_MANIFEST_BYTES: u64 = 512 << 20;
+
+/// The second line of a sealed object (a manifest or the repository config).
 #[derive(Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct Seal {
-    blake3: String,
+pub(crate) struct Seal {
+    pub(crate) blake3: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    mac: Option<String>,
+    pub(crate) mac: Option<String>,
+}
+
+/// Writes `body` and its seal: line 1 the body, line 2 `{"blake3": ..., "mac": ...}`.
+pub(crate) fn sealed_object(mut body: Vec<u8>, mac: Option<blake3::Hash>) -> Bytes {
+    let seal = Seal {
+        blake3: blake3::hash(&body).to_hex().to_string(),
+        mac: mac.map(|m| m.to_hex().to_string()),
+    };
+    body.push(b'\n');
+    body.extend_from_slice(&serde_json::to_vec(&seal).expect("seal serializes"));
+    body.push(b'\n');
+    Bytes::from(body)
+}
+
+/// Splits a sealed object into its body and seal, checking the body's unkeyed BLAKE3. `what`
+/// names the object in messages ("manifest", "repository config").
+pub(crate) fn open_sealed(bytes: &Bytes, what: &str) -> Result<(Bytes, Seal)> {
+    let nl = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| Error::corrupt(format!("the {what} has no seal line (truncated)")))?;
+    let body = bytes.slice(..nl);
+    let rest = bytes.slice(nl + 1..);
+    let rest = rest.strip_suffix(b"\n").unwrap_or(&rest);
+    let seal: Seal = serde_json::from_slice(rest)
+        .map_err(|e| Error::corrupt(format!("the {what} seal is unreadable: {e}")))?;
+    if blake3::hash(&body).to_hex().as_str() != seal.blake3 {
+        return Err(Error::corrupt(format!(
+            "{what} checksum mismatch: the {what} is damaged"
+        )));
+    }
+    Ok((body, seal))
+}
+
+/// Checks a hex MAC against the expected one (in constant time).
+pub(crate) fn mac_matches(given: &str, want: &blake3::Hash) -> bool {
+    blake3::Hash::from_hex(given).is_ok_and(|g| g == *want)
 }
 
 /// Serializes a manifest: line 1 the JSON body, line 2 a seal with the body's BLAKE3 and, for an
@@ -162,18 +204,12 @@ struct Seal {
 pub(crate) fn seal(manifest: &Manifest, data_key: Option<&DataKey>) -> Result<Bytes> {
     let body = serde_json::to_vec(manifest)
         .map_err(|e| Error::internal(format!("manifest serialization failed: {e}")))?;
-    let seal = Seal {
-        blake3: blake3::hash(&body).to_hex().to_string(),
-        mac: data_key.map(|k| blake3::keyed_hash(&k.mac_key(), &body).to_hex().to_string()),
-    };
-    let mut out = body;
-    out.push(b'\n');
-    out.extend_from_slice(&serde_json::to_vec(&seal).expect("seal serializes"));
-    out.push(b'\n');
-    Ok(Bytes::from(out))
+    let mac = data_key.map(|k| blake3::keyed_hash(&k.mac_key(), &body));
+    Ok(sealed_object(body, mac))
 }
 
 /// A manifest as read from storage, before its MAC is checked.
+#[derive(Clone)]
 pub(crate) struct OpenedManifest {
     pub(crate) manifest: Manifest,
     body: Bytes,
@@ -189,10 +225,7 @@ impl OpenedManifest {
             ));
         };
         let want = blake3::keyed_hash(&key.mac_key(), &self.body);
-        let given = blake3::Hash::from_hex(mac)
-            .map_err(|_| Error::corrupt("the manifest MAC is not valid hex"))?;
-        // blake3::Hash compares in constant time.
-        if want != given {
+        if !mac_matches(mac, &want) {
             return Err(Error::corrupt(
                 "the manifest was modified after it was written (MAC mismatch)",
             ));
@@ -207,20 +240,7 @@ pub(crate) fn open(bytes: &Bytes, backup_id: &str) -> Result<OpenedManifest> {
         e.with_backup(backup_id)
             .with_object(manifest_key(backup_id))
     };
-    let nl = bytes
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| ctx(Error::corrupt("manifest has no seal line (truncated)")))?;
-    let body = bytes.slice(..nl);
-    let rest = bytes.slice(nl + 1..);
-    let rest = rest.strip_suffix(b"\n").unwrap_or(&rest);
-    let seal: Seal = serde_json::from_slice(rest)
-        .map_err(|e| ctx(Error::corrupt(format!("manifest seal is unreadable: {e}"))))?;
-    if blake3::hash(&body).to_hex().as_str() != seal.blake3 {
-        return Err(ctx(Error::corrupt(
-            "manifest checksum mismatch: the manifest is damaged",
-        )));
-    }
+    let (body, seal) = open_sealed(bytes, "manifest").map_err(ctx)?;
     // Read the version first, so a newer format gets a clear message instead of a parse error.
     #[derive(Deserialize)]
     struct Version {

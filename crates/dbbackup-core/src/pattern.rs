@@ -61,8 +61,7 @@ mod tests {
 /// for handing to a child tool through its environment.
 pub fn url_password(url: &str) -> Option<String> {
     let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
+    let userinfo = &rest[..userinfo_end(rest)?];
     let encoded = userinfo.split_once(':')?.1;
     let b = encoded.as_bytes();
     let mut out = Vec::with_capacity(b.len());
@@ -94,23 +93,87 @@ mod url_tests {
         assert_eq!(url_password("mysql://root@h/db"), None);
         assert_eq!(url_password("mysql://u:@h/db").as_deref(), Some(""));
         assert_eq!(url_password("nonsense"), None);
+        assert_eq!(
+            url_password("postgres://u:a/b?c@h/db").as_deref(),
+            Some("a/b?c")
+        );
     }
 }
 
-/// `url` with the password of its userinfo replaced by `***`, for messages and logs.
+/// The `host:port` of a URL, without credentials, path or query (`None` when it has none).
+pub fn url_server(url: &str) -> Option<String> {
+    let (_, rest) = url.split_once("://")?;
+    let (_, at) = userinfo_end(rest).map_or(("", rest), |i| (&rest[..i], &rest[i + 1..]));
+    let host = &at[..at.find(['/', '?', '#']).unwrap_or(at.len())];
+    (!host.is_empty()).then(|| host.to_owned())
+}
+
+/// Where the userinfo of a URL's `rest` (after `scheme://`) ends: at its last `@`, so a password
+/// holding `/ ? # @` still counts as userinfo (an `@` later in the query over-redacts an odd URL,
+/// which is safe; under-redacting is not).
+fn userinfo_end(rest: &str) -> Option<usize> {
+    rest.rfind('@')
+}
+
+/// Query parameters whose values are secrets.
+fn is_secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "password",
+        "passwd",
+        "pwd",
+        "secret",
+        "token",
+        "credential",
+        "sig",
+        "passphrase",
+    ]
+    .iter()
+    .any(|s| n.contains(s))
+        || n == "sas"
+        || n.ends_with("access_key")
+}
+
+/// `url` with the password of its userinfo and the values of secret query parameters
+/// (`password=`, `secret_access_key=`, `token=`, ...) replaced by `***`, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else {
         return url.to_owned();
     };
-    let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-    let (authority, tail) = rest.split_at(end);
-    match authority.rsplit_once('@') {
-        Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
-        },
-        None => url.to_owned(),
-    }
+    let (authority, tail) = match userinfo_end(rest) {
+        Some(i) => {
+            let userinfo = &rest[..i];
+            let user = match userinfo.split_once(':') {
+                Some((user, _)) => format!("{user}:***"),
+                None => userinfo.to_owned(),
+            };
+            (format!("{user}@"), &rest[i + 1..])
+        }
+        None => (String::new(), rest),
+    };
+    let tail = match tail.split_once('?') {
+        Some((path, query)) => {
+            let (query, fragment) = match query.split_once('#') {
+                Some((q, f)) => (q, Some(f)),
+                None => (query, None),
+            };
+            let params: Vec<String> = query
+                .split('&')
+                .map(|p| match p.split_once('=') {
+                    Some((k, _)) if is_secret_param(k) => format!("{k}=***"),
+                    _ => p.to_owned(),
+                })
+                .collect();
+            let mut t = format!("{path}?{}", params.join("&"));
+            if let Some(f) = fragment {
+                t.push('#');
+                t.push_str(f);
+            }
+            t
+        }
+        None => tail.to_owned(),
+    };
+    format!("{scheme}://{authority}{tail}")
 }
 
 #[cfg(test)]
@@ -126,6 +189,34 @@ mod redact_tests {
         assert_eq!(redact_url("mysql://root@h/db"), "mysql://root@h/db");
         assert_eq!(redact_url("mysql://u:p@ss@h/db"), "mysql://u:***@h/db");
         assert_eq!(redact_url("/plain/path"), "/plain/path");
+        for (url, secret) in [
+            ("postgres://u:pa/ss@h/db", "pa/ss"),
+            ("postgres://u:pa?ss@h/db", "pa?ss"),
+            ("postgres://u:pa#ss@h:5432/db", "pa#ss"),
+            ("postgres://u:p@ss/w@h/db?x=1", "ss/w"),
+            (
+                "postgres://u@h/db?password=hunter2&sslmode=require",
+                "hunter2",
+            ),
+            (
+                "s3://b/p?access_key_id=AK&secret_access_key=SK9&region=x",
+                "SK9",
+            ),
+            ("az://c/p?sas=sv%3Dsig&account=a", "sv%3D"),
+            ("mysql://h:3306/db?ssl-mode=REQUIRED&pwd=x1y2#frag", "x1y2"),
+        ] {
+            let r = redact_url(url);
+            assert!(!r.contains(secret), "{url} -> {r}");
+        }
+        assert_eq!(
+            redact_url("postgres://u@h/db?password=x&sslmode=require"),
+            "postgres://u@h/db?password=***&sslmode=require"
+        );
+        assert_eq!(
+            super::url_server("postgres://u:p/w@h:5432/db").as_deref(),
+            Some("h:5432")
+        );
+        assert_eq!(super::url_server("mysql://h/db").as_deref(), Some("h"));
     }
 }
 

@@ -24,6 +24,8 @@ pub struct BackupSummary {
     pub engine: String,
     /// Database name.
     pub database: Option<String>,
+    /// The server (host:port, or a file), without credentials.
+    pub server: Option<String>,
     /// Labels.
     pub labels: BTreeMap<String, String>,
     /// Parent backup, if any.
@@ -44,6 +46,7 @@ impl From<&Manifest> for BackupSummary {
             finished_at: m.finished_at,
             engine: m.source.engine.clone(),
             database: m.source.database.clone(),
+            server: m.source.server.clone(),
             labels: m.labels.clone(),
             parent: m.parent.clone(),
             raw_size: m.raw_size(),
@@ -51,6 +54,95 @@ impl From<&Manifest> for BackupSummary {
             entries: m.entries.len(),
         }
     }
+}
+
+/// Which backups a retention policy is applied to together, so one database's backups never
+/// decide another's fate (as restic groups by host and paths).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum GroupBy {
+    /// Engine, server and database (the default).
+    #[default]
+    Source,
+    /// Engine only.
+    Engine,
+    /// Database name only.
+    Database,
+    /// The value of one label.
+    Label(String),
+    /// One group for every backup.
+    None,
+}
+
+impl std::str::FromStr for GroupBy {
+    type Err = crate::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s {
+            "source" => GroupBy::Source,
+            "engine" => GroupBy::Engine,
+            "database" => GroupBy::Database,
+            "none" => GroupBy::None,
+            _ => match s.strip_prefix("label:") {
+                Some(k) if !k.is_empty() => GroupBy::Label(k.to_owned()),
+                _ => {
+                    return Err(crate::Error::invalid(format!(
+                        "group {s:?}: use source, engine, database, label:KEY or none"
+                    )))
+                }
+            },
+        })
+    }
+}
+
+impl GroupBy {
+    /// The group `b` belongs to, as shown to the user.
+    pub fn group_of(&self, b: &BackupSummary) -> String {
+        let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        match self {
+            GroupBy::Source => format!(
+                "{} {} {}",
+                b.engine,
+                or_dash(&b.server),
+                or_dash(&b.database)
+            ),
+            GroupBy::Engine => b.engine.clone(),
+            GroupBy::Database => or_dash(&b.database),
+            GroupBy::Label(k) => format!("{k}={}", or_dash(&b.labels.get(k).cloned())),
+            GroupBy::None => "all".into(),
+        }
+    }
+}
+
+/// Applies `policy` to each group of `backups` on its own (each group keeps its own newest
+/// backup); decisions come back in the order given, each naming its group.
+///
+/// # Errors
+/// As the policy's [`plan`](RetentionPolicy::plan).
+pub fn plan_grouped(
+    policy: &dyn RetentionPolicy,
+    backups: &[BackupSummary],
+    group_by: &GroupBy,
+    now: OffsetDateTime,
+) -> Result<RetentionPlan> {
+    let mut groups: BTreeMap<String, Vec<BackupSummary>> = BTreeMap::new();
+    for b in backups {
+        groups
+            .entry(group_by.group_of(b))
+            .or_default()
+            .push(b.clone());
+    }
+    let mut by_id: BTreeMap<String, Decision> = BTreeMap::new();
+    for (group, members) in groups {
+        for mut d in policy.plan(&members, now)?.decisions {
+            d.group = group.clone();
+            by_id.insert(d.backup_id.clone(), d);
+        }
+    }
+    Ok(RetentionPlan {
+        decisions: backups
+            .iter()
+            .filter_map(|b| by_id.remove(&b.backup_id))
+            .collect(),
+    })
 }
 
 /// Keep or delete.
@@ -72,6 +164,9 @@ pub struct Decision {
     pub action: Action,
     /// Why: every rule that keeps it (e.g. `keep-daily 7: 2026-11-20`), or why it goes.
     pub reasons: Vec<String>,
+    /// The group the policy was applied in ([`plan_grouped`]; empty for an ungrouped plan).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub group: String,
 }
 
 /// A policy's output: one decision per backup given, in the order given.
@@ -294,11 +389,13 @@ impl RetentionPolicy for KeepPolicy {
                         backup_id: b.backup_id.clone(),
                         action: Action::Keep,
                         reasons: r.clone(),
+                        group: String::new(),
                     },
                     None => Decision {
                         backup_id: b.backup_id.clone(),
                         action: Action::Delete,
                         reasons: vec!["no rule keeps it".into()],
+                        group: String::new(),
                     },
                 })
                 .collect(),

@@ -176,6 +176,31 @@ pub trait SinkExt: Sink {
         Ok(buf.freeze())
     }
 
+    /// Reads a whole object of at most `limit` bytes.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Corrupt`] when the object is larger (nothing beyond the limit is buffered),
+    /// else as [`get`](Sink::get).
+    async fn get_bytes_limited(&self, key: &str, limit: u64) -> Result<Bytes> {
+        let too_big = |size: u64| {
+            Error::corrupt(format!(
+                "the object is {size} bytes or more, larger than the {limit} bytes such an \
+                 object can be; it was damaged or planted"
+            ))
+            .with_object(key)
+        };
+        let mut s = self.get(key, None).await?;
+        let mut buf = BytesMut::new();
+        while let Some(chunk) = s.next().await {
+            let chunk = chunk?;
+            if (buf.len() + chunk.len()) as u64 > limit {
+                return Err(too_big((buf.len() + chunk.len()) as u64));
+            }
+            buf.extend_from_slice(&chunk);
+        }
+        Ok(buf.freeze())
+    }
+
     /// Whether `key` exists.
     ///
     /// # Errors

@@ -72,6 +72,10 @@ pub struct SourceInfo {
     /// The database backed up.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub database: Option<String>,
+    /// The server it lives on (host:port, or the file), without credentials: retention groups
+    /// backups by engine, server and database.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server: Option<String>,
     /// Where in the database's history the snapshot sits (LSN, txid, binlog position, GTID set).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub position: BTreeMap<String, String>,

@@ -200,6 +200,7 @@ impl Snapshot for ScriptedSnapshot {
             engine: self.source.engine.clone(),
             server_version: Some("scripted-1".into()),
             database: Some("scripted".into()),
+            server: None,
             position,
         }
     }
@@ -723,7 +724,7 @@ pub mod conformance {
             .sink(sink.clone())
             .transform(Zstd::new(3))
             .encryption(key.clone())
-            .kdf_params(KdfParams::new(1024, 1, 1).unwrap())
+            .kdf_params(KdfParams::minimum().unwrap())
             .build()
             .unwrap()
             .run()

@@ -517,6 +517,7 @@ impl Source for NativeSource {
                 engine: NATIVE_ENGINE.into(),
                 server_version: version,
                 database: Some(db),
+                server: Some(self.url.address()),
                 position,
             },
             meta: json!({ "kind": self.kind.as_str(), "file": name, "size": size, "files": files }),

@@ -345,6 +345,7 @@ impl Source for MssqlSource {
                 engine: ENGINE.into(),
                 server_version: version,
                 database: Some(db),
+                server: Some(self.url.address()),
                 position,
             },
             specs,

@@ -95,6 +95,7 @@ impl Snapshot for DumpSnapshot {
             engine: ENGINE.into(),
             server_version: None,
             database: Some(self.source.url.database().to_owned()),
+            server: dbbackup_core::url_server(&self.source.url.redacted),
             position,
         }
     }

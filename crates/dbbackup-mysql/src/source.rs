@@ -329,6 +329,7 @@ impl Source for MySqlSource {
                 engine: ENGINE.into(),
                 server_version: Some(version),
                 database: Some(self.url.database().to_owned()),
+                server: dbbackup_core::url_server(&self.url.redacted),
                 position,
             },
             catalog,

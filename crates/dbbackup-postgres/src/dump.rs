@@ -133,6 +133,7 @@ impl Source for PgDumpSource {
                 engine: ENGINE.into(),
                 server_version: Some(version),
                 database: Some(self.url.database().to_owned()),
+                server: dbbackup_core::url_server(&self.url.redacted),
                 position,
             },
             source: self.clone(),

@@ -185,6 +185,7 @@ impl Source for PgSource {
                 engine: ENGINE.into(),
                 server_version: Some(version),
                 database: Some(database),
+                server: dbbackup_core::url_server(&self.url.redacted),
                 position,
             },
             catalog,

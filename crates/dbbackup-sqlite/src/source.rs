@@ -146,6 +146,7 @@ impl Source for SqliteSource {
             engine: ENGINE.into(),
             server_version: Some(version),
             database: path.file_name().map(|n| n.to_string_lossy().into_owned()),
+            server: Some(path.display().to_string()),
             position,
         };
         Ok(Box::new(SqliteSnapshot {

@@ -59,8 +59,9 @@ pub fn open_sink(url: &str) -> Result<Arc<dyn Sink>> {
 
 /// `url` with passwords and secret query parameters replaced by `***`.
 pub fn redact(url: &str) -> String {
+    // What does not parse is redacted by the lenient rules (never echoed as given).
     let Ok(mut u) = Url::parse(url) else {
-        return url.to_owned();
+        return dbbackup_core::redact_url(url);
     };
     if u.password().is_some() {
         let _ = u.set_password(Some("***"));

@@ -986,3 +986,210 @@ mod mssql {
         );
     }
 }
+
+fn code(out: &Output) -> Option<i32> {
+    out.status.code()
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Copies a directory tree (the attacker's planted backup into the victim's repository).
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let p = e.unwrap().path();
+        let dest = to.join(p.file_name().unwrap());
+        if p.is_dir() {
+            copy_tree(&p, &dest);
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_backup_in_an_encrypted_repository_is_refused() {
+    let d = Dir::new("planted");
+    make_db(&d.p("app.db"), 300).await;
+    let pass = ["--passphrase-env", "PASS"];
+    let real = json(&dbbackup(
+        &d,
+        &[
+            &[
+                "backup",
+                "--json",
+                "--source",
+                "sqlite://app.db",
+                "--repo",
+                "repo",
+            ][..],
+            &pass,
+        ]
+        .concat(),
+    ));
+    // The attacker's database and unencrypted backup, with a later id, copied into the repository.
+    make_db(&d.p("evil.db"), 1).await;
+    let planted = json(&dbbackup(
+        &d,
+        &[
+            "backup",
+            "--json",
+            "--source",
+            "sqlite://evil.db",
+            "--repo",
+            "evil",
+        ],
+    ));
+    copy_tree(&d.p("evil/backups"), &d.p("repo/backups"));
+
+    // restore latest restores the real backup and says it passed over the planted one.
+    let r = dbbackup(
+        &d,
+        &[
+            &["restore", "--repo", "repo", "--target", "sqlite://out.db"][..],
+            &pass,
+        ]
+        .concat(),
+    );
+    let out = ok(&r);
+    assert!(out.contains(real["backup_id"].as_str().unwrap()), "{out}");
+    let err = String::from_utf8_lossy(&r.stderr);
+    assert!(
+        err.contains(planted["backup_id"].as_str().unwrap()),
+        "{err}"
+    );
+    assert_eq!(checksum(&d.p("out.db")).await.0, 300);
+
+    // By id: exit 3, nothing restored.
+    let pid = planted["backup_id"].as_str().unwrap();
+    let r = dbbackup(
+        &d,
+        &[
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--backup",
+                pid,
+                "--target",
+                "sqlite://p.db",
+            ][..],
+            &pass,
+        ]
+        .concat(),
+    );
+    assert_eq!(code(&r), Some(3), "{}", text(&r));
+    assert!(!d.p("p.db").exists());
+    // verify all: exit 3 naming it; list marks it.
+    let v = dbbackup(
+        &d,
+        &[&["verify", "--repo", "repo", "--backup", "all"][..], &pass].concat(),
+    );
+    assert_eq!(code(&v), Some(3), "{}", text(&v));
+    assert!(text(&v).contains(pid));
+    let l = json(&dbbackup(
+        &d,
+        &[&["list", "--json", "--repo", "repo"][..], &pass].concat(),
+    ));
+    let statuses: Vec<&str> = l["backups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["ok", "damaged"], "{l}");
+    // Without the key the repository is still encrypted: prune needs the key, restore refuses.
+    let p = dbbackup(&d, &["prune", "--repo", "repo", "--keep-last", "1"]);
+    assert_eq!(code(&p), Some(2), "{}", text(&p));
+    let r = dbbackup(
+        &d,
+        &["restore", "--repo", "repo", "--target", "sqlite://q.db"],
+    );
+    assert_ne!(code(&r), Some(0), "{}", text(&r));
+    assert!(!d.p("q.db").exists());
+    // Prune with the key keeps the real one, leaves the planted one alone, and exits 3.
+    let p = dbbackup(
+        &d,
+        &[&["prune", "--repo", "repo", "--keep-last", "1"][..], &pass].concat(),
+    );
+    assert_eq!(code(&p), Some(3), "{}", text(&p));
+    // The opt-out restores it.
+    let r = dbbackup(
+        &d,
+        &[
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--allow-unencrypted",
+                "--target",
+                "sqlite://m.db",
+            ][..],
+            &pass,
+        ]
+        .concat(),
+    );
+    assert!(ok(&r).contains(pid));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn damage_and_missing_repositories_are_never_silent() {
+    let d = Dir::new("damage");
+    make_db(&d.p("app.db"), 10).await;
+    ok(&dbbackup(
+        &d,
+        &["backup", "--source", "sqlite://app.db", "--repo", "repo"],
+    ));
+    let manifest = walk(&d.p("repo/backups"))
+        .into_iter()
+        .find(|p| p.ends_with("MANIFEST"))
+        .unwrap();
+    let mut bytes = std::fs::read(&manifest).unwrap();
+    bytes[30] ^= 0x04;
+    std::fs::write(&manifest, bytes).unwrap();
+    let l = dbbackup(&d, &["list", "--repo", "repo"]);
+    assert!(ok(&l).contains("DAMAGED"), "{}", text(&l));
+    let v = dbbackup(&d, &["verify", "--repo", "repo", "--backup", "latest"]);
+    assert_eq!(code(&v), Some(3), "{}", text(&v));
+
+    // A damaged config fails verify with exit 3.
+    ok(&dbbackup(
+        &d,
+        &["backup", "--source", "sqlite://app.db", "--repo", "repo2"],
+    ));
+    let cfg = d.p("repo2/config");
+    let mut bytes = std::fs::read(&cfg).unwrap();
+    bytes[10] ^= 0x01;
+    std::fs::write(&cfg, bytes).unwrap();
+    let v = dbbackup(&d, &["verify", "--repo", "repo2", "--backup", "all"]);
+    assert_eq!(code(&v), Some(3), "{}", text(&v));
+
+    // No repository at all is an error, not "nothing to verify".
+    for cmd in ["verify", "list"] {
+        let v = dbbackup(&d, &[cmd, "--repo", "/no/such/dir"]);
+        assert_eq!(code(&v), Some(1), "{cmd}: {}", text(&v));
+        assert!(text(&v).contains("no dbbackup repository"), "{}", text(&v));
+    }
+
+    // A passphrase typed where the variable name belongs is not printed back.
+    let b = dbbackup(
+        &d,
+        &[
+            "backup",
+            "--source",
+            "sqlite://app.db",
+            "--repo",
+            "repo3",
+            "--passphrase-env",
+            "correct horse battery",
+        ],
+    );
+    assert_eq!(code(&b), Some(2));
+    assert!(!text(&b).contains("horse"), "{}", text(&b));
+}

@@ -5,6 +5,7 @@ mod pipeline;
 mod repository;
 mod retention;
 mod tamper;
+mod trust;
 
 use std::sync::Arc;
 
@@ -15,7 +16,7 @@ use dbbackup_core::{
 
 /// Cheap Argon2id for tests (the default costs 64 MiB and three passes per derivation).
 pub(crate) fn fast_kdf() -> KdfParams {
-    KdfParams::new(1024, 1, 1).unwrap()
+    KdfParams::minimum().unwrap()
 }
 
 pub(crate) fn raw_key() -> Key {

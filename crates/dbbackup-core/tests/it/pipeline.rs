@@ -143,9 +143,17 @@ async fn wrong_key_and_wrong_passphrase_say_wrong_key() {
     assert_eq!(e.kind(), ErrorKind::WrongKey);
     assert!(e.to_string().contains("is encrypted"), "{e}");
 
+    // One repository, one key: a backup under another key is refused, before the database is read.
     let raw = raw_key();
-    let r2 = backup(&sink, sample_source(), Some(&raw)).await.unwrap();
-    let e = restore_into(&sink, id(&r2), Some(Key::passphrase("right")))
+    let e = backup(&sink, sample_source(), Some(&raw))
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::WrongKey, "{e}");
+    assert!(e.to_string().contains("wrong key for repository"), "{e}");
+
+    let other = MemorySink::new();
+    let r2 = backup(&other, sample_source(), Some(&raw)).await.unwrap();
+    let e = restore_into(&other, id(&r2), Some(Key::passphrase("right")))
         .await
         .err()
         .unwrap();

@@ -63,6 +63,7 @@ async fn applying_a_plan_deletes_manifest_first_and_spares_the_newest() {
                 backup_id: id.to_string(),
                 action: *a,
                 reasons: vec!["test".into()],
+                group: String::new(),
             })
             .collect(),
     };
@@ -89,7 +90,7 @@ async fn rekey_rewraps_manifests_only_and_is_resumable() {
     repo.init(Some(fast_kdf())).await.unwrap();
     let old = Key::passphrase("old secret");
     let r1 = backup(&sink, sample_source(), Some(&old)).await.unwrap();
-    let r2 = backup(&sink, sample_source(), None).await.unwrap();
+    let r2 = backup(&sink, sample_source(), Some(&old)).await.unwrap();
     let data_before: Vec<_> = r1
         .manifest
         .entries
@@ -105,8 +106,9 @@ async fn rekey_rewraps_manifests_only_and_is_resumable() {
     assert_eq!(e.kind(), ErrorKind::WrongKey, "{e}");
 
     let report = repo.rekey(&old, &new).await.unwrap();
-    assert_eq!(report.rekeyed, vec![r1.backup_id().to_owned()]);
-    assert_eq!(report.unencrypted, vec![r2.backup_id().to_owned()]);
+    let both = vec![r1.backup_id().to_owned(), r2.backup_id().to_owned()];
+    assert_eq!(report.rekeyed, both);
+    assert!(report.unencrypted.is_empty());
     let data_after: Vec<_> = r1
         .manifest
         .entries
@@ -140,7 +142,7 @@ async fn rekey_rewraps_manifests_only_and_is_resumable() {
     // Re-running finds nothing left to do.
     let again = repo.rekey(&old, &new).await.unwrap();
     assert!(again.rekeyed.is_empty());
-    assert_eq!(again.already, vec![r1.backup_id().to_owned()]);
+    assert_eq!(again.already, both);
 
     // And to a passphrase again.
     let newer = Key::passphrase("newer");
@@ -156,9 +158,11 @@ async fn foreign_or_future_repositories_are_refused_clearly() {
     let cfg = repo.init(Some(fast_kdf())).await.unwrap();
     let mut future = serde_json::to_value(&cfg).unwrap();
     future["format_version"] = 99.into();
+    let body = serde_json::to_string(&future).unwrap();
+    let seal = serde_json::json!({"blake3": blake3::hash(body.as_bytes()).to_hex().to_string()});
     sink.put_bytes(
         CONFIG_KEY,
-        serde_json::to_vec(&future).unwrap().into(),
+        format!("{body}\n{seal}\n").into_bytes().into(),
         PutMode::Overwrite,
     )
     .await

@@ -52,6 +52,7 @@ fn summary(
         finished_at: t + Duration::from_secs(60),
         engine: "scripted".into(),
         database: None,
+        server: None,
         labels,
         parent,
         raw_size: 1,
@@ -433,4 +434,53 @@ proptest! {
         let second = policy.plan(&left, now).unwrap();
         prop_assert_eq!(second.to_delete().count(), 0);
     }
+}
+
+#[test]
+fn one_databases_backups_never_decide_anothers() {
+    use dbbackup_core::{plan_grouped, GroupBy};
+    let now = datetime!(2026-06-01 12:00 UTC);
+    let mut pg = summary(datetime!(2026-05-30 01:00 UTC), BTreeMap::new(), None);
+    pg.engine = "postgres".into();
+    pg.server = Some("db1:5432".into());
+    pg.database = Some("app".into());
+    let mut pg2 = summary(datetime!(2026-05-31 01:00 UTC), BTreeMap::new(), None);
+    pg2.engine = "postgres".into();
+    pg2.server = Some("db1:5432".into());
+    pg2.database = Some("app".into());
+    let mut my = summary(datetime!(2026-05-29 01:00 UTC), BTreeMap::new(), None);
+    my.engine = "mysql".into();
+    my.server = Some("db2:3306".into());
+    my.database = Some("shop".into());
+    let all = vec![my.clone(), pg.clone(), pg2.clone()];
+    let keep_last = KeepPolicy {
+        keep_last: Some(1),
+        ..Default::default()
+    };
+    for at in [now, now + Duration::from_secs(86400 * 30)] {
+        let plan = plan_grouped(&keep_last, &all, &GroupBy::default(), at).unwrap();
+        let kept: BTreeSet<&str> = plan.to_keep().collect();
+        assert_eq!(
+            kept,
+            BTreeSet::from([my.backup_id.as_str(), pg2.backup_id.as_str()])
+        );
+        assert!(plan
+            .decisions
+            .iter()
+            .any(|d| d.group == "mysql db2:3306 shop"));
+        // `none` is the old behaviour: one group, the other database's only backup goes.
+        let plan = plan_grouped(&keep_last, &all, &GroupBy::None, at).unwrap();
+        assert_eq!(
+            plan.to_keep().collect::<Vec<_>>(),
+            vec![pg2.backup_id.as_str()]
+        );
+    }
+    assert_eq!(
+        "label:app".parse::<GroupBy>().unwrap(),
+        GroupBy::Label("app".into())
+    );
+    assert_eq!(
+        "bogus".parse::<GroupBy>().unwrap_err().kind(),
+        ErrorKind::InvalidInput
+    );
 }
