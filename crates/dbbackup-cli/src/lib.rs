@@ -694,6 +694,9 @@ async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCo
                 println!("{}", json!({"ok": true, "command": "gc", "report": report}));
             } else {
                 println!("removed {} leftover(s)", report.deleted.len());
+                for r in &report.running {
+                    println!("  left alone: backup {r} is running (its lease is fresh)");
+                }
                 for d in &report.deleted {
                     println!("  {d}");
                 }

@@ -8,7 +8,7 @@
 //! same stages backwards.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,6 +24,7 @@ use crate::crypto::{Aes256GcmStream, DEFAULT_CHUNK_SIZE};
 use crate::error::{Error, ErrorKind, Result};
 use crate::events::{Emitter, Event, Operation, Subscriber};
 use crate::keys::{DataKey, KdfParams, Key};
+use crate::lease::LeaseHolder;
 use crate::manifest::{self, entry_key, manifest_key, ChecksumAlgorithm, EntryRecord, Manifest};
 use crate::repo::{build_chain, BackupSelector, Repository, SkippedBackup, TransformFactory};
 use crate::restore::RestoreTarget;
@@ -296,7 +297,18 @@ impl Backup {
         let t0 = Instant::now();
         let id = manifest::new_backup_id(started_at)?;
         let span = tracing::info_span!("backup", backup_id = %id);
-        let work = self.run_inner(&id, started_at, t0).instrument(span);
+        let lease = LeaseHolder::new(self.sink.as_ref(), &id);
+        let committing = AtomicBool::new(false);
+        let inner = self
+            .run_inner(&id, started_at, t0, &lease, &committing)
+            .instrument(span);
+        // The lease is refreshed for as long as the backup runs, however long an entry streams.
+        let work = async {
+            tokio::select! {
+                r = inner => r,
+                never = lease.keep_alive() => match never {},
+            }
+        };
         let result = match &self.cancel {
             Some(token) => tokio::select! {
                 r = work => r,
@@ -306,6 +318,7 @@ impl Backup {
         };
         match result {
             Ok(report) => {
+                lease.release().await;
                 self.emitter.emit(Event::Finished {
                     operation: Operation::Backup,
                     backup_id: id,
@@ -317,10 +330,16 @@ impl Backup {
             }
             Err(e) => {
                 let e = e.with_backup(id.clone());
-                Repository::new(self.sink.clone())
-                    .discard_uncommitted(&id)
-                    .await;
-                tracing::warn!(backup_id = %id, error = %e, "backup failed; nothing was committed");
+                if committing.load(Ordering::SeqCst) {
+                    // The manifest write failed, but may have happened (a timeout): deleting the
+                    // entries could break a committed backup. `gc` removes them if it did not.
+                    tracing::warn!(backup_id = %id, error = %e, "the manifest write failed or is in doubt; its entries are kept for `verify` or `gc`");
+                } else {
+                    Repository::new(self.sink.clone())
+                        .discard_uncommitted(&id)
+                        .await;
+                    tracing::warn!(backup_id = %id, error = %e, "backup failed; nothing was committed");
+                }
                 self.emitter.emit(Event::Failed {
                     operation: Operation::Backup,
                     backup_id: id,
@@ -337,11 +356,14 @@ impl Backup {
         id: &str,
         started_at: OffsetDateTime,
         t0: Instant,
+        lease: &LeaseHolder<'_>,
+        committing: &AtomicBool,
     ) -> Result<BackupReport> {
         let repo = Repository::new(self.sink.clone())
             .with_key(self.key.clone())
             .allow_unencrypted(self.allow_unencrypted);
         let unlocked = repo.unlock_for_backup(self.kdf.clone()).await?;
+        lease.write().await?;
 
         let mut transforms = self.transforms.clone();
         let mut data_key = None;
@@ -358,6 +380,9 @@ impl Backup {
         let snapshot = self.source.open_with(&ctx).await?;
         let info = snapshot.info();
         let parent = self.parent.clone().or_else(|| snapshot.parent());
+        if parent.is_some() {
+            lease.set_parent(parent.clone()).await?;
+        }
         let entries = snapshot.entries();
         let mut seen = HashSet::new();
         for e in &entries {
@@ -418,15 +443,41 @@ impl Backup {
             warnings: summary.warnings,
         };
         let sealed = manifest::seal(&manifest, data_key.as_deref())?;
+        // Never commit a manifest that points at objects someone removed meanwhile.
+        use crate::sink::SinkExt;
+        for r in &manifest.entries {
+            if !self.sink.exists(&r.object).await? {
+                return Err(Error::new(
+                    ErrorKind::Sink,
+                    "an entry object vanished before the commit (removed by `gc` or another \
+                     process); nothing is committed",
+                )
+                .with_entry(r.name.clone())
+                .with_object(r.object.clone()));
+            }
+        }
+        if let Some(p) = &manifest.parent {
+            if !self.sink.exists(&manifest_key(p)).await? {
+                return Err(Error::new(
+                    ErrorKind::NotFound,
+                    format!(
+                        "the parent backup {p} was deleted while this backup ran; nothing is \
+                         committed (take a full backup)"
+                    ),
+                ));
+            }
+        }
         if let Some(k) = &unlocked {
             repo.seal_config(k).await?;
         }
         // The commit point: create-only, so two writers can never commit one id.
-        use crate::sink::SinkExt;
-        self.sink
+        committing.store(true, Ordering::SeqCst);
+        let put = self
+            .sink
             .put_bytes(&manifest_key(id), sealed, PutMode::Create)
-            .await
-            .map_err(|e| e.with_object(manifest_key(id)))?;
+            .await;
+        // Any failure here is in doubt (even "already exists" can be our own retried write).
+        put.map_err(|e| e.with_object(manifest_key(id)))?;
         tracing::info!(
             raw = manifest.raw_size(),
             stored = manifest.stored_size(),

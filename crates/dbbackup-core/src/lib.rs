@@ -86,6 +86,7 @@ mod engine;
 mod error;
 mod events;
 mod keys;
+mod lease;
 mod manifest;
 mod memory;
 mod pattern;

@@ -108,6 +108,8 @@ pub struct GcReport {
     /// Keys of objects removed (leftovers of failed or interrupted backups), and the sink's own
     /// leftovers it cleaned.
     pub deleted: Vec<String>,
+    /// Backups left alone because they are running (their lease is fresh).
+    pub running: Vec<String>,
 }
 
 /// What [`Repository::rekey`] did.
@@ -948,7 +950,8 @@ impl Repository {
 
     /// Applies a retention plan: deletes every backup it marks `Delete`, oldest first. Refuses to
     /// delete the newest trusted backup whatever the plan says, and any backup the repository does
-    /// not trust (a plan is made from trusted backups only). A backup already deleted (by a
+    /// not trust (a plan is made from trusted backups only); keeps the parent of a backup running
+    /// now (its lease names it). A backup already deleted (by a
     /// concurrent prune) counts as deleted. Returns the ids deleted.
     ///
     /// # Errors
@@ -962,6 +965,7 @@ impl Repository {
             .max_by_key(|m| (m.finished_at, m.backup_id.clone()))
             .map(|m| m.backup_id.clone());
         let trusted: HashSet<&str> = catalog.trusted().map(|m| m.backup_id.as_str()).collect();
+        let running_parents = self.parents_of_running(OffsetDateTime::now_utc()).await?;
         let mut deleted = Vec::new();
         for d in &plan.decisions {
             if d.action != Action::Delete {
@@ -972,6 +976,10 @@ impl Repository {
                     "the retention plan deletes {}, the newest backup; refusing",
                     d.backup_id
                 )));
+            }
+            if running_parents.contains(&d.backup_id) {
+                warn!(backup_id = %d.backup_id, "kept: a running backup is chained to it");
+                continue;
             }
             if !trusted.contains(d.backup_id.as_str()) {
                 if catalog.entries.iter().any(|e| e.backup_id == d.backup_id) {
@@ -996,8 +1004,10 @@ impl Repository {
     }
 
     /// Removes objects of backups that never committed (no manifest) and were last written more
-    /// than `grace` before `now`, so a backup still running is never disturbed; then lets the sink
-    /// clean its own leftovers ([`Sink::collect_garbage`]: temporary files, stale uploads).
+    /// than `grace` before `now`, so a backup still running is never disturbed: one whose lease
+    /// was refreshed within the lease expiry (15 minutes) is spared whatever `grace` says, however
+    /// long ago its entries were written. Then lets the sink clean its own leftovers
+    /// ([`Sink::collect_garbage`]: temporary files, stale uploads).
     ///
     /// # Errors
     /// On storage failure.
@@ -1018,17 +1028,25 @@ impl Repository {
             if objects.iter().any(|o| o.key.ends_with("/MANIFEST")) {
                 continue;
             }
+            let leased = objects.iter().any(|o| {
+                o.key == crate::lease::lease_key(&id)
+                    && crate::lease::is_fresh(o.last_modified, now)
+            });
             let old = objects
                 .iter()
                 .all(|o| o.last_modified.is_some_and(|t| t < cutoff));
-            if !old {
+            if leased || !old {
+                if leased {
+                    report.running.push(id.clone());
+                }
                 continue;
             }
             for o in objects {
-                self.sink
-                    .delete(&o.key)
-                    .await
-                    .map_err(|e| e.with_backup(id.clone()).with_object(o.key.clone()))?;
+                match self.sink.delete(&o.key).await {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(e.with_backup(id.clone()).with_object(o.key.clone())),
+                }
                 report.deleted.push(o.key);
             }
         }
@@ -1036,6 +1054,23 @@ impl Repository {
             .deleted
             .extend(self.sink.collect_garbage(grace, now).await?);
         Ok(report)
+    }
+
+    /// The parents of backups running now (fresh leases): retention must not delete them.
+    async fn parents_of_running(&self, now: OffsetDateTime) -> Result<HashSet<String>> {
+        let mut out = HashSet::new();
+        for o in self.sink.list(BACKUPS_PREFIX).await? {
+            if !o.key.ends_with("/LEASE") || !crate::lease::is_fresh(o.last_modified, now) {
+                continue;
+            }
+            let Ok(bytes) = self.sink.get_bytes_limited(&o.key, 64 << 10).await else {
+                continue;
+            };
+            if let Ok(lease) = serde_json::from_slice::<crate::lease::Lease>(&bytes) {
+                out.extend(lease.parent);
+            }
+        }
+        Ok(out)
     }
 
     /// Re-wraps every encrypted backup's data key from `old` to `new`, rewriting manifests only (no

@@ -31,6 +31,7 @@ struct ScriptedEntry {
     content: Content,
     fail_after: Option<u64>,
     stall_after: Option<u64>,
+    pause: Option<(u64, Arc<tokio::sync::Semaphore>)>,
 }
 
 /// A [`Source`] whose entries are given up front, with failures and stalls on demand.
@@ -83,6 +84,7 @@ impl ScriptedSource {
             content: Content::Bytes(data.into()),
             fail_after: None,
             stall_after: None,
+            pause: None,
         });
         self
     }
@@ -94,6 +96,7 @@ impl ScriptedSource {
             content: Content::Generated(len),
             fail_after: None,
             stall_after: None,
+            pause: None,
         });
         self
     }
@@ -107,6 +110,18 @@ impl ScriptedSource {
     /// The entry called `name` stops producing (pends forever) after `bytes` bytes.
     pub fn stall_after(mut self, name: &str, bytes: u64) -> Self {
         self.find(name).stall_after = Some(bytes);
+        self
+    }
+
+    /// The entry called `name` waits after `bytes` bytes until `gate` gets a permit
+    /// (`gate.add_permits(1)`), then goes on.
+    pub fn pause_after(
+        mut self,
+        name: &str,
+        bytes: u64,
+        gate: Arc<tokio::sync::Semaphore>,
+    ) -> Self {
+        self.find(name).pause = Some((bytes, gate));
         self
     }
 
@@ -238,6 +253,13 @@ impl Snapshot for ScriptedSnapshot {
                 if e.stall_after.is_some_and(|s| pos >= s) {
                     futures::future::pending::<()>().await;
                 }
+                if let Some((at, gate)) = &e.pause {
+                    if pos == *at {
+                        if let Ok(p) = gate.acquire().await {
+                            p.forget();
+                        }
+                    }
+                }
                 if e.fail_after.is_some_and(|f| pos >= f) {
                     return Some((
                         Err(Error::new(
@@ -251,7 +273,11 @@ impl Snapshot for ScriptedSnapshot {
                     return None;
                 }
                 let mut end = (pos + chunk).min(total);
-                for limit in [e.fail_after, e.stall_after].into_iter().flatten() {
+                let pause_at = e.pause.as_ref().map(|(at, _)| *at);
+                for limit in [e.fail_after, e.stall_after, pause_at]
+                    .into_iter()
+                    .flatten()
+                {
                     if limit > pos {
                         end = end.min(limit);
                     }

@@ -1,5 +1,6 @@
 //! Integration tests of dbbackup-core (one binary to keep link time down).
 
+mod concurrent;
 mod conformance;
 mod pipeline;
 mod repository;
@@ -62,4 +63,16 @@ pub(crate) async fn backup(
 
 pub(crate) fn id(report: &BackupReport) -> BackupSelector {
     BackupSelector::Id(report.backup_id().to_owned())
+}
+
+/// Verifies one backup (unencrypted), panicking on failure.
+pub(crate) async fn verify_ok(sink: &MemorySink, id: &str) {
+    dbbackup_core::Verify::builder()
+        .sink(Arc::new(sink.clone()) as Arc<dyn Sink>)
+        .backup(BackupSelector::Id(id.to_owned()))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
 }
