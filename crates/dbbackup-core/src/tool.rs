@@ -135,21 +135,84 @@ pub async fn feed_stdin(
     Ok(())
 }
 
+/// Environment variables a child tool keeps; everything else (the passphrase variable, storage
+/// credentials such as `AWS_*`, `DBBACKUP_*`) is removed, so backup content or a compromised tool
+/// never sees them. Connection settings of the tool's own ecosystem (`PG*`, `MYSQL_*`, `MARIADB_*`)
+/// stay.
+fn kept_in_child(name: &str) -> bool {
+    matches!(
+        name,
+        "PATH" | "HOME" | "USER" | "LOGNAME" | "LANG" | "LANGUAGE" | "TZ" | "TMPDIR" | "TERM"
+    ) || name.starts_with("LC_")
+        || name.starts_with("PG")
+        || name.starts_with("MYSQL_")
+        || name.starts_with("MARIADB_")
+}
+
+/// A [`Command`] for a child tool with a scrubbed environment (see `docs/SECURITY.md`).
+pub fn command(path: impl AsRef<std::ffi::OsStr>) -> Command {
+    let mut cmd = Command::new(path);
+    cmd.env_clear();
+    for (k, v) in std::env::vars_os() {
+        if k.to_str().is_some_and(kept_in_child) {
+            cmd.env(k, v);
+        }
+    }
+    cmd
+}
+
+/// The `(major, minor)` version a tool prints for `--version` (e.g. `pg_restore (PostgreSQL)
+/// 17.6` gives `(17, 6)`).
+///
+/// # Errors
+/// [`ErrorKind::Unsupported`] when the tool does not run or prints no version.
+pub async fn full_version(path: &std::path::Path) -> Result<(u32, u32)> {
+    let out = command(path).arg("--version").output().await.map_err(|e| {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("cannot run {} ({e})", path.display()),
+        )
+    })?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .find(|w| w.contains('.'))
+        .and_then(|w| {
+            let mut it = w.split('.');
+            Some((it.next()?.parse().ok()?, it.next()?.parse().ok()?))
+        })
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::Unsupported,
+                format!("cannot read the version of {}: {text:?}", path.display()),
+            )
+        })
+}
+
+/// Whether a tool's `--help` mentions `flag` (how to tell that a client has `--sandbox`).
+///
+/// # Errors
+/// [`ErrorKind::Unsupported`] when the tool does not run.
+pub async fn help_mentions(path: &std::path::Path, flag: &str) -> Result<bool> {
+    let out = command(path).arg("--help").output().await.map_err(|e| {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("cannot run {} ({e})", path.display()),
+        )
+    })?;
+    Ok(String::from_utf8_lossy(&out.stdout).contains(flag))
+}
+
 /// The major version a tool prints for `--version` (the first number of the form `N.M`).
 ///
 /// # Errors
 /// [`ErrorKind::Unsupported`] when the tool cannot run; `hint` says how to install it.
 pub async fn major_version(path: &std::path::Path, hint: &str) -> Result<u32> {
-    let out = Command::new(path)
-        .arg("--version")
-        .output()
-        .await
-        .map_err(|e| {
-            Error::new(
-                ErrorKind::Unsupported,
-                format!("cannot run {} ({e}); {hint}", path.display()),
-            )
-        })?;
+    let out = command(path).arg("--version").output().await.map_err(|e| {
+        Error::new(
+            ErrorKind::Unsupported,
+            format!("cannot run {} ({e}); {hint}", path.display()),
+        )
+    })?;
     let text = String::from_utf8_lossy(&out.stdout);
     text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .find(|w| w.contains('.'))
@@ -204,5 +267,23 @@ impl Tools {
             }
         }
         Err(last.unwrap_or_else(|| Error::new(ErrorKind::Unsupported, "no tool name given")))
+    }
+}
+
+#[cfg(test)]
+mod env_tests {
+    #[test]
+    fn secrets_do_not_reach_child_tools() {
+        for k in [
+            "BK_PASS",
+            "AWS_SECRET_ACCESS_KEY",
+            "DBBACKUP_PASSPHRASE",
+            "GOOGLE_APPLICATION_CREDENTIALS",
+        ] {
+            assert!(!super::kept_in_child(k), "{k}");
+        }
+        for k in ["PATH", "PGSSLMODE", "PGPASSFILE", "MYSQL_PWD", "LC_ALL"] {
+            assert!(super::kept_in_child(k), "{k}");
+        }
     }
 }

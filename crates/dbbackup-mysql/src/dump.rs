@@ -106,7 +106,7 @@ impl Snapshot for DumpSnapshot {
     }
 
     async fn read(&self, _entry: &EntrySpec) -> Result<EntryData> {
-        let mut cmd = Command::new(&self.tool);
+        let mut cmd = dbbackup_core::tool::command(&self.tool);
         connection_args(&mut cmd, &self.source.url);
         cmd.args([
             "--single-transaction",
@@ -131,11 +131,29 @@ impl Snapshot for DumpSnapshot {
     }
 }
 
-/// Feeds a dump to the `mariadb` / `mysql` client.
+/// Feeds a dump to the `mariadb` / `mysql` client, which must be unable to run commands on this
+/// host whatever the dump holds (`\! cmd`, `system cmd`): MariaDB's client runs with `--sandbox`,
+/// MySQL's with `--system-command=OFF`; a client with neither is refused.
 pub(crate) async fn client_restore(url: &MyUrl, tools: &Tools, data: ByteStream) -> Result<()> {
     let (tool, _) = tools.find(&["mariadb", "mysql"], HINT).await?;
-    let mut cmd = Command::new(&tool);
+    let guard = if dbbackup_core::tool::help_mentions(&tool, "--sandbox").await? {
+        "--sandbox"
+    } else if dbbackup_core::tool::help_mentions(&tool, "--system-command").await? {
+        "--system-command=OFF"
+    } else {
+        return Err(dbbackup_core::Error::new(
+            ErrorKind::Unsupported,
+            format!(
+                "{} can run shell commands found in a dump (\\! ...) and has no way to forbid \
+                 them; a dump restore needs a client with --sandbox (MariaDB 10.5.25, 10.6.18, \
+                 10.11.8, 11.0.6 or later) or --system-command (MySQL 8.0.40, 8.4.3 or later), \
+                 or restore with the native engine",
+                tool.display()
+            ),
+        ));
+    };
+    let mut cmd = dbbackup_core::tool::command(&tool);
     connection_args(&mut cmd, url);
-    cmd.arg("--").arg(url.database());
+    cmd.arg(guard).arg("--").arg(url.database());
     dbbackup_core::tool::feed_stdin(cmd, "the mariadb client", data, ErrorKind::Target).await
 }

@@ -10,7 +10,6 @@ use dbbackup_core::{
     SnapshotSummary, Source, SourceInfo,
 };
 use sqlx::ConnectOptions;
-use tokio::process::Command;
 
 use crate::config::{PgUrl, ENGINE};
 use crate::error::pg_error;
@@ -155,7 +154,7 @@ impl Snapshot for DumpSnapshot {
 
     async fn read(&self, _entry: &EntrySpec) -> Result<EntryData> {
         let (uri, password) = child_env(&self.source.url, self.source.url.database());
-        let mut cmd = Command::new(&self.tool);
+        let mut cmd = dbbackup_core::tool::command(&self.tool);
         cmd.args(["--format=custom", "--no-password", "--dbname", &uri])
             .args(&self.source.extra_args);
         if let Some(p) = password {
@@ -180,12 +179,27 @@ pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, data: ByteStream) -> 
         .map_err(|e| e.with_kind(ErrorKind::Target))?;
     let tool = tools.check("pg_restore", major).await?;
     let (uri, password) = child_env(url, url.database());
-    let tool_major = dbbackup_core::tool::major_version(&tool, "").await?;
+    let (tool_major, tool_minor) = dbbackup_core::tool::full_version(&tool).await?;
     if tool_major >= 17 && major < 17 {
+        // The script goes through psql, which runs meta-commands (`\! cmd`): only a pg_restore
+        // that fences its script with `\restrict` (17.6 and later) may write it.
+        if (tool_major, tool_minor) < (17, 6) {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "{} is version {tool_major}.{tool_minor}; restoring into PostgreSQL {major} \
+                     runs its script through psql, which is safe only with a pg_restore that \
+                     writes `\\restrict` (17.6 or later); upgrade the client tools or use the \
+                     native engine",
+                    tool.display()
+                ),
+            ));
+        }
         let psql = tools.check("psql", major).await?;
         return restore_through_psql(&tool, &psql, &uri, password, data).await;
     }
-    let mut cmd = Command::new(&tool);
+    // pg_restore sends SQL over libpq: no psql meta-command can run from the archive.
+    let mut cmd = dbbackup_core::tool::command(&tool);
     cmd.args([
         "--single-transaction",
         "--exit-on-error",
@@ -220,7 +234,7 @@ async fn restore_through_psql(
     let started = |e: std::io::Error, name: &str| {
         Error::new(ErrorKind::Target, format!("cannot start {name}: {e}"))
     };
-    let mut restore = Command::new(pg_restore)
+    let mut restore = dbbackup_core::tool::command(pg_restore)
         .args(["--exit-on-error", "--file=-"])
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -228,7 +242,7 @@ async fn restore_through_psql(
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| started(e, "pg_restore"))?;
-    let mut cmd = Command::new(psql);
+    let mut cmd = dbbackup_core::tool::command(psql);
     cmd.args([
         "--no-psqlrc",
         "--quiet",
@@ -268,10 +282,10 @@ async fn restore_through_psql(
             if n == 0 {
                 break;
             }
-            let out = header.push(&buf[..n]);
+            let out = header.push(&buf[..n])?;
             script_in.write_all(&out).await?;
         }
-        script_in.write_all(&header.finish()).await?;
+        script_in.write_all(&header.finish()?).await?;
         Ok::<_, std::io::Error>(script_in)
     };
     let (fed, pumped) = tokio::join!(feed, pump);
@@ -333,33 +347,53 @@ async fn restore_through_psql(
 }
 
 /// Drops [`TRANSACTION_TIMEOUT`] from a script's header (comments, `SET`s, `\restrict`) and passes
-/// everything from the first other line on unchanged, so table data is never touched.
+/// everything from the first other line on unchanged, so table data is never touched. The header
+/// must hold `\restrict KEY` (psql then refuses every meta-command the archive could smuggle in)
+/// and no other meta-command; otherwise the script is refused before psql sees a line of it.
 #[derive(Default)]
 struct HeaderFilter {
     done: bool,
+    restricted: bool,
     partial: Vec<u8>,
 }
 
+fn unrestricted(what: &str) -> std::io::Error {
+    std::io::Error::other(format!(
+        "pg_restore's script {what}; refusing to run it through psql (a meta-command from the \
+         archive could run commands on this host)"
+    ))
+}
+
 impl HeaderFilter {
-    fn push<'a>(&mut self, bytes: &'a [u8]) -> std::borrow::Cow<'a, [u8]> {
+    fn push<'a>(&mut self, bytes: &'a [u8]) -> std::io::Result<std::borrow::Cow<'a, [u8]>> {
         if self.done {
-            return std::borrow::Cow::Borrowed(bytes); // The bulk of the script: no copy.
+            return Ok(std::borrow::Cow::Borrowed(bytes)); // The bulk of the script: no copy.
         }
         self.partial.extend_from_slice(bytes);
         let mut out = Vec::new();
         let mut start = 0;
         while let Some(nl) = self.partial[start..].iter().position(|&b| b == b'\n') {
             let line = &self.partial[start..start + nl];
+            if line.starts_with(b"\\") {
+                if line.starts_with(b"\\restrict ") {
+                    self.restricted = true;
+                } else {
+                    return Err(unrestricted("has a meta-command in its header"));
+                }
+            }
             let header_line = line.is_empty()
                 || line.starts_with(b"--")
                 || line.starts_with(b"SET ")
                 || line.starts_with(b"SELECT pg_catalog.set_config")
-                || line.starts_with(b"\\");
+                || line.starts_with(b"\\restrict ");
             if !header_line {
+                if !self.restricted {
+                    return Err(unrestricted("does not start with \\restrict"));
+                }
                 self.done = true;
                 out.extend_from_slice(&self.partial[start..]);
                 self.partial.clear();
-                return out.into();
+                return Ok(out.into());
             }
             if line != TRANSACTION_TIMEOUT {
                 out.extend_from_slice(&self.partial[start..=start + nl]);
@@ -367,11 +401,14 @@ impl HeaderFilter {
             start += nl + 1;
         }
         self.partial.drain(..start);
-        out.into()
+        Ok(out.into())
     }
 
-    fn finish(&mut self) -> Vec<u8> {
-        std::mem::take(&mut self.partial)
+    fn finish(&mut self) -> std::io::Result<Vec<u8>> {
+        if !self.done && !self.restricted {
+            return Err(unrestricted("does not start with \\restrict"));
+        }
+        Ok(std::mem::take(&mut self.partial))
     }
 }
 
@@ -388,10 +425,25 @@ mod tests {
         let want = script.replacen("SET transaction_timeout = 0;\n", "", 1);
         for cut in 0..script.len() {
             let mut f = HeaderFilter::default();
-            let mut out = f.push(&script.as_bytes()[..cut]).into_owned();
-            out.extend_from_slice(&f.push(&script.as_bytes()[cut..]));
-            out.extend(f.finish());
+            let mut out = f.push(&script.as_bytes()[..cut]).unwrap().into_owned();
+            out.extend_from_slice(&f.push(&script.as_bytes()[cut..]).unwrap());
+            out.extend(f.finish().unwrap());
             assert_eq!(String::from_utf8(out).unwrap(), want, "cut at {cut}");
+        }
+    }
+
+    #[test]
+    fn a_script_without_restrict_or_with_a_meta_command_never_reaches_psql() {
+        for script in [
+            "--\n-- dump\nSET statement_timeout = 0;\nCREATE TABLE t (a text);\n",
+            "--\n\\! touch /tmp/pwned\n\\restrict k\nCREATE TABLE t (a text);\n",
+            "--\n\\restrict k\n\\! touch /tmp/pwned\nCREATE TABLE t (a text);\n",
+            "--\n-- only a header\n",
+        ] {
+            let mut f = HeaderFilter::default();
+            let r = f.push(script.as_bytes()).map(|c| c.into_owned());
+            let r = r.and_then(|_| f.finish());
+            assert!(r.is_err(), "{script:?} was let through");
         }
     }
 }

@@ -109,7 +109,11 @@ async fn prune_keeps_the_parent_of_a_running_backup_and_two_prunes_both_finish()
         tokio::spawn(async move { b.run().await })
     };
     wait_for(&sink, |k| k.ends_with("/LEASE")).await;
-    let lease = sink.keys().into_iter().find(|k| k.ends_with("/LEASE")).unwrap();
+    let lease = sink
+        .keys()
+        .into_iter()
+        .find(|k| k.ends_with("/LEASE"))
+        .unwrap();
     let running = lease.trim_end_matches("LEASE").to_owned();
     wait_for(&sink, |k| k == format!("{running}entries/000000")).await;
     let repo = Repository::new(Arc::new(sink.clone()));

@@ -84,3 +84,43 @@ async fn missing_tools_and_failing_dumps_commit_nothing() {
         .is_empty());
     assert!(mem.keys().iter().all(|k| !k.starts_with("backups/")));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dump_restore_runs_no_shell_command_from_the_backup() {
+    use dbbackup_core::testing::ScriptedSource;
+    use dbbackup_core::{EntryKind, EntrySpec};
+    let marker = std::env::temp_dir().join(format!("dbbackup-pwned-{}", std::process::id()));
+    let _ = std::fs::remove_file(&marker);
+    let sql = format!(
+        "CREATE TABLE t (x int);\n\\! touch {m}\nsystem touch {m}\nINSERT INTO t VALUES (1);\n",
+        m = marker.display()
+    );
+    let source = ScriptedSource::new("mysql").entry_spec(
+        EntrySpec::new("dump", EntryKind::Dump, 0)
+            .with_meta(serde_json::json!({"format": "mysqldump-sql"})),
+        sql.into_bytes(),
+    );
+    let mem = MemorySink::new();
+    Backup::builder()
+        .source(source)
+        .sink(Arc::new(mem.clone()) as Arc<dyn Sink>)
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    let dst = TestDb::reserve("dump_sandbox");
+    let e = Restore::builder()
+        .sink(Arc::new(mem))
+        .target(target(&dst).create(true))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Target, "{e}");
+    assert!(
+        !marker.exists(),
+        "the restore ran a command from the backup"
+    );
+}
