@@ -16,6 +16,131 @@ pub struct MyUrl {
     pub(crate) redacted: String,
     pub(crate) database: String,
     pub(crate) password: Option<String>,
+    pub(crate) tls: MyTls,
+}
+
+/// MySQL's `ssl-mode` (the URL's `ssl-mode` / `sslmode`; default `PREFERRED`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SslMode {
+    /// Plaintext.
+    Disabled,
+    /// TLS when the server offers it, else plaintext (not verified).
+    #[default]
+    Preferred,
+    /// TLS or fail (not verified).
+    Required,
+    /// TLS with the server certificate verified against the CA (`ssl-ca`).
+    VerifyCa,
+    /// As `VerifyCa`, and the certificate must name the host.
+    VerifyIdentity,
+}
+
+impl FromStr for SslMode {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        Ok(match s.to_ascii_uppercase().replace('-', "_").as_str() {
+            "DISABLED" => SslMode::Disabled,
+            "PREFERRED" => SslMode::Preferred,
+            "REQUIRED" => SslMode::Required,
+            "VERIFY_CA" => SslMode::VerifyCa,
+            "VERIFY_IDENTITY" => SslMode::VerifyIdentity,
+            other => {
+                return Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    format!(
+                        "ssl-mode {other:?}: use DISABLED, PREFERRED, REQUIRED, VERIFY_CA or \
+                         VERIFY_IDENTITY"
+                    ),
+                ))
+            }
+        })
+    }
+}
+
+/// TLS settings of every connection to one server: the sqlx ones, the `LOAD DATA` loaders and
+/// the client tools.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct MyTls {
+    pub(crate) mode: SslMode,
+    pub(crate) ca: Option<String>,
+    pub(crate) cert: Option<String>,
+    pub(crate) key: Option<String>,
+}
+
+impl MyTls {
+    fn from_url(url: &str) -> Result<Self> {
+        let mut tls = MyTls::default();
+        let Ok(parsed) = url::Url::parse(url) else {
+            return Ok(tls);
+        };
+        for (k, v) in parsed.query_pairs() {
+            match &*k {
+                "ssl-mode" | "sslmode" => tls.mode = v.parse()?,
+                "ssl-ca" | "sslca" => tls.ca = Some(v.into_owned()),
+                "ssl-cert" | "sslcert" => tls.cert = Some(v.into_owned()),
+                "ssl-key" | "sslkey" => tls.key = Some(v.into_owned()),
+                _ => {}
+            }
+        }
+        Ok(tls)
+    }
+
+    /// `mysql_async` TLS options (`None`: plaintext), given whether TLS is to be used.
+    pub(crate) fn ssl_opts(&self, use_tls: bool) -> Option<mysql_async::SslOpts> {
+        if !use_tls || self.mode == SslMode::Disabled {
+            return None;
+        }
+        let mut o = mysql_async::SslOpts::default();
+        if let Some(ca) = &self.ca {
+            o = o.with_root_certs(vec![std::path::PathBuf::from(ca).into()]);
+        }
+        if let (Some(c), Some(k)) = (&self.cert, &self.key) {
+            o = o.with_client_identity(Some(mysql_async::ClientIdentity::new(
+                std::path::PathBuf::from(c).into(),
+                std::path::PathBuf::from(k).into(),
+            )));
+        }
+        match self.mode {
+            SslMode::Preferred | SslMode::Required => o.with_danger_accept_invalid_certs(true),
+            SslMode::VerifyCa => o.with_danger_skip_domain_validation(true),
+            _ => o,
+        }
+        .into()
+    }
+
+    /// Client-tool arguments: `--ssl-mode` for MySQL's tools, `--ssl*` for MariaDB's.
+    pub(crate) fn tool_args(&self, mysql_flavour: bool) -> Vec<String> {
+        let mut args = Vec::new();
+        if mysql_flavour {
+            let m = match self.mode {
+                SslMode::Disabled => "DISABLED",
+                SslMode::Preferred => "PREFERRED",
+                SslMode::Required => "REQUIRED",
+                SslMode::VerifyCa => "VERIFY_CA",
+                SslMode::VerifyIdentity => "VERIFY_IDENTITY",
+            };
+            args.push(format!("--ssl-mode={m}"));
+        } else {
+            match self.mode {
+                SslMode::Disabled => args.push("--skip-ssl".into()),
+                SslMode::Preferred => {}
+                SslMode::Required => args.push("--ssl".into()),
+                // MariaDB's client verifies the CA and the host name together.
+                SslMode::VerifyCa | SslMode::VerifyIdentity => {
+                    args.push("--ssl".into());
+                    args.push("--ssl-verify-server-cert".into());
+                }
+            }
+        }
+        if self.mode != SslMode::Disabled {
+            for (flag, v) in [("ca", &self.ca), ("cert", &self.cert), ("key", &self.key)] {
+                if let Some(v) = v {
+                    args.push(format!("--ssl-{flag}={v}"));
+                }
+            }
+        }
+        args
+    }
 }
 
 impl fmt::Debug for MyUrl {
@@ -59,11 +184,13 @@ impl FromStr for MyUrl {
                 format!("{redacted} names no database (mysql://user@host:3306/DATABASE)"),
             )
         })?;
+        let tls = MyTls::from_url(&normalized)?;
         Ok(MyUrl {
             options,
             redacted,
             database,
             password: dbbackup_core::url_password(url),
+            tls,
         })
     }
 }
@@ -72,6 +199,21 @@ impl MyUrl {
     /// The database name.
     pub fn database(&self) -> &str {
         &self.database
+    }
+
+    /// The TLS mode in force.
+    pub fn ssl_mode(&self) -> SslMode {
+        self.tls.mode
+    }
+
+    /// Whether the server is on this machine (loopback or a socket).
+    pub(crate) fn is_local(&self) -> bool {
+        let h = self.options.get_host();
+        self.options.get_socket().is_some()
+            || h == "localhost"
+            || h.starts_with("127.")
+            || h == "::1"
+            || h == "[::1]"
     }
 
     /// The same server without a default database (for CREATE / DROP DATABASE).

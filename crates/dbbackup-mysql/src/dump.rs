@@ -20,13 +20,15 @@ pub use dbbackup_core::tool::Tools;
 
 const HINT: &str = "install the client tools (Debian: mariadb-client)";
 
-/// Host, port and user arguments; the password goes in `MYSQL_PWD`, never on the command line.
-pub(crate) fn connection_args(cmd: &mut Command, url: &MyUrl) {
+/// Host, port, user and TLS arguments (`mysql_flavour`: MySQL's tools, which take `--ssl-mode`;
+/// else MariaDB's); the password goes in `MYSQL_PWD`, never on the command line.
+pub(crate) fn connection_args(cmd: &mut Command, url: &MyUrl, mysql_flavour: bool) {
     let o = &url.options;
     cmd.arg(format!("--host={}", o.get_host()))
         .arg(format!("--port={}", o.get_port()))
         .arg(format!("--user={}", o.get_username()))
-        .arg("--default-character-set=utf8mb4");
+        .arg("--default-character-set=utf8mb4")
+        .args(url.tls.tool_args(mysql_flavour));
     if let Some(p) = &url.password {
         cmd.env("MYSQL_PWD", p);
     }
@@ -107,7 +109,8 @@ impl Snapshot for DumpSnapshot {
 
     async fn read(&self, _entry: &EntrySpec) -> Result<EntryData> {
         let mut cmd = dbbackup_core::tool::command(&self.tool);
-        connection_args(&mut cmd, &self.source.url);
+        let mysql_flavour = dbbackup_core::tool::help_mentions(&self.tool, "--ssl-mode").await?;
+        connection_args(&mut cmd, &self.source.url, mysql_flavour);
         cmd.args([
             "--single-transaction",
             "--routines",
@@ -153,7 +156,8 @@ pub(crate) async fn client_restore(url: &MyUrl, tools: &Tools, data: ByteStream)
         ));
     };
     let mut cmd = dbbackup_core::tool::command(&tool);
-    connection_args(&mut cmd, url);
+    let mysql_flavour = dbbackup_core::tool::help_mentions(&tool, "--ssl-mode").await?;
+    connection_args(&mut cmd, url, mysql_flavour);
     cmd.arg(guard).arg("--").arg(url.database());
     dbbackup_core::tool::feed_stdin(cmd, "the mariadb client", data, ErrorKind::Target).await
 }

@@ -27,6 +27,8 @@ const CHUNK: usize = 256 << 10;
 /// A pool of `mysql_async` connections that load rows with `LOAD DATA LOCAL INFILE`.
 pub(crate) struct Loader {
     opts: Opts,
+    /// `ssl-mode=PREFERRED`: the plaintext options, used when the server offers no TLS.
+    plaintext: Option<Opts>,
     idle: std::sync::Mutex<Vec<Conn>>,
     /// File bytes per transaction.
     transaction_bytes: usize,
@@ -106,8 +108,11 @@ impl Loader {
         if let Some(socket) = o.get_socket() {
             b = b.socket(Some(socket.to_string_lossy()));
         }
+        let plaintext =
+            (url.tls.mode == crate::config::SslMode::Preferred).then(|| b.clone().into());
         Loader {
-            opts: b.into(),
+            opts: b.ssl_opts(url.tls.ssl_opts(true)).into(),
+            plaintext,
             idle: Default::default(),
             transaction_bytes,
         }
@@ -117,9 +122,18 @@ impl Loader {
         let idle = self.idle.lock().expect("lock").pop();
         match idle {
             Some(c) => Ok(c),
-            None => Conn::new(self.opts.clone())
-                .await
-                .map_err(|e| load_error(e, "cannot connect to load rows")),
+            None => match (Conn::new(self.opts.clone()).await, &self.plaintext) {
+                (Ok(c), _) => Ok(c),
+                (
+                    Err(mysql_async::Error::Driver(
+                        mysql_async::DriverError::NoClientSslFlagFromServer,
+                    )),
+                    Some(plain),
+                ) => Conn::new(plain.clone())
+                    .await
+                    .map_err(|e| load_error(e, "cannot connect to load rows")),
+                (Err(e), _) => Err(load_error(e, "cannot connect to load rows")),
+            },
         }
     }
 

@@ -17,7 +17,7 @@
 //! cannot do; multi-row INSERTs otherwise) and DROP DATABASE on failure, or into an existing one after checking that none of the backup's
 //! objects exist there; `data_only(true)` loads rows by column name in one transaction.
 
-pub use config::{redact, Filter, MyUrl, ENGINE};
+pub use config::{redact, Filter, MyUrl, SslMode, ENGINE};
 pub use dump::{MyDumpSource, Tools};
 pub use error::my_error;
 pub use restore::MySqlTarget;

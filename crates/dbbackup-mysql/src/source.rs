@@ -184,6 +184,22 @@ impl Source for MySqlSource {
         let mut position = BTreeMap::new();
         let mut workers = Vec::new();
         let mut warnings = Vec::new();
+        if !self.url.is_local() {
+            let cipher: Option<(String, String)> =
+                sqlx::query_as("SHOW SESSION STATUS LIKE 'Ssl_cipher'")
+                    .fetch_optional(&mut coord)
+                    .await
+                    .ok()
+                    .flatten();
+            if cipher.is_none_or(|(_, c)| c.is_empty()) {
+                warnings.push(format!(
+                    "the connection to {} is not encrypted (TLS was not used): the data crossed \
+                     the network in plaintext; require TLS with ?ssl-mode=VERIFY_IDENTITY (or \
+                     REQUIRED)",
+                    self.url.options.get_host()
+                ));
+            }
+        }
 
         if self.no_lock {
             let mut w = snapshot_connection(&self.url).await?;

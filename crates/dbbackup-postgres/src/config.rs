@@ -47,6 +47,9 @@ pub struct PgUrl {
     pub(crate) redacted: String,
     pub(crate) database: String,
     pub(crate) password: Option<String>,
+    /// libpq's TLS settings from the URL (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`), passed
+    /// to the client tools as `PGSSL*` variables.
+    pub(crate) tls: Vec<(&'static str, String)>,
 }
 
 impl fmt::Debug for PgUrl {
@@ -86,11 +89,25 @@ impl FromStr for PgUrl {
             .or_else(|| options.get_username().to_owned().into())
             .unwrap_or_default();
         let password = dbbackup_core::url_password(url);
+        let mut tls = Vec::new();
+        if let Ok(parsed) = url::Url::parse(url) {
+            for (k, v) in parsed.query_pairs() {
+                let var = match &*k {
+                    "sslmode" => "PGSSLMODE",
+                    "sslrootcert" => "PGSSLROOTCERT",
+                    "sslcert" => "PGSSLCERT",
+                    "sslkey" => "PGSSLKEY",
+                    _ => continue,
+                };
+                tls.push((var, v.into_owned()));
+            }
+        }
         Ok(PgUrl {
             options,
             redacted,
             database,
             password,
+            tls,
         })
     }
 }
@@ -105,6 +122,50 @@ impl PgUrl {
     pub fn database(&self) -> &str {
         &self.database
     }
+
+    /// Whether the server is on this machine (loopback address or a Unix socket), where a
+    /// plaintext connection exposes nothing on a network.
+    pub(crate) fn is_local(&self) -> bool {
+        let h = self.options.get_host();
+        h.starts_with('/')
+            || h == "localhost"
+            || h.starts_with("127.")
+            || h == "::1"
+            || h == "[::1]"
+    }
+
+    /// Sets the password and TLS settings of a client tool.
+    pub(crate) fn child_env(&self, cmd: &mut tokio::process::Command) {
+        if let Some(p) = &self.password {
+            cmd.env("PGPASSWORD", p);
+        }
+        for (k, v) in &self.tls {
+            cmd.env(k, v);
+        }
+    }
+}
+
+/// A warning for a backup whose connection to another host is not encrypted.
+pub(crate) async fn plaintext_warning(
+    url: &PgUrl,
+    conn: &mut sqlx::PgConnection,
+) -> Option<String> {
+    if url.is_local() {
+        return None;
+    }
+    let ssl: Option<bool> =
+        sqlx::query_scalar("SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()")
+            .fetch_optional(conn)
+            .await
+            .ok()
+            .flatten();
+    (ssl != Some(true)).then(|| {
+        format!(
+            "the connection to {} is not encrypted (TLS was not used): the data crossed the \
+             network in plaintext; require TLS with ?sslmode=verify-full (or require)",
+            url.options.get_host()
+        )
+    })
 }
 
 #[cfg(test)]

@@ -46,8 +46,9 @@ impl CheckTool for Tools {
     }
 }
 
-/// Connection arguments for a child tool: the URL without its password, which goes in PGPASSWORD.
-fn child_env(url: &PgUrl, database: &str) -> (String, Option<String>) {
+/// Connection arguments for a child tool: the URL without its password, which goes in PGPASSWORD
+/// (with the TLS settings in `PGSSL*`, see [`PgUrl::child_env`]).
+fn child_uri(url: &PgUrl, database: &str) -> String {
     let o = &url.options;
     let uri = format!(
         "postgresql://{}@{}:{}/{}",
@@ -56,7 +57,7 @@ fn child_env(url: &PgUrl, database: &str) -> (String, Option<String>) {
         o.get_port(),
         urlencode(database)
     );
-    (uri, url.password.clone())
+    uri
 }
 
 fn urlencode(s: &str) -> String {
@@ -153,13 +154,11 @@ impl Snapshot for DumpSnapshot {
     }
 
     async fn read(&self, _entry: &EntrySpec) -> Result<EntryData> {
-        let (uri, password) = child_env(&self.source.url, self.source.url.database());
+        let uri = child_uri(&self.source.url, self.source.url.database());
         let mut cmd = dbbackup_core::tool::command(&self.tool);
         cmd.args(["--format=custom", "--no-password", "--dbname", &uri])
             .args(&self.source.extra_args);
-        if let Some(p) = password {
-            cmd.env("PGPASSWORD", p);
-        }
+        self.source.url.child_env(&mut cmd);
         Ok(EntryData::bytes(dbbackup_core::tool::stream_stdout(
             cmd,
             "pg_dump",
@@ -178,7 +177,7 @@ pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, data: ByteStream) -> 
         .await
         .map_err(|e| e.with_kind(ErrorKind::Target))?;
     let tool = tools.check("pg_restore", major).await?;
-    let (uri, password) = child_env(url, url.database());
+    let uri = child_uri(url, url.database());
     let (tool_major, tool_minor) = dbbackup_core::tool::full_version(&tool).await?;
     if tool_major >= 17 && major < 17 {
         // The script goes through psql, which runs meta-commands (`\! cmd`): only a pg_restore
@@ -196,7 +195,7 @@ pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, data: ByteStream) -> 
             ));
         }
         let psql = tools.check("psql", major).await?;
-        return restore_through_psql(&tool, &psql, &uri, password, data).await;
+        return restore_through_psql(&tool, &psql, &uri, url, data).await;
     }
     // pg_restore sends SQL over libpq: no psql meta-command can run from the archive.
     let mut cmd = dbbackup_core::tool::command(&tool);
@@ -207,9 +206,7 @@ pub(crate) async fn pg_restore(url: &PgUrl, tools: &Tools, data: ByteStream) -> 
         "--dbname",
         &uri,
     ]);
-    if let Some(p) = password {
-        cmd.env("PGPASSWORD", p);
-    }
+    url.child_env(&mut cmd);
     dbbackup_core::tool::feed_stdin(cmd, "pg_restore", data, ErrorKind::Target).await
 }
 
@@ -224,7 +221,7 @@ async fn restore_through_psql(
     pg_restore: &std::path::Path,
     psql: &std::path::Path,
     uri: &str,
-    password: Option<String>,
+    url: &PgUrl,
     mut data: ByteStream,
 ) -> Result<()> {
     use futures::StreamExt;
@@ -256,9 +253,7 @@ async fn restore_through_psql(
     .stdout(Stdio::null())
     .stderr(Stdio::piped())
     .kill_on_drop(true);
-    if let Some(p) = password {
-        cmd.env("PGPASSWORD", p);
-    }
+    url.child_env(&mut cmd);
     let mut run = cmd.spawn().map_err(|e| started(e, "psql"))?;
     let restore_err = dbbackup_core::tool::collect_stderr(restore.stderr.take());
     let psql_err = dbbackup_core::tool::collect_stderr(run.stderr.take());

@@ -154,7 +154,10 @@ impl Source for PgSource {
         .await
         .map_err(|e| pg_error(e, ErrorKind::Source, "cannot export a snapshot"))?;
         let (snapshot_id, lsn, txid_snapshot, version, database, server_num) = row;
-        let catalog = schema::read(&mut coord, &self.filter, self.privileges).await?;
+        let mut catalog = schema::read(&mut coord, &self.filter, self.privileges).await?;
+        if let Some(w) = crate::config::plaintext_warning(&self.url, &mut coord).await {
+            catalog.warnings.push(w);
+        }
 
         // Workers import the coordinator's snapshot, so every table is read at the same moment.
         let (tx, rx) = mpsc::channel(self.jobs);

@@ -1193,3 +1193,35 @@ async fn damage_and_missing_repositories_are_never_silent() {
     assert_eq!(code(&b), Some(2));
     assert!(!text(&b).contains("horse"), "{}", text(&b));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_in_urls_that_fail_never_print() {
+    let d = Dir::new("redact");
+    for u in [
+        "postgres://u:s3cr/et@h:notaport/db",
+        "mysql://u:s3cr?et@h:99999/db",
+        "postgres://u@h/db?password=s3cret&sslmode=bogus",
+        "mysql://u:s3c#ret@h/db?ssl-mode=SOMETIMES",
+    ] {
+        for json in [false, true] {
+            let mut args = vec!["backup", "--source", u, "--repo", "repo"];
+            if json {
+                args.push("--json");
+            }
+            let out = dbbackup(&d, &args);
+            assert_eq!(code(&out), Some(2), "{u}: {}", text(&out));
+            assert!(!text(&out).contains("s3c"), "{u}: {}", text(&out));
+        }
+        let out = dbbackup(&d, &["list", "--repo", u]);
+        assert!(!text(&out).contains("s3c"), "{u}: {}", text(&out));
+    }
+    let out = dbbackup(
+        &d,
+        &[
+            "list",
+            "--repo",
+            "s3://b/p?secret_access_key=s3cret&bogus=1",
+        ],
+    );
+    assert!(!text(&out).contains("s3c"), "{}", text(&out));
+}

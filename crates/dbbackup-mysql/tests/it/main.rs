@@ -6,6 +6,7 @@ mod behaviour;
 mod binlog;
 mod dump;
 mod roundtrip;
+mod tls;
 
 use std::sync::Arc;
 

@@ -7,6 +7,7 @@ mod dump;
 mod migrate;
 mod privileges;
 mod roundtrip;
+mod tls;
 mod versions;
 
 use std::sync::Arc;
