@@ -167,13 +167,7 @@ pub fn command(path: impl AsRef<std::ffi::OsStr>) -> Command {
 /// # Errors
 /// [`ErrorKind::Unsupported`] when the tool does not run or prints no version.
 pub async fn full_version(path: &std::path::Path) -> Result<(u32, u32)> {
-    let out = command(path).arg("--version").output().await.map_err(|e| {
-        Error::new(
-            ErrorKind::Unsupported,
-            format!("cannot run {} ({e})", path.display()),
-        )
-    })?;
-    let text = String::from_utf8_lossy(&out.stdout);
+    let text = stdout_of(path, "--version").await?;
     text.split(|c: char| !(c.is_ascii_digit() || c == '.'))
         .find(|w| w.contains('.'))
         .and_then(|w| {
@@ -193,13 +187,18 @@ pub async fn full_version(path: &std::path::Path) -> Result<(u32, u32)> {
 /// # Errors
 /// [`ErrorKind::Unsupported`] when the tool does not run.
 pub async fn help_mentions(path: &std::path::Path, flag: &str) -> Result<bool> {
-    let out = command(path).arg("--help").output().await.map_err(|e| {
+    Ok(stdout_of(path, "--help").await?.contains(flag))
+}
+
+/// What a tool prints on stdout for one argument.
+async fn stdout_of(path: &std::path::Path, arg: &str) -> Result<String> {
+    let out = command(path).arg(arg).output().await.map_err(|e| {
         Error::new(
             ErrorKind::Unsupported,
             format!("cannot run {} ({e})", path.display()),
         )
     })?;
-    Ok(String::from_utf8_lossy(&out.stdout).contains(flag))
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 /// The major version a tool prints for `--version` (the first number of the form `N.M`).

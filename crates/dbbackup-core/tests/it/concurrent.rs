@@ -20,6 +20,19 @@ fn paused_source(gate: &Arc<Semaphore>) -> ScriptedSource {
         .chunk_size(10_000)
 }
 
+fn spawn_backup(
+    sink: &MemorySink,
+    source: ScriptedSource,
+) -> tokio::task::JoinHandle<dbbackup_core::Result<dbbackup_core::BackupReport>> {
+    let b = Backup::builder()
+        .source(source)
+        .sink(Arc::new(sink.clone()))
+        .jobs(1)
+        .build()
+        .unwrap();
+    tokio::spawn(async move { b.run().await })
+}
+
 async fn wait_for(sink: &MemorySink, what: impl Fn(&str) -> bool) {
     for _ in 0..2000 {
         if sink.keys().iter().any(|k| what(k)) {
@@ -34,15 +47,7 @@ async fn wait_for(sink: &MemorySink, what: impl Fn(&str) -> bool) {
 async fn gc_spares_a_running_backup_however_old_its_entries_are() {
     let sink = MemorySink::new();
     let gate = Arc::new(Semaphore::new(0));
-    let run = {
-        let b = Backup::builder()
-            .source(paused_source(&gate))
-            .sink(Arc::new(sink.clone()))
-            .jobs(1)
-            .build()
-            .unwrap();
-        tokio::spawn(async move { b.run().await })
-    };
+    let run = spawn_backup(&sink, paused_source(&gate));
     wait_for(&sink, |k| k.ends_with("/entries/000000")).await;
     wait_for(&sink, |k| k.ends_with("/LEASE")).await;
     // Every object of the running backup is "older" than a zero grace period: only the lease
@@ -68,15 +73,7 @@ async fn gc_spares_a_running_backup_however_old_its_entries_are() {
 async fn a_backup_whose_entry_vanished_is_not_committed() {
     let sink = MemorySink::new();
     let gate = Arc::new(Semaphore::new(0));
-    let run = {
-        let b = Backup::builder()
-            .source(paused_source(&gate))
-            .sink(Arc::new(sink.clone()))
-            .jobs(1)
-            .build()
-            .unwrap();
-        tokio::spawn(async move { b.run().await })
-    };
+    let run = spawn_backup(&sink, paused_source(&gate));
     wait_for(&sink, |k| k.ends_with("/entries/000000")).await;
     // Someone (an old gc without leases, an operator) removes the finished entry.
     let key = sink
@@ -99,15 +96,7 @@ async fn prune_keeps_the_parent_of_a_running_backup_and_two_prunes_both_finish()
     let full = backup(&sink, sample_source(), None).await.unwrap();
     let newer = backup(&sink, sample_source(), None).await.unwrap();
     let gate = Arc::new(Semaphore::new(0));
-    let run = {
-        let b = Backup::builder()
-            .source(paused_source(&gate).with_parent(full.backup_id()))
-            .sink(Arc::new(sink.clone()))
-            .jobs(1)
-            .build()
-            .unwrap();
-        tokio::spawn(async move { b.run().await })
-    };
+    let run = spawn_backup(&sink, paused_source(&gate).with_parent(full.backup_id()));
     wait_for(&sink, |k| k.ends_with("/LEASE")).await;
     let lease = sink
         .keys()
