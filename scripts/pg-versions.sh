@@ -107,6 +107,8 @@ cargo nextest run --workspace --all-features --no-run >/dev/null 2>&1 || cargo n
 failed=()
 for v in "${VERSIONS[@]}"; do
     log "dbbackup-postgres tests on PostgreSQL $v"
+    # The TLS tests talk to the shared server on 5432 (the only one with ssl on) and ran in the
+    # main run; here PATH holds another major's tools, so they are left out.
     # The pg_dump-driven engine uses the same major's tools where the build has them (13's has
     # none: 17's dump 13 fine); the tests compare schemas with 17's pg_dump, which reads every version.
     tools=$CACHE/$v/bin
@@ -115,7 +117,8 @@ for v in "${VERSIONS[@]}"; do
     [ "$v" = 17 ] || restore_into=(DBBACKUP_PG_RESTORE_URL="postgres://postgres@127.0.0.1:5417")
     env PATH="$tools:$PATH" DBBACKUP_TEST_PG_DUMP="$CACHE/17/bin/pg_dump" \
         DBBACKUP_PG_URL="postgres://postgres@127.0.0.1:$((5400 + v))" "${restore_into[@]}" \
-        cargo nextest run --workspace --all-features --no-fail-fast -E 'package(dbbackup-postgres)' ||
+        cargo nextest run --workspace --all-features --no-fail-fast \
+        -E 'package(dbbackup-postgres) and not test(/^tls::/)' ||
         failed+=("$v")
 done
 if [ ${#failed[@]} -gt 0 ]; then
