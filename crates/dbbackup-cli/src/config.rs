@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use dbbackup_core::{Error, ErrorKind, Result};
+use dbbackup::{Error, ErrorKind, Result};
 use serde::Deserialize;
 
 /// Every key the file may hold: the long option names.

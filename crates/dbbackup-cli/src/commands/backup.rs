@@ -1,0 +1,111 @@
+//! `dbbackup backup`: back up a database into a repository.
+
+use std::process::ExitCode;
+
+#[allow(unused_imports)]
+use crate::common::*;
+
+/// Runs the command.
+pub(crate) async fn run(
+    a: crate::cli::BackupArgs,
+    f: &FileConfig,
+    json: bool,
+    mode: Mode,
+) -> Result<ExitCode> {
+    let source_url = required(pick(&a.source, &f.source), "source", "DBBACKUP_SOURCE")?;
+    let sink = open_repo(pick(&a.repo.repo, &f.repo))?;
+    let tool: dbbackup::EngineTool = pick(&a.engine_tool, &f.engine_tool)
+        .as_deref()
+        .unwrap_or("native")
+        .parse()?;
+    let jobs = pick(&a.jobs, &f.jobs).unwrap_or(2);
+    let selection = dbbackup::Selection {
+        include_tables: pick_list(&a.select.include_tables, &f.include_table),
+        exclude_tables: pick_list(&a.select.exclude_tables, &f.exclude_table),
+        include_schemas: pick_list(&a.select.include_schemas, &f.include_schema),
+        exclude_schemas: pick_list(&a.select.exclude_schemas, &f.exclude_schema),
+        schema_only: a.select.schema_only || f.schema_only.unwrap_or(false),
+        data_only: a.select.data_only || f.data_only.unwrap_or(false),
+        privileges: a.select.privileges || f.privileges.unwrap_or(false),
+    };
+    let options = dbbackup::SourceOptions {
+        tool,
+        jobs,
+        selection,
+        shared_dir: pick(&a.shared_dir, &f.shared_dir)
+            .map(|d| d.parse())
+            .transpose()?,
+        kind: pick(&a.backup_kind, &f.backup_kind)
+            .as_deref()
+            .unwrap_or("full")
+            .parse()?,
+        repo: Some(sink.clone()),
+    };
+    let source = dbbackup::source(&source_url, &options)?;
+    let key = load_key(&a.key, f)?;
+    let mut b = Backup::builder()
+        .source_arc(source)
+        .sink(sink)
+        .allow_unencrypted(allow_unencrypted(&a.key, f))
+        .subscribe(Progress::new(mode))
+        .cancel_token(cancel_on_ctrl_c());
+    match pick(&a.compression, &f.compression)
+        .as_deref()
+        .unwrap_or("zstd:3")
+    {
+        "none" => {}
+        "zstd" => b = b.transform(Zstd::new(3)),
+        other => {
+            let level = other
+                .strip_prefix("zstd:")
+                .and_then(|l| l.parse::<i32>().ok())
+                .filter(|l| (1..=22).contains(l))
+                .ok_or_else(|| {
+                    invalid(format!(
+                        "--compression {other:?}: use zstd, zstd:LEVEL (1-22) or none"
+                    ))
+                })?;
+            b = b.transform(Zstd::new(level));
+        }
+    }
+    if let Some(j) = pick(&a.jobs, &f.jobs) {
+        b = b.jobs(j);
+    }
+    for (k, v) in parse_labels(&pick_list(&a.labels, &f.label), "--label")? {
+        b = b.label(k, v);
+    }
+    let encrypted = key.is_some();
+    if let Some(k) = key {
+        b = b.encryption(k);
+    } else if !json {
+        eprintln!(
+            "dbbackup: warning: this backup is not encrypted (give --passphrase-env or --key-file)"
+        );
+    }
+    let report = b.build()?.run().await?;
+    let m = &report.manifest;
+    if json {
+        println!(
+            "{}",
+            json!({"ok": true, "command": "backup", "backup_id": m.backup_id, "engine": m.source.engine,
+                   "database": m.source.database, "entries": m.entries.len(),
+                   "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(),
+                   "stored_bytes": m.stored_size(), "duration_seconds": report.elapsed.as_secs_f64(),
+                   "encrypted": encrypted, "labels": m.labels, "warnings": m.warnings})
+        );
+    } else {
+        println!(
+            "backup {} committed: {} entries, {} -> {} stored in {:.1}s{}",
+            m.backup_id,
+            m.entries.len(),
+            human(m.raw_size()),
+            human(m.stored_size()),
+            report.elapsed.as_secs_f64(),
+            if encrypted { ", encrypted" } else { "" }
+        );
+        for w in &m.warnings {
+            println!("warning: {w}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,95 @@
+//! `dbbackup list`: every backup, with whether it can be believed.
+
+use std::process::ExitCode;
+
+#[allow(unused_imports)]
+use crate::common::*;
+
+/// Runs the command.
+pub(crate) async fn run(a: crate::cli::ListArgs, f: &FileConfig, json: bool) -> Result<ExitCode> {
+    let key = load_key(&a.key, f)?;
+    let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?)
+        .with_key(key)
+        .allow_unencrypted(allow_unencrypted(&a.key, f));
+    repo.check_exists().await?;
+    let catalog = repo.catalog().await?;
+    let status_word = |e: &CatalogEntry| match &e.status {
+        BackupStatus::Trusted => "ok",
+        BackupStatus::Unchecked => "unchecked",
+        BackupStatus::Refused { kind, .. } if kind == "corrupt" => "DAMAGED",
+        BackupStatus::Refused { .. } => "REFUSED",
+    };
+    if json {
+        let items: Vec<_> = catalog
+            .entries
+            .iter()
+            .map(|e| {
+                let (kind, reason) = match &e.status {
+                    BackupStatus::Refused { kind, reason } => (Some(kind), Some(reason)),
+                    _ => (None, None),
+                };
+                let mut item = json!({"backup_id": e.backup_id, "status": status_word(e).to_lowercase(),
+                                      "problem_kind": kind, "problem": reason});
+                if let Some(m) = &e.manifest {
+                    let extra = json!({"started_at": m.started_at.to_string(),
+                       "finished_at": m.finished_at.to_string(), "engine": m.source.engine,
+                       "server_version": m.source.server_version, "database": m.source.database,
+                       "entries": m.entries.len(),
+                       "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(), "stored_bytes": m.stored_size(),
+                       "labels": m.labels, "parent": m.parent,
+                       "encrypted": m.encryption.is_some(),
+                       "key_id": m.encryption.as_ref().map(|e| e.key_id.clone())});
+                    if let (Some(o), Some(x)) = (item.as_object_mut(), extra.as_object()) {
+                        o.extend(x.clone());
+                    }
+                }
+                item
+            })
+            .collect();
+        println!(
+            "{}",
+            json!({"ok": true, "command": "list", "encrypted": catalog.config.as_ref().is_some_and(|c| c.is_encrypted()),
+                   "backups": items})
+        );
+    } else if catalog.entries.is_empty() {
+        println!("no backups yet");
+    } else {
+        println!(
+            "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11}  labels",
+            "id", "status", "engine", "database", "entries", "size", "stored"
+        );
+        for e in &catalog.entries {
+            match &e.manifest {
+                Some(m) => {
+                    let labels: Vec<String> =
+                        m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                    println!(
+                        "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11}  {}",
+                        m.backup_id,
+                        status_word(e),
+                        m.source.engine,
+                        m.source.database.as_deref().unwrap_or("-"),
+                        m.entries.len(),
+                        human(m.raw_size()),
+                        human(m.stored_size()),
+                        labels.join(",")
+                    );
+                }
+                None => println!("{:<29} {:<9}", e.backup_id, status_word(e)),
+            }
+        }
+        for e in &catalog.entries {
+            if let BackupStatus::Refused { reason, .. } = &e.status {
+                println!("{} {}: {reason}", status_word(e), e.backup_id);
+            }
+        }
+        if catalog
+            .entries
+            .iter()
+            .any(|e| e.status == BackupStatus::Unchecked)
+        {
+            println!("(unchecked: encrypted; give the key to authenticate them)");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,9 @@
+//! One module per command.
+
+pub(crate) mod backup;
+pub(crate) mod gc;
+pub(crate) mod list;
+pub(crate) mod prune;
+pub(crate) mod rekey;
+pub(crate) mod restore;
+pub(crate) mod verify;

@@ -1,0 +1,129 @@
+//! `dbbackup verify`: read every object and check every checksum and tag.
+
+use std::process::ExitCode;
+
+#[allow(unused_imports)]
+use crate::common::*;
+
+/// Runs the command.
+pub(crate) async fn run(
+    a: crate::cli::VerifyArgs,
+    f: &FileConfig,
+    json: bool,
+    mode: Mode,
+) -> Result<ExitCode> {
+    let sink = open_repo(pick(&a.repo.repo, &f.repo))?;
+    let key = load_key(&a.key, f)?;
+    let allow = allow_unencrypted(&a.key, f);
+    let repo = Repository::new(sink.clone())
+        .with_key(key.clone())
+        .allow_unencrypted(allow);
+    let which = pick(&a.backup, &f.backup).unwrap_or_else(|| "latest".into());
+    let mut ok = Vec::new();
+    let mut failed: Vec<Error> = Vec::new();
+    // The repository itself first: a missing repository is an error, a damaged config
+    // is damage.
+    let mut selectors: Vec<BackupSelector> = Vec::new();
+    match repo.check().await {
+        Err(e) if e.kind() == ErrorKind::NotFound => return Err(e),
+        Err(e) => {
+            if !json {
+                println!("FAILED  repository config: {e}");
+            }
+            failed.push(e);
+        }
+        Ok(_) => {}
+    }
+    if failed.iter().all(|e| e.kind() != ErrorKind::WrongKey) {
+        if which == "all" {
+            selectors = repo
+                .backup_ids()
+                .await?
+                .into_iter()
+                .map(BackupSelector::Id)
+                .collect();
+        } else {
+            let sel: BackupSelector = which.parse()?;
+            match repo.resolve(&sel).await {
+                Ok(r) => {
+                    for s in &r.skipped {
+                        let e = Error::new(
+                            ErrorKind::Corrupt,
+                            format!(
+                                "newer than the latest usable backup, and refused: {}",
+                                s.reason
+                            ),
+                        )
+                        .with_backup(s.backup_id.clone());
+                        if !json {
+                            println!("FAILED  {}: {e}", s.backup_id);
+                        }
+                        failed.push(e);
+                    }
+                    selectors.push(BackupSelector::Id(r.manifest.backup_id));
+                }
+                Err(e) if e.kind() == ErrorKind::NotFound && failed.is_empty() => {
+                    if !json {
+                        println!("no backups to verify");
+                    }
+                }
+                Err(e) => {
+                    if !json {
+                        println!("FAILED  {}: {e}", e.backup().unwrap_or(&which));
+                    }
+                    failed.push(e);
+                }
+            }
+        }
+    }
+    for sel in &selectors {
+        let mut v = Verify::builder()
+            .sink(sink.clone())
+            .backup(sel.clone())
+            .allow_unencrypted(allow)
+            .subscribe(Progress::new(mode));
+        if let Some(k) = &key {
+            v = v.key(k.clone());
+        }
+        match v.build()?.run().await {
+            Ok(r) => {
+                if !json {
+                    println!(
+                        "ok      {}: {} entries, {} checked",
+                        r.backup_id,
+                        r.entries,
+                        human(r.raw_bytes)
+                    );
+                }
+                ok.push(json!({"backup_id": r.backup_id, "entries": r.entries, "raw_bytes": r.raw_bytes,
+                               "stored_bytes": r.stored_bytes, "duration_seconds": r.elapsed.as_secs_f64()}));
+            }
+            Err(e) => {
+                if !json {
+                    println!("FAILED  {}: {e}", e.backup().unwrap_or(&sel.to_string()));
+                }
+                failed.push(e);
+            }
+        }
+    }
+    let code = if failed.iter().any(|e| e.kind() == ErrorKind::Corrupt) {
+        3
+    } else if failed.is_empty() {
+        0
+    } else {
+        1
+    };
+    if json {
+        let failures: Vec<_> = failed
+            .iter()
+            .map(|e| json!({"backup_id": e.backup(), "entry": e.entry(), "object": e.object(), "kind": e.kind().to_string(), "error": e.to_string()}))
+            .collect();
+        println!(
+            "{}",
+            json!({"ok": failed.is_empty(), "command": "verify", "verified": ok, "failed": failures})
+        );
+    } else if which == "all" && selectors.is_empty() && failed.is_empty() {
+        println!("no backups to verify");
+    }
+    Ok(ExitCode::from(code))
+}

@@ -1,0 +1,539 @@
+//! The engine registry: which engine handles a URL, built from typed options. The one place the
+//! scheme -> engine mapping lives.
+
+use std::fmt;
+use std::str::FromStr;
+use std::sync::Arc;
+
+use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Sink, Source};
+
+/// How a backup is taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum EngineTool {
+    /// The library's own logical backup (no client tools needed).
+    #[default]
+    Native,
+    /// The database's dump tools (`pg_dump`/`pg_restore`, `mariadb-dump`/`mariadb`).
+    Dump,
+    /// The server's own backup (SQL Server `BACKUP DATABASE` / `BACKUP LOG`).
+    ServerBackup,
+}
+
+impl FromStr for EngineTool {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "native" => Ok(EngineTool::Native),
+            "dump" => Ok(EngineTool::Dump),
+            "server-backup" => Ok(EngineTool::ServerBackup),
+            other => Err(invalid(format!(
+                "--engine-tool must be native, dump or server-backup, not {other:?}"
+            ))),
+        }
+    }
+}
+
+impl fmt::Display for EngineTool {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            EngineTool::Native => "native",
+            EngineTool::Dump => "dump",
+            EngineTool::ServerBackup => "server-backup",
+        })
+    }
+}
+
+/// Which server backup (SQL Server `server-backup`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ServerBackupKind {
+    /// `BACKUP DATABASE`.
+    #[default]
+    Full,
+    /// `BACKUP DATABASE ... WITH DIFFERENTIAL`, chained to the last full backup.
+    Differential,
+    /// `BACKUP LOG`, chained to the previous backup.
+    Log,
+}
+
+impl FromStr for ServerBackupKind {
+    type Err = Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "full" => Ok(ServerBackupKind::Full),
+            "differential" | "diff" => Ok(ServerBackupKind::Differential),
+            "log" => Ok(ServerBackupKind::Log),
+            other => Err(invalid(format!(
+                "--backup-kind {other:?}: use full, differential or log"
+            ))),
+        }
+    }
+}
+
+/// A directory the database server and dbbackup both see, under two paths (SQL Server
+/// `server-backup`: the server writes its backup file there, dbbackup reads it here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SharedDir {
+    /// The path on the server.
+    pub server: String,
+    /// The same directory here.
+    pub local: String,
+}
+
+impl FromStr for SharedDir {
+    type Err = Error;
+    /// `SERVER_PATH=LOCAL_PATH`.
+    fn from_str(raw: &str) -> Result<Self> {
+        let (server, local) = raw
+            .split_once('=')
+            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+            .ok_or_else(|| {
+                invalid(format!(
+                    "--shared-dir {raw:?}: give SERVER_PATH=LOCAL_PATH, e.g. \
+                     /var/opt/mssql/backup=/mnt/mssql-backup"
+                ))
+            })?;
+        Ok(SharedDir {
+            server: server.to_owned(),
+            local: local.to_owned(),
+        })
+    }
+}
+
+/// What a backup covers (`--include-table`, `--schema-only`, ...).
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Only tables matching these patterns (empty: all).
+    pub include_tables: Vec<String>,
+    /// Never tables matching these.
+    pub exclude_tables: Vec<String>,
+    /// PostgreSQL: only these schemas.
+    pub include_schemas: Vec<String>,
+    /// PostgreSQL: never these schemas.
+    pub exclude_schemas: Vec<String>,
+    /// Definitions only.
+    pub schema_only: bool,
+    /// Table data only.
+    pub data_only: bool,
+    /// PostgreSQL: owners and privileges too.
+    pub privileges: bool,
+}
+
+impl Selection {
+    fn is_everything(&self) -> bool {
+        *self == Selection::default()
+    }
+
+    fn has_schemas(&self) -> bool {
+        !self.include_schemas.is_empty() || !self.exclude_schemas.is_empty()
+    }
+}
+
+/// How to open a [`Source`] with [`source`].
+#[derive(Debug, Clone)]
+pub struct SourceOptions {
+    /// Native, dump tools or the server's own backup.
+    pub tool: EngineTool,
+    /// Connections (entries) read at once.
+    pub jobs: usize,
+    /// What the backup covers (native engines).
+    pub selection: Selection,
+    /// SQL Server `server-backup`: the shared directory.
+    pub shared_dir: Option<SharedDir>,
+    /// SQL Server `server-backup`: full, differential or log.
+    pub kind: ServerBackupKind,
+    /// The repository the backup goes to (SQL Server differential and log backups find their
+    /// parent there).
+    pub repo: Option<Arc<dyn Sink>>,
+}
+
+impl Default for SourceOptions {
+    fn default() -> Self {
+        SourceOptions {
+            tool: EngineTool::Native,
+            jobs: 2,
+            selection: Selection::default(),
+            shared_dir: None,
+            kind: ServerBackupKind::Full,
+            repo: None,
+        }
+    }
+}
+
+/// How to open a [`RestoreTarget`] with [`target`].
+#[derive(Debug, Clone)]
+pub struct TargetOptions {
+    /// The engine that took the backup (`Manifest::source.engine`): picks SQL Server's
+    /// server-backup target for its backups.
+    pub backup_engine: Option<String>,
+    /// Create the target database (dropped again if the restore fails).
+    pub create: bool,
+    /// Entries restored at once.
+    pub jobs: usize,
+    /// PostgreSQL: leave out owners and privileges.
+    pub skip_privileges: bool,
+    /// MySQL: load rows with `LOAD DATA LOCAL INFILE` where the server allows it (default).
+    pub local_infile: bool,
+    /// SQL Server server-backup restores: the shared directory.
+    pub shared_dir: Option<SharedDir>,
+    /// SQL Server server-backup restores: move the files into this server directory.
+    pub data_dir: Option<String>,
+    /// SQL Server server-backup restores: leave the database restoring (for the next log).
+    pub no_recovery: bool,
+}
+
+impl Default for TargetOptions {
+    fn default() -> Self {
+        TargetOptions {
+            backup_engine: None,
+            create: false,
+            jobs: 2,
+            skip_privileges: false,
+            local_infile: true,
+            shared_dir: None,
+            data_dir: None,
+            no_recovery: false,
+        }
+    }
+}
+
+fn invalid(msg: impl Into<String>) -> Error {
+    Error::new(ErrorKind::InvalidInput, msg)
+}
+
+/// The engines a URL scheme can name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Engine {
+    Sqlite,
+    Postgres,
+    Mysql,
+    Mssql,
+}
+
+impl Engine {
+    fn of(url: &str) -> Result<Engine> {
+        match url.split_once(':').map(|(s, _)| s).unwrap_or("") {
+            "sqlite" => Ok(Engine::Sqlite),
+            "postgres" | "postgresql" => Ok(Engine::Postgres),
+            "mysql" | "mariadb" => Ok(Engine::Mysql),
+            "mssql" | "sqlserver" => Ok(Engine::Mssql),
+            _ => Err(invalid(format!(
+                "{} is not a database URL dbbackup knows; use sqlite://PATH, postgres://, \
+                 mysql://, mariadb:// or mssql://",
+                dbbackup_storage::redact(url)
+            ))),
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Engine::Sqlite => "sqlite",
+            Engine::Postgres => "postgres",
+            Engine::Mysql => "mysql",
+            Engine::Mssql => "mssql",
+        }
+    }
+}
+
+#[allow(dead_code)]
+fn not_built(engine: Engine) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "this build has no {0} engine; enable the `{0}` feature of the dbbackup crate",
+            engine.name()
+        ),
+    )
+}
+
+/// Checks what a tool and a selection can do for an engine, before any connection.
+fn check_source(engine: Engine, o: &SourceOptions) -> Result<()> {
+    let select = &o.selection;
+    if o.tool == EngineTool::ServerBackup && engine != Engine::Mssql {
+        return Err(invalid(
+            "--engine-tool server-backup is SQL Server's BACKUP DATABASE; for this database use \
+             native or dump",
+        ));
+    }
+    if o.tool == EngineTool::Dump && engine == Engine::Mssql {
+        return Err(invalid(
+            "SQL Server has no dump tool mode; use native (a logical backup of the tables) or \
+             server-backup (BACKUP DATABASE with --shared-dir)",
+        ));
+    }
+    if o.tool == EngineTool::Dump && engine == Engine::Sqlite {
+        return Err(invalid(
+            "the SQLite engine has no dump-tool mode; drop --engine-tool dump",
+        ));
+    }
+    if select.schema_only && select.data_only {
+        return Err(invalid(
+            "--schema-only and --data-only exclude each other; give at most one",
+        ));
+    }
+    if engine == Engine::Sqlite && !select.is_everything() {
+        return Err(invalid(
+            "a SQLite backup is the whole database file; drop the table, schema and \
+             --schema-only/--data-only options",
+        ));
+    }
+    if o.tool != EngineTool::Native && !select.is_everything() {
+        return Err(invalid(
+            "--include-table, --exclude-table, --include-schema, --exclude-schema, --schema-only \
+             and --data-only apply to the native engine; drop them or --engine-tool dump",
+        ));
+    }
+    if select.privileges && engine != Engine::Postgres {
+        return Err(invalid("--privileges is for PostgreSQL backups; drop it"));
+    }
+    if select.has_schemas() && engine == Engine::Mysql {
+        return Err(invalid(
+            "a MySQL backup covers the one database of the URL; --include-schema/--exclude-schema \
+             are for PostgreSQL (use --include-table/--exclude-table)",
+        ));
+    }
+    if select.has_schemas() && engine == Engine::Mssql {
+        return Err(invalid(
+            "for SQL Server select schemas with --include-table 'SCHEMA.*' / --exclude-table \
+             'SCHEMA.*'",
+        ));
+    }
+    Ok(())
+}
+
+/// The [`Source`] for a database URL (`sqlite://`, `postgres://`, `mysql://`/`mariadb://`,
+/// `mssql://`).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for a URL no engine knows or options the engine cannot honour;
+/// [`ErrorKind::Unsupported`] for an engine this build leaves out.
+pub fn source(url: &str, o: &SourceOptions) -> Result<Arc<dyn Source>> {
+    let engine = Engine::of(url)?;
+    check_source(engine, o)?;
+    let select = &o.selection;
+    match engine {
+        #[cfg(feature = "sqlite")]
+        Engine::Sqlite => Ok(Arc::new(url.parse::<dbbackup_sqlite::SqliteSource>()?)),
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => {
+            use dbbackup_postgres::{PgDumpSource, PgSource};
+            if o.tool == EngineTool::Dump {
+                return Ok(Arc::new(PgDumpSource::new(url)?));
+            }
+            let filter = dbbackup_postgres::Filter {
+                include_schemas: select.include_schemas.clone(),
+                exclude_schemas: select.exclude_schemas.clone(),
+                include_tables: select.include_tables.clone(),
+                exclude_tables: select.exclude_tables.clone(),
+            };
+            Ok(Arc::new(
+                PgSource::new(url)?
+                    .with_jobs(o.jobs)
+                    .with_filter(filter)
+                    .schema_only(select.schema_only)
+                    .data_only(select.data_only)
+                    .with_privileges(select.privileges),
+            ))
+        }
+        #[cfg(feature = "mysql")]
+        Engine::Mysql => {
+            use dbbackup_mysql::{MyDumpSource, MySqlSource};
+            if o.tool == EngineTool::Dump {
+                return Ok(Arc::new(MyDumpSource::new(url)?));
+            }
+            let filter = dbbackup_mysql::Filter {
+                include_tables: select.include_tables.clone(),
+                exclude_tables: select.exclude_tables.clone(),
+            };
+            Ok(Arc::new(
+                MySqlSource::new(url)?
+                    .with_jobs(o.jobs)
+                    .with_filter(filter)
+                    .schema_only(select.schema_only)
+                    .data_only(select.data_only),
+            ))
+        }
+        #[cfg(feature = "mssql")]
+        Engine::Mssql => {
+            use dbbackup_mssql::{MssqlSource, NativeKind, NativeSource};
+            if o.tool == EngineTool::ServerBackup {
+                let kind = match o.kind {
+                    ServerBackupKind::Full => NativeKind::Full,
+                    ServerBackupKind::Differential => NativeKind::Differential,
+                    ServerBackupKind::Log => NativeKind::Log,
+                };
+                let mut s = NativeSource::new(url, mssql_shared_dir(&o.shared_dir)?)?.kind(kind);
+                if let Some(repo) = &o.repo {
+                    s = s.chain_in(repo.clone());
+                }
+                return Ok(Arc::new(s));
+            }
+            Ok(Arc::new(
+                MssqlSource::new(url)?
+                    .with_filter(dbbackup_mssql::Filter {
+                        include_tables: select.include_tables.clone(),
+                        exclude_tables: select.exclude_tables.clone(),
+                    })
+                    .schema_only(select.schema_only)
+                    .data_only(select.data_only),
+            ))
+        }
+        #[allow(unreachable_patterns)]
+        other => Err(not_built(other)),
+    }
+}
+
+#[cfg(feature = "mssql")]
+fn mssql_shared_dir(dir: &Option<SharedDir>) -> Result<dbbackup_mssql::SharedDir> {
+    let d = dir.as_ref().ok_or_else(|| {
+        invalid(
+            "SQL Server server backups need --shared-dir SERVER_PATH=LOCAL_PATH: a directory the \
+             server writes its backup file to and dbbackup reads here",
+        )
+    })?;
+    Ok(dbbackup_mssql::SharedDir::new(&d.server, &d.local))
+}
+
+/// The [`RestoreTarget`] for a database URL.
+///
+/// # Errors
+/// As [`source`].
+pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
+    match Engine::of(url)? {
+        // A SQLite restore always creates a new file.
+        #[cfg(feature = "sqlite")]
+        Engine::Sqlite => Ok(Arc::new(url.parse::<dbbackup_sqlite::SqliteTarget>()?)),
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => Ok(Arc::new(
+            dbbackup_postgres::PgTarget::new(url)?
+                .create(o.create)
+                .with_jobs(o.jobs)
+                .skip_privileges(o.skip_privileges),
+        )),
+        #[cfg(feature = "mysql")]
+        Engine::Mysql => Ok(Arc::new(
+            dbbackup_mysql::MySqlTarget::new(url)?
+                .create(o.create)
+                .with_jobs(o.jobs)
+                .local_infile(o.local_infile),
+        )),
+        #[cfg(feature = "mssql")]
+        Engine::Mssql if o.backup_engine.as_deref() == Some(dbbackup_mssql::NATIVE_ENGINE) => {
+            let mut t = dbbackup_mssql::NativeTarget::new(url, mssql_shared_dir(&o.shared_dir)?)?;
+            if let Some(d) = &o.data_dir {
+                t = t.data_dir(d.clone());
+            }
+            if o.no_recovery {
+                t = t.recovery(dbbackup_mssql::statement::Recovery::NoRecovery);
+            }
+            Ok(Arc::new(t))
+        }
+        #[cfg(feature = "mssql")]
+        Engine::Mssql => Ok(Arc::new(
+            dbbackup_mssql::MssqlTarget::new(url)?.create(o.create),
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(not_built(other)),
+    }
+}
+
+/// The entry filter for restoring chosen tables: entries naming a table (`meta.table`) must match
+/// a pattern (`*`, `?`); schema entries always pass. `None` for no patterns.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for engines without per-table entries (SQLite).
+pub fn table_filter(
+    engine: &str,
+    patterns: Vec<String>,
+) -> Result<Option<impl Fn(&EntryRecord) -> bool + Send + Sync + 'static>> {
+    if patterns.is_empty() {
+        return Ok(None);
+    }
+    if engine == "sqlite" {
+        return Err(invalid(
+            "--tables is not available for SQLite backups (they hold the database as one file); \
+             restore all of it",
+        ));
+    }
+    Ok(Some(move |e: &EntryRecord| {
+        match e.meta.get("table").and_then(|t| t.as_str()) {
+            Some(table) => patterns.iter().any(|p| dbbackup_core::glob_match(p, table)),
+            None => true,
+        }
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn src(url: &str, tool: &str, sel: &Selection) -> Result<Arc<dyn Source>> {
+        source(
+            url,
+            &SourceOptions {
+                tool: tool.parse()?,
+                jobs: 1,
+                selection: sel.clone(),
+                ..SourceOptions::default()
+            },
+        )
+    }
+
+    #[test]
+    fn unknown_urls_and_missing_engines_are_clear() {
+        let all = Selection::default();
+        let e = src("ftp://x", "native", &all).err().unwrap();
+        assert!(e.to_string().contains("sqlite://"), "{e}");
+        let e = src("mssql://u:secret@h/db", "dump", &all).err().unwrap();
+        assert!(e.to_string().contains("server-backup"), "{e}");
+        assert!(!e.to_string().contains("secret"), "{e}");
+        let e = src("mssql://u:secret@h/db", "server-backup", &all)
+            .err()
+            .unwrap();
+        assert!(e.to_string().contains("--shared-dir"), "{e}");
+        assert!(src("mssql://u:secret@h/db", "native", &all).is_ok());
+        let e = src("postgres://h/db", "server-backup", &all).err().unwrap();
+        assert!(e.to_string().contains("BACKUP DATABASE"), "{e}");
+        let e = src("oracle://u:secret@h/db", "native", &all).err().unwrap();
+        assert!(!e.to_string().contains("secret"), "{e}");
+        assert!("sometimes".parse::<EngineTool>().is_err());
+        assert!("x".parse::<SharedDir>().is_err());
+        assert!("weekly".parse::<ServerBackupKind>().is_err());
+    }
+
+    #[test]
+    fn selections_the_engine_cannot_honour_are_refused() {
+        let some = Selection {
+            include_tables: vec!["t*".into()],
+            ..Selection::default()
+        };
+        let e = src("sqlite:///tmp/x.db", "native", &some).err().unwrap();
+        assert!(e.to_string().contains("whole database"), "{e}");
+        let e = src("postgres://h/db", "dump", &some).err().unwrap();
+        assert!(e.to_string().contains("native engine"), "{e}");
+        let schemas = Selection {
+            include_schemas: vec!["s".into()],
+            ..Selection::default()
+        };
+        let e = src("mysql://h/db", "native", &schemas).err().unwrap();
+        assert!(e.to_string().contains("PostgreSQL"), "{e}");
+        let both = Selection {
+            schema_only: true,
+            data_only: true,
+            ..Selection::default()
+        };
+        let e = src("postgres://h/db", "native", &both).err().unwrap();
+        assert!(e.to_string().contains("exclude each other"), "{e}");
+        let privs = Selection {
+            privileges: true,
+            ..Selection::default()
+        };
+        let e = src("mysql://h/db", "native", &privs).err().unwrap();
+        assert!(
+            e.to_string().contains("--privileges is for PostgreSQL"),
+            "{e}"
+        );
+        assert!(src("postgres://h/db", "native", &privs).is_ok());
+        assert!(src("postgres://h/db", "native", &some).is_ok());
+        assert!(src("mysql://h/db", "native", &some).is_ok());
+    }
+}
