@@ -105,8 +105,8 @@ pub enum Event {
         operation: Operation,
         /// The backup.
         backup_id: String,
-        /// The error kind, as text.
-        kind: String,
+        /// What kind of error (serialized as its text, e.g. `"corrupt"`).
+        kind: crate::error::ErrorKind,
         /// The error message.
         message: String,
     },

@@ -49,10 +49,6 @@
 
 pub use codec::{Codec, CodecContext, Transform, TransformSpec, Zstd};
 pub use crypto::{Aes256GcmStream, DEFAULT_CHUNK_SIZE};
-pub use engine::{
-    Backup, BackupBuilder, BackupReport, Restore, RestoreBuilder, RestoreReport, Verify,
-    VerifyBuilder, VerifyReport,
-};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Operation, Subscriber};
 pub use keys::{EncryptionInfo, KdfParams, Key, MasterKey};
@@ -62,6 +58,10 @@ pub use manifest::{
 };
 pub use memory::MemorySink;
 pub use pattern::{glob_match, parse_duration, redact_url, selected, url_password, url_server};
+pub use pipeline::{
+    Backup, BackupBuilder, BackupReport, Restore, RestoreBuilder, RestoreReport, Verify,
+    VerifyBuilder, VerifyReport,
+};
 pub use repo::{
     BackupSelector, BackupStatus, Catalog, CatalogEntry, GcReport, RekeyReport, RepoConfig,
     Repository, Resolved, SkippedBackup, TransformFactory, CONFIG_KEY,
@@ -82,7 +82,6 @@ pub use tokio_util::sync::CancellationToken;
 
 mod codec;
 mod crypto;
-mod engine;
 mod error;
 mod events;
 mod keys;
@@ -90,6 +89,7 @@ mod lease;
 mod manifest;
 mod memory;
 mod pattern;
+mod pipeline;
 mod repo;
 mod restore;
 mod retention;

@@ -449,9 +449,9 @@ impl Sink for NullSink {
 pub mod conformance {
     use super::*;
     use crate::codec::Zstd;
-    use crate::engine::{Backup, BackupReport, Restore, RestoreReport, Verify};
     use crate::keys::{KdfParams, Key, MasterKey};
     use crate::memory::MemorySink;
+    use crate::pipeline::{Backup, BackupReport, Restore, RestoreReport, Verify};
     use crate::repo::{BackupSelector, Repository};
     use crate::sink::SinkExt;
 
