@@ -106,3 +106,8 @@ pub mod storage {
 }
 
 mod registry;
+
+/// The README's examples, compiled with the doctests.
+#[doc = include_str!("../../../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
