@@ -98,6 +98,6 @@ pub use backup::{Backup, BackupBuilder, BackupReport};
 pub use restore::{Restore, RestoreBuilder, RestoreReport};
 pub use verify::{Verify, VerifyBuilder, VerifyReport};
 
-use read::{decoded_entry, open_backup, OpenBackup};
+use read::{decoded_entry, read_side_setters, OpenBackup, ReadOptions, ReadSide};
 use runner::run_operation;
 use write::{backup_entry, EntryJob};

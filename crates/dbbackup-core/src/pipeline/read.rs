@@ -2,6 +2,112 @@
 
 use super::*;
 
+/// What restore and verify builders share: which backup, in which repository, read with which key.
+#[derive(Default)]
+pub(super) struct ReadSide {
+    pub(super) sink: Option<Arc<dyn Sink>>,
+    pub(super) selector: Option<BackupSelector>,
+    pub(super) key: Option<Key>,
+    pub(super) allow_unencrypted: bool,
+    pub(super) jobs: Option<usize>,
+    pub(super) subscribers: Vec<Arc<dyn Subscriber>>,
+    pub(super) factories: HashMap<String, TransformFactory>,
+}
+
+/// The validated [`ReadSide`].
+pub(super) struct ReadOptions {
+    pub(super) sink: Arc<dyn Sink>,
+    pub(super) selector: BackupSelector,
+    pub(super) key: Option<Key>,
+    pub(super) allow_unencrypted: bool,
+    pub(super) jobs: usize,
+    pub(super) emitter: Emitter,
+    pub(super) factories: HashMap<String, TransformFactory>,
+}
+
+impl ReadSide {
+    /// Validates it; `what` names the operation in messages ("a restore", "verify").
+    pub(super) fn build(self, what: &str) -> Result<ReadOptions> {
+        let sink = self
+            .sink
+            .ok_or_else(|| Error::invalid(format!("{what} needs a sink: call `.sink(...)`")))?;
+        let jobs = self.jobs.unwrap_or_else(default_jobs);
+        if jobs == 0 || jobs > 256 {
+            return Err(Error::invalid(format!("jobs must be 1..=256, got {jobs}")));
+        }
+        Ok(ReadOptions {
+            sink,
+            selector: self.selector.unwrap_or(BackupSelector::Latest),
+            key: self.key,
+            allow_unencrypted: self.allow_unencrypted,
+            jobs,
+            emitter: Emitter::new(self.subscribers),
+            factories: self.factories,
+        })
+    }
+}
+
+impl ReadOptions {
+    /// Opens the selected, trusted backup.
+    pub(super) async fn open(&self) -> Result<(OpenBackup, Vec<SkippedBackup>)> {
+        open_backup(
+            &self.sink,
+            &self.selector,
+            self.key.as_ref(),
+            self.allow_unencrypted,
+            &self.factories,
+        )
+        .await
+    }
+}
+
+/// The setters of the shared read side, for a builder with a `read: ReadSide` field.
+macro_rules! read_side_setters {
+    ($jobs_doc:literal) => {
+        /// Where the repository lives.
+        pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
+            self.read.sink = Some(sink);
+            self
+        }
+        /// Which backup (default: latest).
+        pub fn backup(mut self, selector: BackupSelector) -> Self {
+            self.read.selector = Some(selector);
+            self
+        }
+        /// The key or passphrase of an encrypted backup.
+        pub fn key(mut self, key: Key) -> Self {
+            self.read.key = Some(key);
+            self
+        }
+        #[doc = $jobs_doc]
+        pub fn jobs(mut self, jobs: usize) -> Self {
+            self.read.jobs = Some(jobs);
+            self
+        }
+        /// Accepts unencrypted backups in an encrypted repository (a mixed repository; off by
+        /// default, since nothing vouches for an unencrypted backup).
+        pub fn allow_unencrypted(mut self, yes: bool) -> Self {
+            self.read.allow_unencrypted = yes;
+            self
+        }
+        /// Receives progress events.
+        pub fn subscribe(mut self, s: impl Subscriber + 'static) -> Self {
+            self.read.subscribers.push(Arc::new(s));
+            self
+        }
+        /// Registers the factory of a custom transform the backup used.
+        pub fn transform_factory(
+            mut self,
+            name: impl Into<String>,
+            f: impl Fn(&serde_json::Value) -> Result<Arc<dyn Transform>> + Send + Sync + 'static,
+        ) -> Self {
+            self.read.factories.insert(name.into(), Arc::new(f));
+            self
+        }
+    };
+}
+pub(super) use read_side_setters;
+
 // ---------------------------------------------------------------------------------------------
 // reading a backup back
 

@@ -10,24 +10,15 @@ pub(super) type EntryFilter = Arc<dyn Fn(&EntryRecord) -> bool + Send + Sync>;
 /// Builds a [`Restore`].
 #[derive(Default)]
 pub struct RestoreBuilder {
-    sink: Option<Arc<dyn Sink>>,
+    read: ReadSide,
     target: Option<Arc<dyn RestoreTarget>>,
-    selector: Option<BackupSelector>,
-    key: Option<Key>,
-    allow_unencrypted: bool,
-    jobs: Option<usize>,
     filter: Option<EntryFilter>,
-    subscribers: Vec<Arc<dyn Subscriber>>,
     cancel: Option<CancellationToken>,
-    factories: HashMap<String, TransformFactory>,
 }
 
 impl RestoreBuilder {
-    /// Where the repository lives.
-    pub fn sink(mut self, sink: Arc<dyn Sink>) -> Self {
-        self.sink = Some(sink);
-        self
-    }
+    read_side_setters!("Entries restored at once within a phase (default: CPU count, at most 4).");
+
     /// What to restore into.
     pub fn target(mut self, target: impl RestoreTarget + 'static) -> Self {
         self.target = Some(Arc::new(target));
@@ -38,49 +29,14 @@ impl RestoreBuilder {
         self.target = Some(target);
         self
     }
-    /// Which backup (default: latest).
-    pub fn backup(mut self, selector: BackupSelector) -> Self {
-        self.selector = Some(selector);
-        self
-    }
-    /// The key or passphrase of an encrypted backup.
-    pub fn key(mut self, key: Key) -> Self {
-        self.key = Some(key);
-        self
-    }
-    /// Entries restored at once within a phase (default: CPU count, at most 4).
-    pub fn jobs(mut self, jobs: usize) -> Self {
-        self.jobs = Some(jobs);
-        self
-    }
     /// Restores only the entries for which `f` is true.
     pub fn filter(mut self, f: impl Fn(&EntryRecord) -> bool + Send + Sync + 'static) -> Self {
         self.filter = Some(Arc::new(f));
         self
     }
-    /// Accepts unencrypted backups in an encrypted repository (a mixed repository; off by
-    /// default, since nothing vouches for an unencrypted backup).
-    pub fn allow_unencrypted(mut self, yes: bool) -> Self {
-        self.allow_unencrypted = yes;
-        self
-    }
-    /// Receives progress events.
-    pub fn subscribe(mut self, s: impl Subscriber + 'static) -> Self {
-        self.subscribers.push(Arc::new(s));
-        self
-    }
     /// Cancels the restore when the token is cancelled.
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = Some(token);
-        self
-    }
-    /// Registers the factory of a custom transform the backup used.
-    pub fn transform_factory(
-        mut self,
-        name: impl Into<String>,
-        f: impl Fn(&serde_json::Value) -> Result<Arc<dyn Transform>> + Send + Sync + 'static,
-    ) -> Self {
-        self.factories.insert(name.into(), Arc::new(f));
         self
     }
 
@@ -89,43 +45,25 @@ impl RestoreBuilder {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] when the sink or target is missing or `jobs` is out of range.
     pub fn build(self) -> Result<Restore> {
-        let sink = self
-            .sink
-            .ok_or_else(|| Error::invalid("a restore needs a sink: call `.sink(...)`"))?;
+        let read = self.read.build("a restore")?;
         let target = self
             .target
             .ok_or_else(|| Error::invalid("a restore needs a target: call `.target(...)`"))?;
-        let jobs = self.jobs.unwrap_or_else(default_jobs);
-        if jobs == 0 || jobs > 256 {
-            return Err(Error::invalid(format!("jobs must be 1..=256, got {jobs}")));
-        }
         Ok(Restore {
-            sink,
+            read,
             target,
-            selector: self.selector.unwrap_or(BackupSelector::Latest),
-            key: self.key,
-            allow_unencrypted: self.allow_unencrypted,
-            jobs,
             filter: self.filter,
-            emitter: Emitter::new(self.subscribers),
             cancel: self.cancel,
-            factories: self.factories,
         })
     }
 }
 
 /// A configured restore. [`run`](Restore::run) it.
 pub struct Restore {
-    sink: Arc<dyn Sink>,
+    read: ReadOptions,
     target: Arc<dyn RestoreTarget>,
-    selector: BackupSelector,
-    key: Option<Key>,
-    allow_unencrypted: bool,
-    jobs: usize,
     filter: Option<EntryFilter>,
-    emitter: Emitter,
     cancel: Option<CancellationToken>,
-    factories: HashMap<String, TransformFactory>,
 }
 
 /// What a finished restore did.
@@ -161,14 +99,7 @@ impl Restore {
     /// naming backup and entry, or the target's error.
     pub async fn run(&self) -> Result<RestoreReport> {
         let t0 = Instant::now();
-        let (backup, skipped) = open_backup(
-            &self.sink,
-            &self.selector,
-            self.key.as_ref(),
-            self.allow_unencrypted,
-            &self.factories,
-        )
-        .await?;
+        let (backup, skipped) = self.read.open().await?;
         let id = backup.manifest.backup_id.clone();
         let stored = backup.manifest.stored_size();
         let work = async {
@@ -179,7 +110,7 @@ impl Restore {
         run_operation(
             Operation::Restore,
             &id,
-            &self.emitter,
+            &self.read.emitter,
             self.cancel.as_ref(),
             work,
             |r: &RestoreReport| super::runner::Totals {
@@ -203,7 +134,7 @@ impl Restore {
         for e in &selected {
             phases.entry(e.phase).or_default().push(e);
         }
-        self.emitter.emit(Event::Started {
+        self.read.emitter.emit(Event::Started {
             operation: Operation::Restore,
             backup_id: m.backup_id.clone(),
             entries: selected.len(),
@@ -217,7 +148,7 @@ impl Restore {
                 let session = session.as_ref();
                 let done: Vec<(u64, Option<u64>)> = futures::stream::iter(owned)
                     .map(|e| async move { self.restore_entry(backup, session, &e).await })
-                    .buffer_unordered(self.jobs)
+                    .buffer_unordered(self.read.jobs)
                     .try_collect()
                     .await?;
                 for (r, n) in done {
@@ -262,13 +193,13 @@ impl Restore {
     ) -> Result<(u64, Option<u64>)> {
         let t0 = Instant::now();
         let id = backup.manifest.backup_id.clone();
-        self.emitter.emit(Event::EntryStarted {
+        self.read.emitter.emit(Event::EntryStarted {
             operation: Operation::Restore,
             backup_id: id.clone(),
             entry: entry.name.clone(),
         });
         let progress = {
-            let (em, id, name) = (self.emitter.clone(), id.clone(), entry.name.clone());
+            let (em, id, name) = (self.read.emitter.clone(), id.clone(), entry.name.clone());
             Box::new(move |raw: u64| {
                 em.emit(Event::EntryProgress {
                     operation: Operation::Restore,
@@ -280,12 +211,12 @@ impl Restore {
                 })
             })
         };
-        let stream = decoded_entry(&self.sink, backup, entry, Some(progress)).await?;
+        let stream = decoded_entry(&self.read.sink, backup, entry, Some(progress)).await?;
         let rows = session
             .restore_entry(entry, stream)
             .await
             .map_err(|e| e.with_backup(id.clone()).with_entry(entry.name.clone()))?;
-        self.emitter.emit(Event::EntryFinished {
+        self.read.emitter.emit(Event::EntryFinished {
             operation: Operation::Restore,
             backup_id: id,
             entry: entry.name.clone(),
