@@ -665,6 +665,10 @@ impl Repository {
     /// On storage failure, a damaged config, or [`ErrorKind::WrongKey`] when the key given does
     /// not open the config's key check.
     pub async fn catalog(&self) -> Result<Catalog> {
+        Ok(self.catalog_and_gate().await?.0)
+    }
+
+    async fn catalog_and_gate(&self) -> Result<(Catalog, Gate)> {
         let gate = self.gate().await?;
         let ids = self.committed_ids().await?;
         let gate_ref = &gate;
@@ -699,10 +703,11 @@ impl Repository {
             .buffered(8)
             .try_collect()
             .await?;
-        Ok(Catalog {
-            config: gate.config,
+        let catalog = Catalog {
+            config: gate.config.clone(),
             entries,
-        })
+        };
+        Ok((catalog, gate))
     }
 
     /// Every backup that can be believed with the key given, oldest id first: with a key, those it
@@ -735,7 +740,11 @@ impl Repository {
         Ok(catalog.summaries())
     }
 
-    fn require_key_for_retention(&self, catalog: &Catalog) -> Result<()> {
+    /// Refuses retention over `catalog` when it is of an encrypted repository read without its key.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] then.
+    pub fn require_key_for_retention(&self, catalog: &Catalog) -> Result<()> {
         if self.key.is_none()
             && catalog
                 .config
@@ -837,7 +846,7 @@ impl Repository {
         let id = match sel {
             BackupSelector::Id(id) => id.clone(),
             BackupSelector::Latest => {
-                let catalog = self.catalog().await?;
+                let (catalog, gate) = self.catalog_and_gate().await?;
                 let newest = catalog
                     .entries
                     .iter()
@@ -895,7 +904,6 @@ impl Repository {
                     warn!(backup_id = %s.backup_id, reason = %s.reason, "skipping a newer backup");
                 }
                 let id = entry.backup_id.clone();
-                let gate = self.gate().await?;
                 let opened = self.open_manifest(&id).await?;
                 return Ok((self.trust(&gate, opened).await?, skipped));
             }

@@ -41,7 +41,8 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, f: &FileConfig, json: bool) ->
     let dry_run = a.dry_run || f.dry_run.unwrap_or(false);
     let catalog = repo.catalog().await?;
     let refused: Vec<SkippedBackup> = catalog.refused().collect();
-    let summaries = repo.summaries().await?;
+    repo.require_key_for_retention(&catalog)?;
+    let summaries = catalog.summaries();
     let group_by: GroupBy = pick(&a.group_by, &f.group_by)
         .as_deref()
         .unwrap_or("source")
