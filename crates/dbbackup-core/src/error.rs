@@ -205,9 +205,8 @@ impl fmt::Display for Error {
         if !ctx.is_empty() {
             write!(f, " ({})", ctx.join(", "))?;
         }
-        if let Some(s) = &self.source {
-            write!(f, ": {s}")?;
-        }
+        // The cause is not repeated: messages already say what it said, and error reporters
+        // that walk `source()` would print it twice.
         Ok(())
     }
 }
@@ -246,7 +245,7 @@ impl From<std::io::Error> for Error {
         );
         let mut err = Error::new(kind, e.to_string());
         err.temporary = temporary;
-        err
+        err.with_source(e)
     }
 }
 
@@ -274,5 +273,9 @@ mod tests {
         assert_eq!(e.kind(), ErrorKind::NotFound);
         let e: Error = std::io::Error::new(std::io::ErrorKind::TimedOut, "x").into();
         assert!(e.is_temporary());
+        assert!(
+            std::error::Error::source(&e).is_some(),
+            "the io::Error is kept as the cause"
+        );
     }
 }

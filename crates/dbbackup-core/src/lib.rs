@@ -54,7 +54,7 @@ pub use events::{Event, Operation, Subscriber};
 pub use keys::{EncryptionInfo, KdfParams, Key, MasterKey};
 pub use manifest::{
     entry_key, is_valid_backup_id, manifest_key, new_backup_id, ChecksumAlgorithm, EntryRecord,
-    Manifest, FORMAT_VERSION,
+    Manifest, TableRef, FORMAT_VERSION,
 };
 pub use memory::MemorySink;
 pub use pattern::{glob_match, parse_duration, redact_url, selected, url_password, url_server};
@@ -71,6 +71,7 @@ pub use retention::{
     parse_keep_within, plan_grouped, Action, BackupSummary, Decision, GroupBy, KeepPolicy,
     RetentionPlan, RetentionPolicy,
 };
+pub use selection::{Filter, ServerBackupKind, SharedDir};
 pub use sink::{
     check_range, ByteStream, Capabilities, ObjectMeta, ObjectWriter, PutMode, Sink, SinkExt,
 };
@@ -93,6 +94,7 @@ mod pipeline;
 mod repo;
 mod restore;
 mod retention;
+mod selection;
 mod sink;
 mod source;
 pub mod statements;

@@ -96,6 +96,61 @@ pub struct EntryRecord {
     pub meta: serde_json::Value,
 }
 
+impl EntryRecord {
+    /// The entry's metadata as the engine's typed struct.
+    ///
+    /// # Errors
+    /// [`ErrorKind::Corrupt`] naming the entry when the metadata does not have the engine's shape
+    /// (a backup written by another engine, or by a newer version with a format this one does
+    /// not know).
+    pub fn meta_of<T: serde::de::DeserializeOwned>(&self) -> Result<T> {
+        meta_from(&self.meta, &self.name)
+    }
+
+    /// The table whose rows the entry holds, as the engine names it in [`TableRef::table`]
+    /// (`schema.table`, or the bare name in one-namespace engines); `None` for other entries.
+    pub fn table(&self) -> Option<String> {
+        self.meta
+            .get("table")
+            .and_then(|t| t.as_str())
+            .map(str::to_owned)
+    }
+}
+
+/// The metadata every engine's table-data entry carries (flattened into the engine's own
+/// entry metadata): which table, and which columns in which order.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableRef {
+    /// The schema, in engines that have them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// The table's name.
+    pub name: String,
+    /// How table selections name it: `schema.table`, or `name` where there are no schemas.
+    pub table: String,
+    /// The columns of the rows, in the order they were written.
+    pub columns: Vec<String>,
+}
+
+/// `meta` of entry `name` as `T` (see [`EntryRecord::meta_of`]).
+pub(crate) fn meta_from<T: serde::de::DeserializeOwned>(
+    meta: &serde_json::Value,
+    name: &str,
+) -> Result<T> {
+    let empty = serde_json::Value::Object(Default::default());
+    let meta = if meta.is_null() { &empty } else { meta };
+    T::deserialize(meta).map_err(|e| {
+        Error::new(
+            ErrorKind::Corrupt,
+            format!(
+                "entry {name:?} has metadata this engine cannot read ({e}); was the backup written \
+                 by another engine or a newer dbbackup?"
+            ),
+        )
+        .with_entry(name)
+    })
+}
+
 /// A backup's manifest. Written last; a backup without one does not exist.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

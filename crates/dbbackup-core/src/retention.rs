@@ -248,16 +248,16 @@ mod opt_secs {
     }
 }
 
-/// Parses a retention duration such as `7d`, `36h`, `2w`, `1y`, `1d12h` (units: s, m, h, d, w,
-/// y = 365 d; a bare number is days).
+/// Parses a retention duration (`7d`, `36h`, `2w`, `1y`, `1d12h`): [`parse_duration`], kept under
+/// this name for the retention options.
 ///
 /// # Errors
-/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the text.
+/// [`ErrorKind::InvalidInput`](crate::ErrorKind::InvalidInput) naming the text (a bare number
+/// too: it would be ambiguous).
+///
+/// [`parse_duration`]: crate::parse_duration
 pub fn parse_keep_within(text: &str) -> Result<std::time::Duration> {
-    match text.trim().parse::<u64>() {
-        Ok(days) => Ok(std::time::Duration::from_secs(days * 86_400)),
-        Err(_) => crate::pattern::parse_duration(text),
-    }
+    crate::pattern::parse_duration(text)
 }
 
 impl KeepPolicy {

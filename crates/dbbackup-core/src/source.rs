@@ -59,6 +59,20 @@ impl EntrySpec {
         self.meta = meta;
         self
     }
+
+    /// Sets the engine-specific metadata from the engine's typed struct.
+    pub fn with_meta_of<T: Serialize>(self, meta: &T) -> Self {
+        let meta = serde_json::to_value(meta).expect("entry metadata is plain data");
+        self.with_meta(meta)
+    }
+
+    /// The metadata as the engine's typed struct (see [`EntryRecord::meta_of`](crate::EntryRecord::meta_of)).
+    ///
+    /// # Errors
+    /// [`ErrorKind::Corrupt`](crate::ErrorKind::Corrupt) when it does not have that shape.
+    pub fn meta_of<T: serde::de::DeserializeOwned>(&self) -> crate::Result<T> {
+        crate::manifest::meta_from(&self.meta, &self.name)
+    }
 }
 
 /// Facts about the database and the moment a snapshot was taken.

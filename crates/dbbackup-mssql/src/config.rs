@@ -9,8 +9,9 @@ use tiberius::{AuthMethod, Config, EncryptionLevel};
 
 /// The engine name recorded in manifests of logical backups.
 pub const ENGINE: &str = "mssql";
-/// The engine name recorded in manifests of native (`BACKUP DATABASE`) backups.
-pub const NATIVE_ENGINE: &str = "mssql-native";
+/// The engine name recorded in manifests of the server's own backups (`BACKUP DATABASE`,
+/// `BACKUP LOG`). The stored word stays `mssql-native`, as in every manifest written so far.
+pub const SERVER_BACKUP_ENGINE: &str = "mssql-native";
 
 /// `url` with its password replaced by `***`.
 pub use dbbackup_core::redact_url as redact;

@@ -7,14 +7,14 @@
 //! Everything below is tested without one: statement generation (golden strings and a T-SQL lexer
 //! proptest over hostile names), the value format (proptests), and the whole network path —
 //! login, batches, typed result sets including PLP values, bulk insert, server errors, lost
-//! connections, and the native and logical sources and targets — against a TDS test server on
+//! connections, and the server-backup and logical sources and targets — against a TDS test server on
 //! 127.0.0.1 ([`testing`], feature `testing`) that plays the server's side as SQL Server documents
-//! it. Integration tests against a real server (logical and native backup → restore → compare)
+//! it. Integration tests against a real server (logical and server backup → restore → compare)
 //! exist and run when `DBBACKUP_MSSQL_URL` is set; **they have not been run against a real SQL
 //! Server yet.** The catalog queries, `msdb` queries and `RESTORE FILELISTONLY` column names are
 //! written from Microsoft's documentation and have only met the test server.
 //!
-//! * **Native backups** ([`NativeSource`], [`NativeTarget`]): `BACKUP DATABASE` (full,
+//! * **Server backups** (`server-backup`) ([`ServerBackupSource`], [`ServerBackupTarget`]): `BACKUP DATABASE` (full,
 //!   differential) and `BACKUP LOG` written into a directory the server and this process share,
 //!   streamed through the pipeline (compression, encryption, any sink); LSNs from
 //!   `msdb.dbo.backupset` in the manifest; the parent of a differential or log backup found in
@@ -22,14 +22,15 @@
 //!   `sys.dm_exec_requests.percent_complete` while the server works and reported as
 //!   [`Event::ServerProgress`](dbbackup_core::Event::ServerProgress). Restores write the file back
 //!   and run `RESTORE DATABASE`/`RESTORE LOG` (`MOVE`, `NORECOVERY`, `STOPAT`, `REPLACE`).
-//! * **Statements** ([`statement`]): typed builders for `BACKUP DATABASE`, `BACKUP LOG`,
+//! * **Statements** ([`BackupDatabase`], [`BackupLog`], [`RestoreDatabase`], [`RestoreLog`],
+//!   [`RestoreVerifyOnly`]): typed builders for `BACKUP DATABASE`, `BACKUP LOG`,
 //!   `RESTORE DATABASE`, `RESTORE LOG`, `RESTORE VERIFYONLY` (`DISK`/`URL`, `COMPRESSION`,
 //!   `CHECKSUM`, `STATS`, `ENCRYPTION`, `COPY_ONLY`, ...), every name and path quoted by
-//!   [`quote`].
+//!   [`ident`] / [`literal`].
 //! * **Logical backups** ([`MssqlSource`], [`MssqlTarget`]): user tables from the `sys` catalog
 //!   (columns, types, identity, defaults, computed columns, primary/unique keys, indexes, checks,
 //!   foreign keys), rows read in one `SNAPSHOT` transaction in the exact `mssql-rows-v1` format
-//!   ([`types`]), restored with bulk insert (`KEEP_IDENTITY`, `KEEP_NULLS`) by column name.
+//!   ([`ROW_FORMAT`], [`encode_value`], [`decode_row`]), restored with bulk insert (`KEEP_IDENTITY`, `KEEP_NULLS`) by column name.
 //!   `sql_variant` and `rowversion` columns are not backed up and are named in the warnings.
 //!
 //! Why tiberius: it is the established TDS client for Rust (Prisma's production driver, years of
@@ -42,20 +43,31 @@
 //! `tds-protocol` codec crate (packet framing, PRELOGIN) — an implementation independent of the
 //! client it tests.
 
-pub mod config;
-pub mod conn;
-pub mod native;
-pub mod quote;
-pub mod restore;
-pub mod schema;
-pub mod source;
-pub mod statement;
+pub use config::{redact, MsUrl, ENGINE, SERVER_BACKUP_ENGINE};
+pub use conn::{connect_to, exec, rows, MsClient};
+pub use dbbackup_core::{Filter, ServerBackupKind, SharedDir};
+pub use error::ms_error;
+pub use quote::{ident, literal, qualified, MAX_IDENTIFIER};
+pub use rows::{decode_row, encode_value, fit, is_null, read_as, select_expr, ReadAs, ROW_FORMAT};
+pub use schema::{catalog, create_schema, Column, ForeignKey, Index, KeyColumn, Table};
+pub use server_backup::{ServerBackupSource, ServerBackupTarget, ENTRY};
+pub use source::MssqlSource;
+pub use statement::{
+    BackupDatabase, BackupEncryption, BackupKind, BackupLog, Device, EncryptionAlgorithm,
+    Encryptor, Recovery, RestoreDatabase, RestoreLog, RestoreVerifyOnly, StopAt,
+};
+pub use target::MssqlTarget;
+
+mod config;
+mod conn;
+mod entry;
+mod error;
+mod quote;
+mod rows;
+mod schema;
+mod server_backup;
+mod source;
+mod statement;
+mod target;
 #[cfg(feature = "testing")]
 pub mod testing;
-pub mod types;
-
-pub use config::{redact, MsUrl, ENGINE, NATIVE_ENGINE};
-pub use conn::{connect_to, ms_error, MsClient};
-pub use native::{NativeKind, NativeSource, NativeTarget, SharedDir};
-pub use restore::MssqlTarget;
-pub use source::{Filter, MssqlSource};

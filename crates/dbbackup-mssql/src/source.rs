@@ -13,37 +13,24 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use dbbackup_core::statements::{channel_stream, encode_statements, once, BlockSender, Statement};
 use dbbackup_core::{
-    selected, EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, RowCounter, Snapshot,
+    EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, RowCounter, Snapshot,
     SnapshotSummary, Source, SourceInfo,
 };
 use futures::TryStreamExt;
-use serde_json::json;
 use tiberius::Row;
 use tokio::sync::Mutex;
 
 use crate::config::{MsUrl, ENGINE};
-use crate::conn::{connect_to, exec, ms_error, rows, text, MsClient};
+use crate::conn::{connect_to, exec, rows, text, MsClient};
+use crate::entry::EntryMeta;
+use crate::error::ms_error;
+use crate::rows::{encode_value, read_as, select_expr, ReadAs};
 use crate::schema::{catalog, create_schema, Column, ForeignKey, Index, Table};
-use crate::types::{encode_value, read_as, select_expr, ReadAs, ROW_FORMAT};
+use dbbackup_core::TableRef;
 
 const BLOCK: usize = 256 * 1024;
 
-/// Which tables a logical backup covers; patterns (`*`, `?`) match `schema.table`.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Only these tables (empty: all).
-    pub include_tables: Vec<String>,
-    /// Never these tables.
-    pub exclude_tables: Vec<String>,
-}
-
-impl Filter {
-    /// Whether `schema.table` is included.
-    pub fn table_included(&self, schema: &str, table: &str) -> bool {
-        let full = format!("{schema}.{table}");
-        selected(&self.include_tables, &self.exclude_tables, &full)
-    }
-}
+pub use dbbackup_core::Filter;
 
 /// A logical SQL Server backup as a [`Source`].
 #[derive(Debug, Clone)]
@@ -210,7 +197,7 @@ pub(crate) async fn read_tables(
     }
     for r in rows(c, catalog::OTHER_OBJECTS, k, "listing other objects").await? {
         warnings.push(format!(
-            "{} {} is not backed up (the logical SQL Server engine covers tables, their keys, indexes and constraints; use a native backup for everything)",
+            "{} {} is not backed up (the logical SQL Server engine covers tables, their keys, indexes and constraints; use --engine-tool server-backup for everything)",
             s(&r, 0),
             s(&r, 1)
         ));
@@ -326,10 +313,13 @@ impl Source for MssqlSource {
                     name.clone(),
                     format!("SELECT {} FROM {}", exprs.join(", "), t.qualified()),
                 );
-                specs.push(EntrySpec::new(name, EntryKind::Data, 1).with_meta(json!({
-                    "schema": t.schema, "name": t.name, "table": t.display(),
-                    "columns": cols, "format": ROW_FORMAT,
-                })));
+                let meta = EntryMeta::rows(TableRef {
+                    schema: Some(t.schema.clone()),
+                    name: t.name.clone(),
+                    table: t.display(),
+                    columns: cols,
+                });
+                specs.push(EntrySpec::new(name, EntryKind::Data, 1).with_meta_of(&meta));
             }
         }
         if !self.data_only {
@@ -390,7 +380,8 @@ impl Snapshot for MssqlSnapshot {
             self.selects.get(&entry.name).cloned().ok_or_else(|| {
                 Error::new(ErrorKind::NotFound, format!("no entry {:?}", entry.name))
             })?;
-        let table = entry.meta["table"].as_str().unwrap_or_default().to_owned();
+        let meta: EntryMeta = entry.meta_of()?;
+        let table = meta.table.map(|t| t.table).unwrap_or_default();
         let client = self.client.clone().lock_owned().await;
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         let counter = RowCounter::new();

@@ -6,7 +6,7 @@
 //! an error that says what to change.
 //!
 //! ```
-//! use dbbackup_mssql::statement::{BackupDatabase, Device};
+//! use dbbackup_mssql::{BackupDatabase, Device};
 //! let sql = BackupDatabase::new("shop")
 //!     .to(Device::Disk("/var/opt/mssql/backup/shop.bak".into()))
 //!     .compression(true)

@@ -3,7 +3,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use dbbackup_core::{selected, Error, ErrorKind, Result};
+use dbbackup_core::{Error, ErrorKind, Result};
 use sqlx::mysql::MySqlConnectOptions;
 
 /// The engine name recorded in manifests.
@@ -222,18 +222,4 @@ impl MyUrl {
     }
 }
 
-/// Which tables a backup covers; patterns (`*`, `?`) match the table name.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Only these tables (empty: all).
-    pub include_tables: Vec<String>,
-    /// Never these tables.
-    pub exclude_tables: Vec<String>,
-}
-
-impl Filter {
-    /// Whether `table` is included.
-    pub fn table_included(&self, table: &str) -> bool {
-        selected(&self.include_tables, &self.exclude_tables, table)
-    }
-}
+pub use dbbackup_core::Filter;

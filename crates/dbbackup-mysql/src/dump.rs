@@ -13,6 +13,7 @@ use dbbackup_core::{
 use tokio::process::Command;
 
 use crate::config::{MyUrl, ENGINE};
+use crate::entry::{EntryMeta, Format};
 
 pub(crate) const DUMP: &str = "dump";
 
@@ -103,8 +104,7 @@ impl Snapshot for DumpSnapshot {
     }
 
     fn entries(&self) -> Vec<EntrySpec> {
-        vec![EntrySpec::new(DUMP, EntryKind::Dump, 0)
-            .with_meta(serde_json::json!({"format": "mysqldump-sql"}))]
+        vec![EntrySpec::new(DUMP, EntryKind::Dump, 0).with_meta_of(&EntryMeta::of(Format::DumpSql))]
     }
 
     async fn read(&self, _entry: &EntrySpec) -> Result<EntryData> {

@@ -12,7 +12,7 @@ pub fn my_error(e: sqlx::Error, kind: ErrorKind, what: &str) -> Error {
         },
         other => other.to_string(),
     };
-    classified(kind, what, &detail, temporary)
+    classified(kind, what, &detail, temporary).with_source(e)
 }
 
 /// A `mysql_async` error (the LOAD DATA connections) while restoring, as [`my_error`] does.
@@ -22,7 +22,7 @@ pub(crate) fn load_error(e: mysql_async::Error, what: &str) -> Error {
         mysql_async::Error::Server(s) => format!("{} (error {})", s.message, s.code),
         other => other.to_string(),
     };
-    classified(ErrorKind::Target, what, &detail, temporary)
+    classified(ErrorKind::Target, what, &detail, temporary).with_source(e)
 }
 
 fn classified(kind: ErrorKind, what: &str, detail: &str, temporary: bool) -> Error {

@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::config::MyUrl;
 use crate::error::load_error;
-use crate::restore::RowReader;
+use crate::rows::RowReader;
 use crate::schema::ident;
 
 /// File bytes per chunk handed to the connection.
@@ -368,7 +368,7 @@ mod tests {
         let mut rows = bytes::BytesMut::new();
         for id in 0..1000u32 {
             for v in [Some(id.to_string().as_bytes()), None, None] {
-                crate::source::push_value(&mut rows, v);
+                crate::rows::push_value(&mut rows, v);
             }
         }
         let columns: Vec<String> = ["id", "s", "b"].map(String::from).to_vec();
@@ -413,7 +413,7 @@ mod tests {
             (b"1", Some(b"x"), &[1u8]),
         ] {
             for v in [Some(id), s, Some(b)] {
-                crate::source::push_value(&mut rows, v);
+                crate::rows::push_value(&mut rows, v);
             }
         }
         let rows = rows.to_vec();

@@ -20,17 +20,19 @@
 pub use config::{redact, Filter, MyUrl, SslMode, ENGINE};
 pub use dump::{MyDumpSource, Tools};
 pub use error::my_error;
-pub use restore::MySqlTarget;
 pub use schema::{ident, strip_definer, Statement};
 pub use source::MySqlSource;
+pub use target::MySqlTarget;
 
 mod config;
 mod dump;
+mod entry;
 mod error;
 mod infile;
-mod restore;
+mod rows;
 mod schema;
 mod source;
+mod target;
 
 /// The server of the unit tests that need one: `DBBACKUP_MYSQL_URL` (as the integration tests),
 /// default `mysql://root@127.0.0.1:3306`, without a trailing slash.

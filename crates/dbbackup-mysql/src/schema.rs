@@ -195,6 +195,13 @@ pub async fn read(
     filter: &Filter,
     keep_definers: bool,
 ) -> Result<Catalog> {
+    if filter.has_schemas() {
+        return Err(dbbackup_core::Error::new(
+            ErrorKind::InvalidInput,
+            "a MySQL database has no schemas to include or exclude (the URL names the database): \
+             select tables instead",
+        ));
+    }
     let mut cat = Catalog::default();
     let definer = |s: String| if keep_definers { s } else { strip_definer(&s) };
     let (cs, coll): (String, String) = sqlx::query_as(
@@ -222,7 +229,7 @@ pub async fn read(
             views.push(name);
             continue;
         }
-        if !filter.table_included(&name) {
+        if !filter.name_included(&name) {
             continue;
         }
         if ty == "SEQUENCE" {

@@ -11,10 +11,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use dbbackup_core::{
     EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, RowCounter, Snapshot,
-    SnapshotSummary, Source, SourceInfo,
+    SnapshotSummary, Source, SourceInfo, TableRef,
 };
 use futures::StreamExt;
 use sqlx::mysql::MySqlRow;
@@ -22,11 +22,11 @@ use sqlx::{ConnectOptions, Connection, MySqlConnection, Row};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::config::{Filter, MyUrl, ENGINE};
+use crate::entry::{EntryMeta, Format, POST_DATA, PRE_DATA};
 use crate::error::my_error;
+use crate::rows::encode_row;
 use crate::schema::{self, ident, Catalog, SplitKey, Statement};
 
-pub(crate) const PRE_DATA: &str = "pre-data";
-pub(crate) const POST_DATA: &str = "post-data";
 const COALESCE: usize = 256 * 1024;
 
 /// A MySQL or MariaDB database to back up, natively.
@@ -453,40 +453,6 @@ use dbbackup_core::statements::{
     channel_stream, encode_statements as statements_bytes, once, BlockSender,
 };
 
-/// Appends one row in `mysql-rows-v1`.
-pub(crate) fn encode_row(row: &MySqlRow, columns: usize, out: &mut BytesMut) -> Result<()> {
-    for i in 0..columns {
-        // Borrowed: no allocation per value.
-        let v: Option<&[u8]> = row
-            .try_get_unchecked(i)
-            .map_err(|e| Error::new(ErrorKind::Source, format!("cannot read column {i}: {e}")))?;
-        push_value(out, v);
-    }
-    Ok(())
-}
-
-/// Appends one value in `mysql-rows-v1`: tag 0 (NULL), or tag 1, the length as a LEB128 varint
-/// and the bytes.
-pub(crate) fn push_value(out: &mut BytesMut, v: Option<&[u8]>) {
-    match v {
-        None => out.extend_from_slice(&[0]),
-        Some(bytes) => {
-            out.extend_from_slice(&[1]);
-            let mut n = bytes.len() as u64;
-            loop {
-                let b = (n & 0x7f) as u8;
-                n >>= 7;
-                if n == 0 {
-                    out.extend_from_slice(&[b]);
-                    break;
-                }
-                out.extend_from_slice(&[b | 0x80]);
-            }
-            out.extend_from_slice(bytes);
-        }
-    }
-}
-
 #[async_trait]
 impl Snapshot for MySnapshot {
     fn info(&self) -> SourceInfo {
@@ -503,14 +469,13 @@ impl Snapshot for MySnapshot {
             .map(|s| format!("{}:{}", s.kind, s.name))
             .collect();
         if !self.data_only {
-            out.push(EntrySpec::new(PRE_DATA, EntryKind::PreData, 0).with_meta(
-                serde_json::json!({
-                    "format": "statements-jsonl",
-                    "charset": self.catalog.charset.0,
-                    "collation": self.catalog.charset.1,
-                    "objects": objects,
-                }),
-            ));
+            let meta = EntryMeta {
+                charset: Some(self.catalog.charset.0.clone()),
+                collation: Some(self.catalog.charset.1.clone()),
+                objects: Some(objects),
+                ..EntryMeta::of(Format::Statements)
+            };
+            out.push(EntrySpec::new(PRE_DATA, EntryKind::PreData, 0).with_meta_of(&meta));
         }
         if !self.schema_only {
             let mut tables = self.catalog.tables.clone();
@@ -520,31 +485,36 @@ impl Snapshot for MySnapshot {
                     .then(a.name.cmp(&b.name))
             });
             for t in tables {
-                let meta = serde_json::json!({
-                    "format": "mysql-rows-v1",
-                    "name": t.name,
-                    "table": t.name,
-                    "columns": t.columns,
-                });
+                let meta = EntryMeta {
+                    table: Some(TableRef {
+                        schema: None,
+                        name: t.name.clone(),
+                        table: t.name.clone(),
+                        columns: t.columns.clone(),
+                    }),
+                    ..EntryMeta::of(Format::Rows)
+                };
                 match self.splits.get(&t.name) {
                     Some(ranges) => {
                         for (i, cond) in ranges.iter().enumerate() {
-                            let mut m = meta.clone();
-                            m["part"] = serde_json::json!([i + 1, ranges.len()]);
-                            m["where"] = serde_json::json!(cond);
+                            let m = EntryMeta {
+                                part: Some((i as u64 + 1, ranges.len() as u64)),
+                                range: Some(cond.clone()),
+                                ..meta.clone()
+                            };
                             out.push(
                                 EntrySpec::new(
                                     format!("data/{}#{}", t.name, i + 1),
                                     EntryKind::Data,
                                     1,
                                 )
-                                .with_meta(m),
+                                .with_meta_of(&m),
                             );
                         }
                     }
                     None => out.push(
                         EntrySpec::new(format!("data/{}", t.name), EntryKind::Data, 1)
-                            .with_meta(meta),
+                            .with_meta_of(&meta),
                     ),
                 }
             }
@@ -558,7 +528,7 @@ impl Snapshot for MySnapshot {
         if !post.is_empty() || !self.data_only {
             out.push(
                 EntrySpec::new(POST_DATA, EntryKind::PostData, 2)
-                    .with_meta(serde_json::json!({"format": "statements-jsonl"})),
+                    .with_meta_of(&EntryMeta::of(Format::Statements)),
             );
         }
         out
@@ -579,11 +549,12 @@ impl Snapshot for MySnapshot {
             let b = statements_bytes(&stmts);
             return Ok(EntryData::bytes(once(b)));
         }
+        let meta: EntryMeta = entry.meta_of()?;
         let table = self
             .catalog
             .tables
             .iter()
-            .find(|t| Some(t.name.as_str()) == entry.meta["table"].as_str())
+            .find(|t| t.name == meta.table_name())
             .cloned()
             .ok_or_else(|| {
                 Error::new(
@@ -610,7 +581,7 @@ impl Snapshot for MySnapshot {
         );
         // A key range of a split table: the condition comes from our own split, never from
         // the entry's metadata.
-        if let Some(part) = entry.meta["part"][0].as_u64() {
+        if let Some((part, _)) = meta.part {
             let cond = self
                 .splits
                 .get(&table.name)

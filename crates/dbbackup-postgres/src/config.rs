@@ -9,36 +9,9 @@ use sqlx::postgres::PgConnectOptions;
 /// The engine name recorded in manifests.
 pub const ENGINE: &str = "postgres";
 
-/// Which schemas and tables a backup or restore covers. Patterns use `*` and `?`; table patterns
-/// match `schema.table`.
-#[derive(Debug, Clone, Default)]
-pub struct Filter {
-    /// Only these schemas (empty: all).
-    pub include_schemas: Vec<String>,
-    /// Never these schemas.
-    pub exclude_schemas: Vec<String>,
-    /// Only these tables (empty: all).
-    pub include_tables: Vec<String>,
-    /// Never these tables.
-    pub exclude_tables: Vec<String>,
-}
-
 /// `*`/`?` wildcard match (re-exported from `dbbackup-core`).
 pub use dbbackup_core::glob_match as glob;
-
-impl Filter {
-    /// Whether objects of `schema` are included.
-    pub fn schema_included(&self, schema: &str) -> bool {
-        dbbackup_core::selected(&self.include_schemas, &self.exclude_schemas, schema)
-    }
-
-    /// Whether `schema.table` is included.
-    pub fn table_included(&self, schema: &str, table: &str) -> bool {
-        let full = format!("{schema}.{table}");
-        self.schema_included(schema)
-            && dbbackup_core::selected(&self.include_tables, &self.exclude_tables, &full)
-    }
-}
+pub use dbbackup_core::Filter;
 
 /// A PostgreSQL connection target, parsed from a `postgres://` or `postgresql://` URL.
 #[derive(Clone)]

@@ -12,6 +12,7 @@ use dbbackup_core::{
 use sqlx::ConnectOptions;
 
 use crate::config::{PgUrl, ENGINE};
+use crate::entry::{EntryMeta, Format};
 use crate::error::pg_error;
 
 /// The entry a dump backup holds.
@@ -150,7 +151,7 @@ impl Snapshot for DumpSnapshot {
 
     fn entries(&self) -> Vec<EntrySpec> {
         vec![EntrySpec::new(DUMP, EntryKind::Dump, 0)
-            .with_meta(serde_json::json!({"format": "pg_dump-custom"}))]
+            .with_meta_of(&EntryMeta::of(Format::PgDumpCustom))]
     }
 
     async fn read(&self, _entry: &EntrySpec) -> Result<EntryData> {

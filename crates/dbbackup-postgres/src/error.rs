@@ -20,7 +20,7 @@ pub fn pg_error(e: sqlx::Error, kind: ErrorKind, what: &str) -> Error {
         }
         other => other.to_string(),
     };
-    let err = Error::new(kind, format!("{what}: {detail}"));
+    let err = Error::new(kind, format!("{what}: {detail}")).with_source(e);
     if temporary {
         err.temporary()
     } else {

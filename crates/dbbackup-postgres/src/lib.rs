@@ -31,14 +31,15 @@ pub use config::{glob, redact, Filter, PgUrl, ENGINE};
 pub use dump::{PgDumpSource, Tools};
 pub use error::pg_error;
 pub use migrate::{not_migration_table, snapshot_before_migrate, MIGRATIONS_TABLE};
-pub use restore::PgTarget;
 pub use schema::{ident, literal, Statement};
 pub use source::PgSource;
+pub use target::PgTarget;
 
 mod config;
 mod dump;
+mod entry;
 mod error;
 mod migrate;
-mod restore;
 mod schema;
 mod source;
+mod target;

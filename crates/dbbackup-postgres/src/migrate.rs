@@ -46,7 +46,7 @@ pub const MIGRATIONS_TABLE: &str = "public._sqlx_migrations";
 
 /// A restore filter that leaves sqlx's bookkeeping table alone (the new schema has its own rows).
 pub fn not_migration_table(entry: &EntryRecord) -> bool {
-    entry.meta.get("table").and_then(|t| t.as_str()) != Some(MIGRATIONS_TABLE)
+    entry.table().as_deref() != Some(MIGRATIONS_TABLE)
 }
 
 /// When `migrator` has migrations not yet applied to the database at `url`, takes a backup

@@ -7,23 +7,24 @@ use async_trait::async_trait;
 use bytes::Bytes;
 use dbbackup_core::{
     EntryData, EntryKind, EntrySpec, Error, ErrorKind, Result, RowCounter, Snapshot,
-    SnapshotSummary, Source, SourceInfo,
+    SnapshotSummary, Source, SourceInfo, TableRef,
 };
 use futures::StreamExt;
 use sqlx::{ConnectOptions, Connection, PgConnection};
 use tokio::sync::{mpsc, Mutex};
 
 use crate::config::{Filter, PgUrl, ENGINE};
+use crate::entry::{EntryMeta, Format, POST_DATA, PRE_DATA};
 use crate::error::pg_error;
 use crate::schema::{self, Catalog, Statement};
 
 /// Entry names.
-pub(crate) const PRE_DATA: &str = "pre-data";
-pub(crate) const POST_DATA: &str = "post-data";
 /// Bytes of COPY rows gathered before they are handed to the pipeline.
 const COALESCE: usize = 256 * 1024;
-/// Tables above this many blocks (8 KiB each: 256 MiB) are split across workers by block range.
-const SPLIT_PAGES: i64 = 32 * 1024;
+/// Tables above this size (256 MiB) are split across workers by block range.
+const SPLIT_BYTES: i64 = 256 << 20;
+/// PostgreSQL's block size (`BLCKSZ`; `pg_class.relpages` counts these).
+const BLOCK: i64 = 8192;
 
 /// A PostgreSQL database to back up, natively (no client tools needed).
 #[derive(Debug, Clone)]
@@ -49,15 +50,16 @@ impl PgSource {
             jobs: 2,
             schema_only: false,
             data_only: false,
-            split_pages: SPLIT_PAGES,
+            split_pages: SPLIT_BYTES / BLOCK,
             privileges: false,
         })
     }
 
-    /// Tables larger than this many 8 KiB blocks are read by `jobs` workers in block ranges
-    /// (PostgreSQL 14+; default 32768 = 256 MiB). `i64::MAX` turns splitting off.
-    pub fn with_split_pages(mut self, pages: i64) -> Self {
-        self.split_pages = pages.max(1);
+    /// Tables with more data than this (bytes, from `pg_class.relpages`) are read by `jobs`
+    /// workers in block ranges (PostgreSQL 14+; default 256 MiB; `i64::MAX` turns splitting off).
+    /// Each range is its own entry; together they hold every row.
+    pub fn with_split_bytes(mut self, bytes: i64) -> Self {
+        self.split_pages = (bytes / BLOCK).max(1);
         self
     }
 
@@ -218,7 +220,7 @@ impl Snapshot for PgSnapshot {
         if !self.data_only {
             out.push(
                 EntrySpec::new(PRE_DATA, EntryKind::PreData, 0)
-                    .with_meta(serde_json::json!({"format": "statements-jsonl"})),
+                    .with_meta_of(&EntryMeta::of(Format::Statements)),
             );
         }
         if !self.schema_only {
@@ -241,30 +243,32 @@ impl Snapshot for PgSnapshot {
                     } else {
                         format!("data/{}", t.plain())
                     };
-                    let mut meta = serde_json::json!({
-                        "format": "copy-text",
-                        "schema": t.schema,
-                        "name": t.name,
-                        "table": t.plain(),
-                        "columns": t.columns,
-                    });
-                    if let Some((from, to)) = range {
-                        meta["blocks"] = serde_json::json!([from, to]);
-                    }
-                    out.push(EntrySpec::new(name, EntryKind::Data, 1).with_meta(meta));
+                    let meta = EntryMeta {
+                        table: Some(TableRef {
+                            schema: Some(t.schema.clone()),
+                            name: t.name.clone(),
+                            table: t.plain(),
+                            columns: t.columns.clone(),
+                        }),
+                        blocks: range,
+                        ..EntryMeta::of(Format::CopyText)
+                    };
+                    out.push(EntrySpec::new(name, EntryKind::Data, 1).with_meta_of(&meta));
                 }
             }
         }
         if !self.data_only {
             out.push(
                 EntrySpec::new(POST_DATA, EntryKind::PostData, 2)
-                    .with_meta(serde_json::json!({"format": "statements-jsonl"})),
+                    .with_meta_of(&EntryMeta::of(Format::Statements)),
             );
         } else {
             // Data-only backups still carry sequence values.
-            out.push(EntrySpec::new(POST_DATA, EntryKind::PostData, 2).with_meta(
-                serde_json::json!({"format": "statements-jsonl", "sequences_only": true}),
-            ));
+            let meta = EntryMeta {
+                sequences_only: true,
+                ..EntryMeta::of(Format::Statements)
+            };
+            out.push(EntrySpec::new(POST_DATA, EntryKind::PostData, 2).with_meta_of(&meta));
         }
         out
     }
@@ -288,11 +292,13 @@ impl Snapshot for PgSnapshot {
             let b = statements_bytes(&stmts);
             return Ok(EntryData::bytes(once(b)));
         }
+        let meta: EntryMeta = entry.meta_of()?;
+        let wanted = meta.table.as_ref().map(|t| t.table.as_str());
         let table = self
             .catalog
             .tables
             .iter()
-            .find(|t| Some(t.plain().as_str()) == entry.meta["table"].as_str())
+            .find(|t| Some(t.plain().as_str()) == wanted)
             .cloned()
             .ok_or_else(|| {
                 Error::new(
@@ -301,12 +307,9 @@ impl Snapshot for PgSnapshot {
                 )
             })?;
         let cols: Vec<String> = table.columns.iter().map(|c| schema::ident(c)).collect();
-        let sql = match entry.meta["blocks"]
-            .as_array()
-            .map(|b| (b[0].as_i64(), b[1].as_i64()))
-        {
+        let sql = match meta.blocks {
             // A block range of a big table (a TID range scan): the parts together hold every row.
-            Some((Some(from), to)) => {
+            Some((from, to)) => {
                 let upper = to
                     .map(|t| format!(" AND ctid < '({t},0)'::tid"))
                     .unwrap_or_default();
@@ -316,7 +319,7 @@ impl Snapshot for PgSnapshot {
                     table.qualified()
                 )
             }
-            _ => format!("COPY {} ({}) TO STDOUT", table.qualified(), cols.join(", ")),
+            None => format!("COPY {} ({}) TO STDOUT", table.qualified(), cols.join(", ")),
         };
         let mut conn = self
             .workers_rx

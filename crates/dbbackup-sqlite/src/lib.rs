@@ -32,10 +32,11 @@
 
 pub use config::{parse_url, ENGINE};
 pub use error::sqlite_error;
-pub use restore::SqliteTarget;
 pub use source::SqliteSource;
+pub use target::SqliteTarget;
 
 mod config;
+mod entry;
 mod error;
-mod restore;
 mod source;
+mod target;

@@ -12,10 +12,8 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection, Row};
 
 use crate::config::{parse_url, ENGINE};
+use crate::entry::{EntryMeta, Format, ENTRY};
 use crate::error::sqlite_error;
-
-/// The name of the one entry a SQLite backup holds.
-pub(crate) const ENTRY: &str = "database";
 
 /// A SQLite database file to back up.
 #[derive(Debug, Clone)]
@@ -47,44 +45,27 @@ impl FromStr for SqliteSource {
     }
 }
 
-fn random_hex() -> String {
-    let mut r = [0u8; 8];
-    getrandom::getrandom(&mut r).expect("OS random generator");
-    hex::encode(r)
-}
-
-/// A private (0600), empty file for `VACUUM INTO`, removed on drop.
-struct TempCopy(PathBuf);
-
-impl TempCopy {
-    fn create(dir: &Path) -> Result<Self> {
-        use std::os::unix::fs::OpenOptionsExt;
-        let path = dir.join(format!("dbbackup-sqlite-{}.db", random_hex()));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o600)
-            .open(&path)
-            .map_err(|e| {
-                Error::new(
-                    ErrorKind::Io,
-                    format!("cannot create the snapshot file {}: {e}", path.display()),
-                )
-            })?;
-        Ok(TempCopy(path))
-    }
-}
-
-impl Drop for TempCopy {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
+/// A private (0600), empty file for `VACUUM INTO` (which writes only into a new or empty file),
+/// removed on drop.
+fn temp_copy(dir: &Path) -> Result<tempfile::TempPath> {
+    tempfile::Builder::new()
+        .prefix("dbbackup-sqlite-")
+        .suffix(".db")
+        .tempfile_in(dir)
+        .map(|f| f.into_temp_path())
+        .map_err(|e| {
+            Error::new(
+                ErrorKind::Io,
+                format!("cannot create the snapshot file in {}: {e}", dir.display()),
+            )
+            .with_source(e)
+        })
 }
 
 struct SqliteSnapshot {
     info: SourceInfo,
-    copy: std::sync::Arc<TempCopy>,
-    meta: serde_json::Value,
+    copy: std::sync::Arc<tempfile::TempPath>,
+    meta: EntryMeta,
 }
 
 #[async_trait]
@@ -121,11 +102,11 @@ impl Source for SqliteSource {
             .await
             .map_err(|e| sqlite_error(e, ErrorKind::Source, "cannot query", &path))?;
         let temp_dir = self.temp_dir.clone().unwrap_or_else(std::env::temp_dir);
-        let copy = TempCopy::create(&temp_dir)?;
+        let copy = temp_copy(&temp_dir)?;
         // VACUUM INTO reads the whole database inside one read transaction: a consistent copy,
         // WAL included, while writers carry on.
         sqlx::query("VACUUM INTO ?")
-            .bind(copy.0.to_string_lossy().into_owned())
+            .bind(copy.to_string_lossy().into_owned())
             .execute(&mut conn)
             .await
             .map_err(|e| sqlite_error(e, ErrorKind::Source, "cannot snapshot", &path))?;
@@ -152,7 +133,10 @@ impl Source for SqliteSource {
         Ok(Box::new(SqliteSnapshot {
             info,
             copy: std::sync::Arc::new(copy),
-            meta: serde_json::json!({ "format": "sqlite3-database-file", "tables": tables }),
+            meta: EntryMeta {
+                format: Format::DatabaseFile,
+                tables,
+            },
         }))
     }
 }
@@ -164,7 +148,7 @@ impl Snapshot for SqliteSnapshot {
     }
 
     fn entries(&self) -> Vec<EntrySpec> {
-        vec![EntrySpec::new(ENTRY, EntryKind::Dump, 0).with_meta(self.meta.clone())]
+        vec![EntrySpec::new(ENTRY, EntryKind::Dump, 0).with_meta_of(&self.meta)]
     }
 
     async fn read(&self, entry: &EntrySpec) -> Result<EntryData> {
@@ -174,7 +158,7 @@ impl Snapshot for SqliteSnapshot {
                 format!("no entry {:?}", entry.name),
             ));
         }
-        let file = tokio::fs::File::open(&self.copy.0).await.map_err(|e| {
+        let file = tokio::fs::File::open(&*self.copy).await.map_err(|e| {
             Error::new(
                 ErrorKind::Source,
                 format!("cannot read the snapshot file: {e}"),

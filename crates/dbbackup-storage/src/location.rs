@@ -89,47 +89,23 @@ pub fn redact(url: &str) -> String {
     u.to_string()
 }
 
-/// Parses `5MiB`, `8MB`, `1048576`, `64KiB` into bytes.
+/// Parses a size, [`bytesize`]'s syntax: `5MiB`, `8MB`, `1048576`, `64 KiB`, `1.5GiB`.
 ///
 /// # Errors
 /// [`ErrorKind::InvalidInput`] naming the text.
 pub fn parse_size(text: &str) -> Result<u64> {
-    let t = text.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (num, unit) = t.split_at(split);
-    let n: u64 = num.parse().map_err(|_| {
-        invalid(format!(
-            "{text:?} is not a size (e.g. 8MiB, 500KB, 1048576)"
-        ))
-    })?;
-    let mult: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1000,
-        "kib" => 1 << 10,
-        "m" | "mb" => 1_000_000,
-        "mib" => 1 << 20,
-        "g" | "gb" => 1_000_000_000,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(invalid(format!(
-                "{text:?} has an unknown size unit (use B, KB, KiB, MB, MiB, GB, GiB)"
-            )))
-        }
-    };
-    n.checked_mul(mult)
-        .ok_or_else(|| invalid(format!("{text:?} is too large")))
+    text.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| {
+            invalid(format!(
+                "{text:?} is not a size ({e}); use e.g. 8MiB, 500KB or 1048576"
+            ))
+        })
 }
 
-/// Parses `30s`, `500ms`, `2m`, `1h` (a bare number is seconds) into a duration.
-///
-/// # Errors
-/// [`ErrorKind::InvalidInput`] naming the text.
-pub fn parse_duration(text: &str) -> Result<Duration> {
-    match text.trim().parse::<u64>() {
-        Ok(secs) => Ok(Duration::from_secs(secs)),
-        Err(_) => dbbackup_core::parse_duration(text),
-    }
-}
+/// Parses a duration: [`dbbackup_core::parse_duration`], the one duration parser.
+pub use dbbackup_core::parse_duration;
 
 fn bucket_and_prefix(u: &Url) -> Result<(String, String)> {
     let bucket = u.host_str().filter(|h| !h.is_empty()).ok_or_else(|| {

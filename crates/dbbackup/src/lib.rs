@@ -72,8 +72,7 @@
 pub use dbbackup_core::*;
 pub use dbbackup_storage::{open_sink, redact, FsSink, ObjectStoreSink, Throttled};
 pub use registry::{
-    source, table_filter, target, EngineTool, Selection, ServerBackupKind, SharedDir,
-    SourceOptions, TargetOptions,
+    source, table_filter, target, EngineTool, Selection, SourceOptions, TargetOptions,
 };
 
 /// The SQLite engine.

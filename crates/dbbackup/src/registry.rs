@@ -5,7 +5,10 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 
-use dbbackup_core::{EntryRecord, Error, ErrorKind, RestoreTarget, Result, Sink, Source};
+use dbbackup_core::{
+    EntryRecord, Error, ErrorKind, Filter, RestoreTarget, Result, ServerBackupKind, SharedDir,
+    Sink, Source,
+};
 
 /// How a backup is taken.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -43,73 +46,11 @@ impl fmt::Display for EngineTool {
     }
 }
 
-/// Which server backup (SQL Server `server-backup`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ServerBackupKind {
-    /// `BACKUP DATABASE`.
-    #[default]
-    Full,
-    /// `BACKUP DATABASE ... WITH DIFFERENTIAL`, chained to the last full backup.
-    Differential,
-    /// `BACKUP LOG`, chained to the previous backup.
-    Log,
-}
-
-impl FromStr for ServerBackupKind {
-    type Err = Error;
-    fn from_str(s: &str) -> Result<Self> {
-        match s {
-            "full" => Ok(ServerBackupKind::Full),
-            "differential" | "diff" => Ok(ServerBackupKind::Differential),
-            "log" => Ok(ServerBackupKind::Log),
-            other => Err(invalid(format!(
-                "--backup-kind {other:?}: use full, differential or log"
-            ))),
-        }
-    }
-}
-
-/// A directory the database server and dbbackup both see, under two paths (SQL Server
-/// `server-backup`: the server writes its backup file there, dbbackup reads it here).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SharedDir {
-    /// The path on the server.
-    pub server: String,
-    /// The same directory here.
-    pub local: String,
-}
-
-impl FromStr for SharedDir {
-    type Err = Error;
-    /// `SERVER_PATH=LOCAL_PATH`.
-    fn from_str(raw: &str) -> Result<Self> {
-        let (server, local) = raw
-            .split_once('=')
-            .filter(|(a, b)| !a.is_empty() && !b.is_empty())
-            .ok_or_else(|| {
-                invalid(format!(
-                    "--shared-dir {raw:?}: give SERVER_PATH=LOCAL_PATH, e.g. \
-                     /var/opt/mssql/backup=/mnt/mssql-backup"
-                ))
-            })?;
-        Ok(SharedDir {
-            server: server.to_owned(),
-            local: local.to_owned(),
-        })
-    }
-}
-
 /// What a backup covers (`--include-table`, `--schema-only`, ...).
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Selection {
-    /// Only tables matching these patterns (empty: all).
-    pub include_tables: Vec<String>,
-    /// Never tables matching these.
-    pub exclude_tables: Vec<String>,
-    /// PostgreSQL: only these schemas.
-    pub include_schemas: Vec<String>,
-    /// PostgreSQL: never these schemas.
-    pub exclude_schemas: Vec<String>,
+    /// Which schemas and tables (schemas: PostgreSQL only).
+    pub filter: Filter,
     /// Definitions only.
     pub schema_only: bool,
     /// Table data only.
@@ -121,10 +62,6 @@ pub struct Selection {
 impl Selection {
     fn is_everything(&self) -> bool {
         *self == Selection::default()
-    }
-
-    fn has_schemas(&self) -> bool {
-        !self.include_schemas.is_empty() || !self.exclude_schemas.is_empty()
     }
 }
 
@@ -285,13 +222,13 @@ fn check_source(engine: Engine, o: &SourceOptions) -> Result<()> {
     if select.privileges && engine != Engine::Postgres {
         return Err(invalid("--privileges is for PostgreSQL backups; drop it"));
     }
-    if select.has_schemas() && engine == Engine::Mysql {
+    if select.filter.has_schemas() && engine == Engine::Mysql {
         return Err(invalid(
             "a MySQL backup covers the one database of the URL; --include-schema/--exclude-schema \
              are for PostgreSQL (use --include-table/--exclude-table)",
         ));
     }
-    if select.has_schemas() && engine == Engine::Mssql {
+    if select.filter.has_schemas() && engine == Engine::Mssql {
         return Err(invalid(
             "for SQL Server select schemas with --include-table 'SCHEMA.*' / --exclude-table \
              'SCHEMA.*'",
@@ -319,16 +256,10 @@ pub fn source(url: &str, o: &SourceOptions) -> Result<Arc<dyn Source>> {
             if o.tool == EngineTool::Dump {
                 return Ok(Arc::new(PgDumpSource::new(url)?));
             }
-            let filter = dbbackup_postgres::Filter {
-                include_schemas: select.include_schemas.clone(),
-                exclude_schemas: select.exclude_schemas.clone(),
-                include_tables: select.include_tables.clone(),
-                exclude_tables: select.exclude_tables.clone(),
-            };
             Ok(Arc::new(
                 PgSource::new(url)?
                     .with_jobs(o.jobs)
-                    .with_filter(filter)
+                    .with_filter(select.filter.clone())
                     .schema_only(select.schema_only)
                     .data_only(select.data_only)
                     .with_privileges(select.privileges),
@@ -340,28 +271,20 @@ pub fn source(url: &str, o: &SourceOptions) -> Result<Arc<dyn Source>> {
             if o.tool == EngineTool::Dump {
                 return Ok(Arc::new(MyDumpSource::new(url)?));
             }
-            let filter = dbbackup_mysql::Filter {
-                include_tables: select.include_tables.clone(),
-                exclude_tables: select.exclude_tables.clone(),
-            };
             Ok(Arc::new(
                 MySqlSource::new(url)?
                     .with_jobs(o.jobs)
-                    .with_filter(filter)
+                    .with_filter(select.filter.clone())
                     .schema_only(select.schema_only)
                     .data_only(select.data_only),
             ))
         }
         #[cfg(feature = "mssql")]
         Engine::Mssql => {
-            use dbbackup_mssql::{MssqlSource, NativeKind, NativeSource};
+            use dbbackup_mssql::{MssqlSource, ServerBackupSource};
             if o.tool == EngineTool::ServerBackup {
-                let kind = match o.kind {
-                    ServerBackupKind::Full => NativeKind::Full,
-                    ServerBackupKind::Differential => NativeKind::Differential,
-                    ServerBackupKind::Log => NativeKind::Log,
-                };
-                let mut s = NativeSource::new(url, mssql_shared_dir(&o.shared_dir)?)?.kind(kind);
+                let mut s =
+                    ServerBackupSource::new(url, mssql_shared_dir(&o.shared_dir)?)?.kind(o.kind);
                 if let Some(repo) = &o.repo {
                     s = s.chain_in(repo.clone());
                 }
@@ -369,10 +292,7 @@ pub fn source(url: &str, o: &SourceOptions) -> Result<Arc<dyn Source>> {
             }
             Ok(Arc::new(
                 MssqlSource::new(url)?
-                    .with_filter(dbbackup_mssql::Filter {
-                        include_tables: select.include_tables.clone(),
-                        exclude_tables: select.exclude_tables.clone(),
-                    })
+                    .with_filter(select.filter.clone())
                     .schema_only(select.schema_only)
                     .data_only(select.data_only),
             ))
@@ -383,14 +303,14 @@ pub fn source(url: &str, o: &SourceOptions) -> Result<Arc<dyn Source>> {
 }
 
 #[cfg(feature = "mssql")]
-fn mssql_shared_dir(dir: &Option<SharedDir>) -> Result<dbbackup_mssql::SharedDir> {
+fn mssql_shared_dir(dir: &Option<SharedDir>) -> Result<SharedDir> {
     let d = dir.as_ref().ok_or_else(|| {
         invalid(
             "SQL Server server backups need --shared-dir SERVER_PATH=LOCAL_PATH: a directory the \
              server writes its backup file to and dbbackup reads here",
         )
     })?;
-    Ok(dbbackup_mssql::SharedDir::new(&d.server, &d.local))
+    Ok(d.clone())
 }
 
 /// The [`RestoreTarget`] for a database URL.
@@ -417,13 +337,16 @@ pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
                 .local_infile(o.local_infile),
         )),
         #[cfg(feature = "mssql")]
-        Engine::Mssql if o.backup_engine.as_deref() == Some(dbbackup_mssql::NATIVE_ENGINE) => {
-            let mut t = dbbackup_mssql::NativeTarget::new(url, mssql_shared_dir(&o.shared_dir)?)?;
+        Engine::Mssql
+            if o.backup_engine.as_deref() == Some(dbbackup_mssql::SERVER_BACKUP_ENGINE) =>
+        {
+            let mut t =
+                dbbackup_mssql::ServerBackupTarget::new(url, mssql_shared_dir(&o.shared_dir)?)?;
             if let Some(d) = &o.data_dir {
                 t = t.data_dir(d.clone());
             }
             if o.no_recovery {
-                t = t.recovery(dbbackup_mssql::statement::Recovery::NoRecovery);
+                t = t.recovery(dbbackup_mssql::Recovery::NoRecovery);
             }
             Ok(Arc::new(t))
         }
@@ -454,11 +377,11 @@ pub fn table_filter(
              restore all of it",
         ));
     }
-    Ok(Some(move |e: &EntryRecord| {
-        match e.meta.get("table").and_then(|t| t.as_str()) {
-            Some(table) => patterns.iter().any(|p| dbbackup_core::glob_match(p, table)),
-            None => true,
-        }
+    Ok(Some(move |e: &EntryRecord| match e.table() {
+        Some(table) => patterns
+            .iter()
+            .any(|p| dbbackup_core::glob_match(p, &table)),
+        None => true,
     }))
 }
 
@@ -503,7 +426,10 @@ mod tests {
     #[test]
     fn selections_the_engine_cannot_honour_are_refused() {
         let some = Selection {
-            include_tables: vec!["t*".into()],
+            filter: Filter {
+                include_tables: vec!["t*".into()],
+                ..Filter::default()
+            },
             ..Selection::default()
         };
         let e = src("sqlite:///tmp/x.db", "native", &some).err().unwrap();
@@ -511,7 +437,10 @@ mod tests {
         let e = src("postgres://h/db", "dump", &some).err().unwrap();
         assert!(e.to_string().contains("native engine"), "{e}");
         let schemas = Selection {
-            include_schemas: vec!["s".into()],
+            filter: Filter {
+                include_schemas: vec!["s".into()],
+                ..Filter::default()
+            },
             ..Selection::default()
         };
         let e = src("mysql://h/db", "native", &schemas).err().unwrap();

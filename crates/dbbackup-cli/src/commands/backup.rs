@@ -20,10 +20,12 @@ pub(crate) async fn run(
         .parse()?;
     let jobs = pick(&a.jobs, &f.jobs).unwrap_or(2);
     let selection = dbbackup::Selection {
-        include_tables: pick_list(&a.select.include_tables, &f.include_table),
-        exclude_tables: pick_list(&a.select.exclude_tables, &f.exclude_table),
-        include_schemas: pick_list(&a.select.include_schemas, &f.include_schema),
-        exclude_schemas: pick_list(&a.select.exclude_schemas, &f.exclude_schema),
+        filter: dbbackup::Filter {
+            include_tables: pick_list(&a.select.include_tables, &f.include_table),
+            exclude_tables: pick_list(&a.select.exclude_tables, &f.exclude_table),
+            include_schemas: pick_list(&a.select.include_schemas, &f.include_schema),
+            exclude_schemas: pick_list(&a.select.exclude_schemas, &f.exclude_schema),
+        },
         schema_only: a.select.schema_only || f.schema_only.unwrap_or(false),
         data_only: a.select.data_only || f.data_only.unwrap_or(false),
         privileges: a.select.privileges || f.privileges.unwrap_or(false),

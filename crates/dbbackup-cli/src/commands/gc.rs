@@ -9,7 +9,7 @@ use crate::common::*;
 pub(crate) async fn run(a: crate::cli::GcArgs, f: &FileConfig, json: bool) -> Result<ExitCode> {
     let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?);
     let grace = match pick(&a.grace, &f.grace) {
-        Some(g) => parse_keep_within(&g)?,
+        Some(g) => dbbackup::parse_duration(&g)?,
         None => Duration::from_secs(24 * 3600),
     };
     let report = repo.gc(grace, time::OffsetDateTime::now_utc()).await?;

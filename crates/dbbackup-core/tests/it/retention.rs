@@ -281,15 +281,14 @@ fn a_policy_without_rules_is_refused() {
         ..Default::default()
     };
     assert!(zero.plan(&fixture(), OffsetDateTime::now_utc()).is_err());
-    assert!(parse_keep_within("7 days").is_err());
+    assert!(parse_keep_within("7 dayz").is_err());
     assert_eq!(
         parse_keep_within("2w").unwrap(),
         Duration::from_secs(14 * 86_400)
     );
-    assert_eq!(
-        parse_keep_within("10").unwrap(),
-        Duration::from_secs(10 * 86_400)
-    );
+    // A bare number could be days or seconds: refused everywhere, never guessed.
+    let e = parse_keep_within("10").unwrap_err();
+    assert!(e.to_string().contains("10d"), "{e}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

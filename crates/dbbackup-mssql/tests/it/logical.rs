@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use dbbackup_core::{Backup, ErrorKind, MemorySink, Restore, Sink};
-use dbbackup_mssql::schema::catalog;
+use dbbackup_mssql::catalog;
 use dbbackup_mssql::testing::{Col, ColType, Reply, Request, TestServer, Value};
 use dbbackup_mssql::{MssqlSource, MssqlTarget};
 
@@ -581,7 +581,7 @@ async fn logical_backup_and_restores() {
         .collect();
     assert_eq!(c.1, expected);
 
-    // strict_columns turns the dropped column into an error.
+    // fail_on_dropped_columns turns the dropped column into an error.
     let e = Restore::builder()
         .sink(sink.clone())
         .backup(report.backup_id().parse().unwrap())
@@ -589,7 +589,7 @@ async fn logical_backup_and_restores() {
             MssqlTarget::new(&s.url("sa", "pw", "shop"))
                 .unwrap()
                 .data_only(true)
-                .strict_columns(true),
+                .fail_on_dropped_columns(true),
         )
         .build()
         .unwrap()
@@ -597,7 +597,7 @@ async fn logical_backup_and_restores() {
         .await
         .unwrap_err();
     assert!(
-        e.to_string().contains("balance") && e.to_string().contains("strict_columns"),
+        e.to_string().contains("balance") && e.to_string().contains("fail_on_dropped_columns"),
         "{e}"
     );
 }

@@ -2,8 +2,8 @@
 //! server on loopback, and (when `DBBACKUP_MSSQL_URL` is set) a real SQL Server.
 
 mod logical;
-mod native;
 mod real;
+mod server_backup;
 mod statements;
 mod types;
 mod wire;

@@ -8,8 +8,10 @@
 use std::sync::Arc;
 
 use dbbackup_core::{Backup, ErrorKind, MemorySink, Restore, Sink};
-use dbbackup_mssql::conn::{connect_to, exec, rows};
-use dbbackup_mssql::{MsUrl, MssqlSource, MssqlTarget, NativeSource, NativeTarget, SharedDir};
+use dbbackup_mssql::{connect_to, exec, rows};
+use dbbackup_mssql::{
+    MsUrl, MssqlSource, MssqlTarget, ServerBackupSource, ServerBackupTarget, SharedDir,
+};
 
 fn real_url() -> Option<String> {
     match std::env::var("DBBACKUP_MSSQL_URL") {
@@ -183,12 +185,12 @@ async fn real_native_full_and_log_restore_compare() {
     let sink: Arc<dyn Sink> = Arc::new(MemorySink::new());
     let mut ids = Vec::new();
     for kind in [
-        dbbackup_mssql::NativeKind::Full,
-        dbbackup_mssql::NativeKind::Log,
+        dbbackup_mssql::ServerBackupKind::Full,
+        dbbackup_mssql::ServerBackupKind::Log,
     ] {
         let r = Backup::builder()
             .source(
-                NativeSource::new(&with_db(&admin, &src), dir.clone())
+                ServerBackupSource::new(&with_db(&admin, &src), dir.clone())
                     .unwrap()
                     .kind(kind)
                     .chain_in(sink.clone()),
@@ -216,11 +218,11 @@ async fn real_native_full_and_log_restore_compare() {
         .unwrap()
         .to_owned();
     for (i, r) in ids.iter().enumerate() {
-        let mut target = NativeTarget::new(&with_db(&admin, &dst), dir.clone())
+        let mut target = ServerBackupTarget::new(&with_db(&admin, &dst), dir.clone())
             .unwrap()
             .data_dir(data_dir.clone());
         if i == 0 {
-            target = target.recovery(dbbackup_mssql::statement::Recovery::NoRecovery);
+            target = target.recovery(dbbackup_mssql::Recovery::NoRecovery);
         }
         Restore::builder()
             .sink(sink.clone())

@@ -1,7 +1,7 @@
 //! Golden strings for every statement shape, and a T-SQL lexer that proves hostile names stay one
 //! identifier or one string.
 
-use dbbackup_mssql::statement::*;
+use dbbackup_mssql::*;
 use proptest::prelude::*;
 use time::macros::datetime;
 

@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use bytes::BytesMut;
 use dbbackup_core::ErrorKind;
-use dbbackup_mssql::conn::{connect_to, rows};
 use dbbackup_mssql::testing::{Col, ColType, Reply, Request, TestServer, Value};
-use dbbackup_mssql::types::{decode_row, encode_value, fit, is_null, read_as, select_expr, ReadAs};
+use dbbackup_mssql::{connect_to, rows};
+use dbbackup_mssql::{decode_row, encode_value, fit, is_null, read_as, select_expr, ReadAs};
 use proptest::prelude::*;
 use tiberius::numeric::Numeric;
 use tiberius::time::{Date, DateTime, DateTime2, DateTimeOffset, SmallDateTime, Time};

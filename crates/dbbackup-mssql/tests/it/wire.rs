@@ -2,9 +2,9 @@
 //! server errors and lost connections, through the same functions the engine uses.
 
 use dbbackup_core::ErrorKind;
-use dbbackup_mssql::conn::{connect_to, exec, rows};
 use dbbackup_mssql::testing::{Col, ColType, Reply, Request, TestServer, Value};
 use dbbackup_mssql::MsUrl;
+use dbbackup_mssql::{connect_to, exec, rows};
 use tiberius::ColumnData;
 
 fn url(s: &TestServer, pw: &str) -> MsUrl {

@@ -113,7 +113,7 @@ async fn big_tables_split_across_workers_restore_whole() {
             dbbackup_postgres::PgSource::new(&src.url())
                 .unwrap()
                 .with_jobs(3)
-                .with_split_pages(20),
+                .with_split_bytes(20 * 8192),
         )
         .sink(Arc::new(sink.clone()) as Arc<dyn dbbackup_core::Sink>)
         .encryption(key.clone())

@@ -9,9 +9,9 @@ use std::time::Duration;
 use dbbackup_core::{
     Backup, BackupSummary, Event, KeepPolicy, Key, MemorySink, Restore, RetentionPolicy, Sink,
 };
-use dbbackup_mssql::statement::Recovery;
 use dbbackup_mssql::testing::{Col, ColType, Reply, Request, TestServer, Value};
-use dbbackup_mssql::{NativeKind, NativeSource, NativeTarget, SharedDir};
+use dbbackup_mssql::Recovery;
+use dbbackup_mssql::{ServerBackupKind, ServerBackupSource, ServerBackupTarget, SharedDir};
 
 fn content(kind: &str) -> Vec<u8> {
     let (n, seed) = match kind {
@@ -209,13 +209,13 @@ async fn native_chain_backs_up_restores_and_keeps_its_parents() {
     let events = Arc::new(Mutex::new(Vec::new()));
     let mut ids = BTreeMap::new();
     for (label, kind) in [
-        ("full", NativeKind::Full),
-        ("diff", NativeKind::Differential),
-        ("log1", NativeKind::Log),
-        ("log2", NativeKind::Log),
+        ("full", ServerBackupKind::Full),
+        ("diff", ServerBackupKind::Differential),
+        ("log1", ServerBackupKind::Log),
+        ("log2", ServerBackupKind::Log),
     ] {
         let ev = events.clone();
-        let source = NativeSource::new(&url, dir.clone())
+        let source = ServerBackupSource::new(&url, dir.clone())
             .unwrap()
             .kind(kind)
             .chain_in(sink.clone())
@@ -237,9 +237,9 @@ async fn native_chain_backs_up_restores_and_keeps_its_parents() {
         assert_eq!(
             m.entries[0].raw_size,
             content(match kind {
-                NativeKind::Full => "full",
-                NativeKind::Differential => "differential",
-                NativeKind::Log => "log",
+                ServerBackupKind::Full => "full",
+                ServerBackupKind::Differential => "differential",
+                ServerBackupKind::Log => "log",
             })
             .len() as u64
         );
@@ -321,7 +321,7 @@ async fn native_chain_backs_up_restores_and_keeps_its_parents() {
     assert_eq!(deleted, [ids["diff"].0.as_str()]);
 
     // Restore the full backup under a new name, NORECOVERY, files moved; then the first log.
-    let restore = |label: &str, target: NativeTarget| {
+    let restore = |label: &str, target: ServerBackupTarget| {
         let (sink, key, bid) = (sink.clone(), key.clone(), ids[label].0.clone());
         async move {
             Restore::builder()
@@ -338,14 +338,14 @@ async fn native_chain_backs_up_restores_and_keeps_its_parents() {
     let copy = s.url("sa", "pw", "shop_copy");
     restore(
         "full",
-        NativeTarget::new(&copy, dir.clone())
+        ServerBackupTarget::new(&copy, dir.clone())
             .unwrap()
             .data_dir("/srv/data")
             .recovery(Recovery::NoRecovery),
     )
     .await
     .unwrap();
-    restore("log1", NativeTarget::new(&copy, dir.clone()).unwrap())
+    restore("log1", ServerBackupTarget::new(&copy, dir.clone()).unwrap())
         .await
         .unwrap();
     let restored = sim.lock().unwrap().restored.clone();
@@ -396,7 +396,7 @@ async fn a_log_backup_of_a_simple_recovery_database_is_refused_and_nothing_is_co
     .await
     .unwrap();
     let shared = tempdir("simple");
-    let e = failed_native_backup(&s, SharedDir::new("/x", &shared), NativeKind::Log).await;
+    let e = failed_native_backup(&s, SharedDir::new("/x", &shared), ServerBackupKind::Log).await;
     assert!(e.to_string().contains("SIMPLE recovery model"), "{e}");
     assert!(s.batches().iter().all(|b| !b.starts_with("BACKUP")));
     std::fs::remove_dir_all(&shared).ok();
@@ -424,7 +424,7 @@ async fn a_failed_server_backup_leaves_no_file_and_no_backup() {
     let e = failed_native_backup(
         &s,
         SharedDir::new(shared.to_str().unwrap(), &shared),
-        NativeKind::Full,
+        ServerBackupKind::Full,
     )
     .await;
     assert!(e.to_string().contains("3013"), "{e}");
@@ -456,12 +456,12 @@ fn server_info(version: &str, spid: i64, recovery: &str) -> Vec<Reply> {
 async fn failed_native_backup(
     s: &TestServer,
     dir: SharedDir,
-    kind: NativeKind,
+    kind: ServerBackupKind,
 ) -> dbbackup_core::Error {
     let sink = MemorySink::new();
     let e = Backup::builder()
         .source(
-            NativeSource::new(&s.url("sa", "pw", "shop"), dir)
+            ServerBackupSource::new(&s.url("sa", "pw", "shop"), dir)
                 .unwrap()
                 .kind(kind),
         )
@@ -517,7 +517,7 @@ async fn a_backup_the_server_cannot_verify_is_not_committed() {
     let e = failed_native_backup(
         &s,
         SharedDir::new(shared.to_str().unwrap(), &shared),
-        NativeKind::Full,
+        ServerBackupKind::Full,
     )
     .await;
     assert!(

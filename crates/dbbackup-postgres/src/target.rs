@@ -8,7 +8,7 @@
 use async_trait::async_trait;
 use dbbackup_core::{
     ByteStream, EntryKind, EntryRecord, Error, ErrorKind, Manifest, RestoreSession, RestoreSummary,
-    RestoreTarget, Result,
+    RestoreTarget, Result, TableRef,
 };
 use futures::StreamExt;
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
@@ -16,6 +16,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use tokio::sync::Mutex;
 
 use crate::config::{PgUrl, ENGINE};
+use crate::entry::EntryMeta;
 use crate::error::pg_error;
 use crate::schema::{ident, Statement};
 
@@ -274,20 +275,20 @@ impl Session {
         entry: &EntryRecord,
         mut data: ByteStream,
     ) -> Result<Option<u64>> {
-        let meta = &entry.meta;
-        let (schema, name) = (
-            meta["schema"].as_str().unwrap_or_default().to_owned(),
-            meta["name"].as_str().unwrap_or_default().to_owned(),
-        );
+        let meta: EntryMeta = entry.meta_of()?;
+        let TableRef {
+            schema,
+            name,
+            columns,
+            ..
+        } = meta.table.ok_or_else(|| {
+            Error::new(
+                ErrorKind::Corrupt,
+                format!("data entry {} names no table", entry.name),
+            )
+        })?;
+        let schema = schema.unwrap_or_default();
         let table = format!("{}.{}", ident(&schema), ident(&name));
-        let columns: Vec<String> = meta["columns"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| c.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
         let present: Vec<String> = sqlx::query(
             "SELECT a.attname FROM pg_attribute a
              WHERE a.attrelid = to_regclass($1) AND a.attnum > 0 AND NOT a.attisdropped AND a.attgenerated = ''",

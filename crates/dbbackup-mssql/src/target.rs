@@ -3,7 +3,7 @@
 //!
 //! Rows are matched to the target's columns by name, so a backup restores into a newer schema
 //! (the pre-migration use case, with [`MssqlTarget::data_only`]): a column the target no longer
-//! has is reported (or fails the restore with [`MssqlTarget::strict_columns`]); a new column takes
+//! has is reported (or fails the restore with [`MssqlTarget::fail_on_dropped_columns`]); a new column takes
 //! its default; integers are widened or narrowed when the value fits.
 //!
 //! Into an existing database, tables the backup would create must not exist yet (checked before
@@ -25,9 +25,12 @@ use tiberius::{SqlBulkCopyOption, TokenRow};
 use tokio::sync::Mutex;
 
 use crate::config::{MsUrl, ENGINE};
-use crate::conn::{connect_to, exec, ms_error, rows, text, MsClient};
+use crate::conn::{connect_to, exec, rows, text, MsClient};
+use crate::entry::{EntryMeta, Format};
+use crate::error::ms_error;
 use crate::quote::{ident, literal, qualified};
-use crate::types::{decode_row, fit, ROW_FORMAT};
+use crate::rows::{decode_row, fit, ROW_FORMAT};
+use dbbackup_core::TableRef;
 
 fn target_err(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::Target, msg)
@@ -39,7 +42,7 @@ pub struct MssqlTarget {
     url: MsUrl,
     create: bool,
     data_only: bool,
-    strict_columns: bool,
+    fail_on_dropped_columns: bool,
     keep_on_failure: bool,
 }
 
@@ -50,7 +53,7 @@ impl MssqlTarget {
             url: url.parse()?,
             create: false,
             data_only: false,
-            strict_columns: false,
+            fail_on_dropped_columns: false,
             keep_on_failure: false,
         })
     }
@@ -68,8 +71,8 @@ impl MssqlTarget {
     }
 
     /// Fail when a backed-up column is missing from the target table (default: warn and skip).
-    pub fn strict_columns(mut self, yes: bool) -> Self {
-        self.strict_columns = yes;
+    pub fn fail_on_dropped_columns(mut self, yes: bool) -> Self {
+        self.fail_on_dropped_columns = yes;
         self
     }
 
@@ -109,9 +112,10 @@ impl RestoreTarget for MssqlTarget {
                 // Nothing is changed when a table the backup creates is already there.
                 let mut clashes = Vec::new();
                 for e in manifest.entries.iter().filter(|e| e.kind == EntryKind::Data) {
-                    let (Some(s), Some(t)) = (e.meta["schema"].as_str(), e.meta["name"].as_str()) else {
+                    let Some(TableRef { schema: Some(s), name: t, .. }) = EntryMeta::read(e)?.table else {
                         continue;
                     };
+                    let (s, t) = (s.as_str(), t.as_str());
                     let found = rows(
                         &mut c,
                         &format!("SELECT OBJECT_ID({})", literal(&qualified(s, t)?)?),
@@ -181,27 +185,23 @@ impl MssqlSession {
     }
 
     async fn load(&self, entry: &EntryRecord, mut data: ByteStream) -> Result<u64> {
-        let meta = &entry.meta;
-        if meta["format"].as_str() != Some(ROW_FORMAT) {
-            return Err(Error::new(
-                ErrorKind::Unsupported,
-                format!("entry {} is not in {ROW_FORMAT}", entry.name),
-            ));
-        }
+        let meta = EntryMeta::read(entry)?;
+        let table_ref = match (meta.format, meta.table) {
+            (Some(Format::Rows), Some(t)) => t,
+            _ => {
+                return Err(Error::new(
+                    ErrorKind::Unsupported,
+                    format!("entry {} is not in {ROW_FORMAT}", entry.name),
+                ))
+            }
+        };
         let (schema, name) = (
-            meta["schema"].as_str().unwrap_or_default(),
-            meta["name"].as_str().unwrap_or_default(),
+            table_ref.schema.as_deref().unwrap_or_default(),
+            table_ref.name.as_str(),
         );
         let table = qualified(schema, name)?;
         let shown = format!("{schema}.{name}");
-        let backed: Vec<String> = meta["columns"]
-            .as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|c| c.as_str().map(str::to_owned))
-                    .collect()
-            })
-            .unwrap_or_default();
+        let backed: Vec<String> = table_ref.columns.clone();
         let db = self.target.url.database().to_owned();
         let mut c = connect_to(&self.target.url, &db, ErrorKind::Target).await?;
         let present: BTreeSet<String> = rows(
@@ -235,8 +235,8 @@ impl MssqlSession {
                 "{shown} no longer has the column(s) {}; their backed-up values were not restored",
                 missing.join(", ")
             );
-            if self.target.strict_columns {
-                return Err(target_err(format!("{msg} (strict_columns)")));
+            if self.target.fail_on_dropped_columns {
+                return Err(target_err(format!("{msg} (fail_on_dropped_columns)")));
             }
             self.warn(msg);
         }

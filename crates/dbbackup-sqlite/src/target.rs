@@ -15,8 +15,8 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{parse_url, ENGINE};
+use crate::entry::ENTRY;
 use crate::error::sqlite_error;
-use crate::source::ENTRY;
 
 /// Restores a SQLite backup into a new database file.
 #[derive(Debug, Clone)]

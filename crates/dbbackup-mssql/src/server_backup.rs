@@ -1,4 +1,4 @@
-//! Native backups: SQL Server writes a `BACKUP DATABASE` / `BACKUP LOG` file into a directory this
+//! The server's own backups (`server-backup`): SQL Server writes a `BACKUP DATABASE` / `BACKUP LOG` file into a directory this
 //! process can read too, and the library streams that file through the pipeline (compression,
 //! encryption, any sink) and records the backup set's LSNs in the manifest. Restores go the other
 //! way: the file is written back into the shared directory and `RESTORE` reads it.
@@ -11,7 +11,7 @@
 //! Chains: a differential backup's parent is the full backup whose `checkpoint_lsn` is its
 //! `differential_base_lsn`; a log backup's parent is the log backup whose `last_lsn` is its
 //! `first_lsn`, or else the full backup whose `checkpoint_lsn` is its `database_backup_lsn`. Given
-//! the repository ([`NativeSource::chain_in`]), the source finds that parent and records it, so
+//! the repository ([`ServerBackupSource::chain_in`]), the source finds that parent and records it, so
 //! retention never deletes a backup a kept one depends on.
 
 use std::path::{Path, PathBuf};
@@ -21,71 +21,24 @@ use std::time::Duration;
 use async_trait::async_trait;
 use dbbackup_core::{
     EntryData, EntryKind, EntryRecord, EntrySpec, Error, ErrorKind, Manifest, OpenContext,
-    Repository, RestoreSession, RestoreSummary, RestoreTarget, Result, Sink, Snapshot,
-    SnapshotSummary, Source, SourceInfo,
+    Repository, RestoreSession, RestoreSummary, RestoreTarget, Result, ServerBackupKind, SharedDir,
+    Sink, Snapshot, SnapshotSummary, Source, SourceInfo,
 };
 use futures::StreamExt;
-use serde_json::json;
 use tiberius::Row;
 use tokio::io::AsyncWriteExt;
 
-use crate::config::{MsUrl, NATIVE_ENGINE};
+use crate::config::{MsUrl, SERVER_BACKUP_ENGINE};
 use crate::conn::{connect_to, exec, rows, text, MsClient};
+use crate::entry::{BackupFile, EntryMeta};
 use crate::quote::literal;
 use crate::statement::{
     BackupDatabase, BackupEncryption, BackupKind, BackupLog, Device, Recovery, RestoreDatabase,
     RestoreLog, StopAt,
 };
 
-/// The one entry of a native backup.
+/// The one entry of a server backup.
 pub const ENTRY: &str = "backup.bak";
-
-/// Which native backup.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NativeKind {
-    /// `BACKUP DATABASE`.
-    Full,
-    /// `BACKUP DATABASE ... WITH DIFFERENTIAL`.
-    Differential,
-    /// `BACKUP LOG`.
-    Log,
-}
-
-impl NativeKind {
-    fn as_str(self) -> &'static str {
-        match self {
-            Self::Full => "full",
-            Self::Differential => "differential",
-            Self::Log => "log",
-        }
-    }
-}
-
-/// A directory both the server and this process reach: its path on the server and here.
-#[derive(Debug, Clone)]
-pub struct SharedDir {
-    /// The path in the server's file system (`/var/opt/mssql/backup`, `D:\Backup`).
-    pub server: String,
-    /// The same directory as this process sees it.
-    pub local: PathBuf,
-}
-
-impl SharedDir {
-    /// `server` on the server is `local` here.
-    pub fn new(server: impl Into<String>, local: impl Into<PathBuf>) -> Self {
-        Self {
-            server: server.into(),
-            local: local.into(),
-        }
-    }
-
-    fn server_path(&self, file: &str) -> String {
-        let windows = self.server.contains('\\') && !self.server.contains('/');
-        let sep = if windows { '\\' } else { '/' };
-        let base = self.server.trim_end_matches(['/', '\\']);
-        format!("{base}{sep}{file}")
-    }
-}
 
 /// `database` reduced to characters safe in a file name on any file system.
 fn file_stem(database: &str) -> String {
@@ -118,18 +71,18 @@ impl Drop for FileGuard {
         if self.armed {
             if let Err(e) = std::fs::remove_file(&self.path) {
                 if e.kind() != std::io::ErrorKind::NotFound {
-                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a native backup file");
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot remove a server backup file");
                 }
             }
         }
     }
 }
 
-/// A native SQL Server backup as a [`Source`].
+/// A SQL Server backup taken by the server itself (`BACKUP DATABASE` / `BACKUP LOG`) as a [`Source`].
 #[derive(Clone)]
-pub struct NativeSource {
+pub struct ServerBackupSource {
     url: MsUrl,
-    kind: NativeKind,
+    kind: ServerBackupKind,
     dir: SharedDir,
     copy_only: bool,
     compression: Option<bool>,
@@ -142,9 +95,9 @@ pub struct NativeSource {
     poll: Duration,
 }
 
-impl std::fmt::Debug for NativeSource {
+impl std::fmt::Debug for ServerBackupSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeSource")
+        f.debug_struct("ServerBackupSource")
             .field("url", &self.url)
             .field("kind", &self.kind)
             .field("dir", &self.dir)
@@ -152,12 +105,12 @@ impl std::fmt::Debug for NativeSource {
     }
 }
 
-impl NativeSource {
+impl ServerBackupSource {
     /// A full backup of the URL's database through `dir`.
     pub fn new(url: &str, dir: SharedDir) -> Result<Self> {
         Ok(Self {
             url: url.parse()?,
-            kind: NativeKind::Full,
+            kind: ServerBackupKind::Full,
             dir,
             copy_only: false,
             compression: Some(true),
@@ -172,7 +125,7 @@ impl NativeSource {
     }
 
     /// Full, differential or log.
-    pub fn kind(mut self, kind: NativeKind) -> Self {
+    pub fn kind(mut self, kind: ServerBackupKind) -> Self {
         self.kind = kind;
         self
     }
@@ -238,9 +191,9 @@ impl NativeSource {
         let name = format!("dbbackup {id}");
         let db = self.url.database();
         match self.kind {
-            NativeKind::Full | NativeKind::Differential => {
+            ServerBackupKind::Full | ServerBackupKind::Differential => {
                 let mut b = BackupDatabase::new(db)
-                    .kind(if self.kind == NativeKind::Full {
+                    .kind(if self.kind == ServerBackupKind::Full {
                         BackupKind::Full
                     } else {
                         BackupKind::Differential
@@ -260,7 +213,7 @@ impl NativeSource {
                 }
                 b.to_sql()
             }
-            NativeKind::Log => {
+            ServerBackupKind::Log => {
                 let mut b = BackupLog::new(db)
                     .to(Device::Disk(path.to_owned()))
                     .copy_only(self.copy_only)
@@ -339,7 +292,7 @@ async fn run_with_progress(
 }
 
 #[async_trait]
-impl Source for NativeSource {
+impl Source for ServerBackupSource {
     async fn open(&self) -> Result<Box<dyn Snapshot>> {
         let id = format!(
             "detached-{}",
@@ -379,7 +332,7 @@ impl Source for NativeSource {
                 ),
             )
         })?;
-        if self.kind == NativeKind::Log && recovery.eq_ignore_ascii_case("SIMPLE") {
+        if self.kind == ServerBackupKind::Log && recovery.eq_ignore_ascii_case("SIMPLE") {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!("[{db}] uses the SIMPLE recovery model, which keeps no log to back up; switch to FULL (ALTER DATABASE ... SET RECOVERY FULL) and take a full backup first"),
@@ -457,7 +410,7 @@ impl Source for NativeSource {
         }
         position.insert("kind".into(), self.kind.as_str().into());
 
-        let files = if self.kind == NativeKind::Log {
+        let files = if self.kind == ServerBackupKind::Log {
             Vec::new()
         } else {
             let list = rows(
@@ -471,12 +424,10 @@ impl Source for NativeSource {
             )
             .await?;
             list.iter()
-                .map(|r| {
-                    json!({
-                        "logical": by_name(r, "LogicalName"),
-                        "physical": by_name(r, "PhysicalName"),
-                        "type": by_name(r, "Type"),
-                    })
+                .map(|r| BackupFile {
+                    logical: by_name(r, "LogicalName"),
+                    physical: by_name(r, "PhysicalName"),
+                    kind: by_name(r, "Type"),
                 })
                 .collect()
         };
@@ -496,12 +447,12 @@ impl Source for NativeSource {
 
         let mut warnings = Vec::new();
         let parent = match (&self.chain, self.kind) {
-            (Some(sink), NativeKind::Differential | NativeKind::Log) => {
+            (Some(sink), ServerBackupKind::Differential | ServerBackupKind::Log) => {
                 let p = find_parent(sink.clone(), &db, self.kind, &position).await?;
                 if p.is_none() {
                     warnings.push(format!(
                         "no backup in this repository is the {} this {} backup of [{db}] builds on; restoring it needs that backup from elsewhere",
-                        if self.kind == NativeKind::Log { "full or log backup" } else { "full backup" },
+                        if self.kind == ServerBackupKind::Log { "full or log backup" } else { "full backup" },
                         self.kind.as_str()
                     ));
                 }
@@ -509,18 +460,18 @@ impl Source for NativeSource {
             }
             _ => None,
         };
-        if self.copy_only && self.kind == NativeKind::Log {
+        if self.copy_only && self.kind == ServerBackupKind::Log {
             warnings.push("a COPY_ONLY log backup does not truncate the log and is not part of the regular log chain".into());
         }
-        Ok(Box::new(NativeSnapshot {
+        Ok(Box::new(ServerBackupSnapshot {
             info: SourceInfo {
-                engine: NATIVE_ENGINE.into(),
+                engine: SERVER_BACKUP_ENGINE.into(),
                 server_version: version,
                 database: Some(db),
                 server: Some(self.url.address()),
                 position,
             },
-            meta: json!({ "kind": self.kind.as_str(), "file": name, "size": size, "files": files }),
+            meta: EntryMeta::server_backup(self.kind, name, size, files),
             path: local_path,
             _guard: guard,
             parent,
@@ -532,13 +483,13 @@ impl Source for NativeSource {
 async fn find_parent(
     sink: Arc<dyn Sink>,
     database: &str,
-    kind: NativeKind,
+    kind: ServerBackupKind,
     pos: &std::collections::BTreeMap<String, String>,
 ) -> Result<Option<String>> {
     let repo = Repository::new(sink);
     let all = repo.list().await?;
     let ours = |m: &&Manifest| {
-        m.source.engine == NATIVE_ENGINE && m.source.database.as_deref() == Some(database)
+        m.source.engine == SERVER_BACKUP_ENGINE && m.source.database.as_deref() == Some(database)
     };
     let get = |m: &Manifest, k: &str| m.source.position.get(k).cloned();
     let newest = |pred: &dyn Fn(&Manifest) -> bool| {
@@ -549,8 +500,8 @@ async fn find_parent(
             .map(|m| m.backup_id.clone())
     };
     Ok(match kind {
-        NativeKind::Full => None,
-        NativeKind::Differential => {
+        ServerBackupKind::Full => None,
+        ServerBackupKind::Differential => {
             let base = pos.get("differential_base_lsn").cloned();
             newest(&|m| {
                 get(m, "kind").as_deref() == Some("full")
@@ -558,7 +509,7 @@ async fn find_parent(
                     && get(m, "checkpoint_lsn") == base
             })
         }
-        NativeKind::Log => {
+        ServerBackupKind::Log => {
             let first = pos.get("first_lsn").cloned();
             let base = pos.get("database_backup_lsn").cloned();
             newest(&|m| {
@@ -577,9 +528,9 @@ async fn find_parent(
     })
 }
 
-struct NativeSnapshot {
+struct ServerBackupSnapshot {
     info: SourceInfo,
-    meta: serde_json::Value,
+    meta: EntryMeta,
     path: PathBuf,
     _guard: FileGuard,
     parent: Option<String>,
@@ -587,13 +538,13 @@ struct NativeSnapshot {
 }
 
 #[async_trait]
-impl Snapshot for NativeSnapshot {
+impl Snapshot for ServerBackupSnapshot {
     fn info(&self) -> SourceInfo {
         self.info.clone()
     }
 
     fn entries(&self) -> Vec<EntrySpec> {
-        vec![EntrySpec::new(ENTRY, EntryKind::Dump, 0).with_meta(self.meta.clone())]
+        vec![EntrySpec::new(ENTRY, EntryKind::Dump, 0).with_meta_of(&self.meta)]
     }
 
     async fn read(&self, entry: &EntrySpec) -> Result<EntryData> {
@@ -621,9 +572,9 @@ impl Snapshot for NativeSnapshot {
     }
 }
 
-/// Restores native backups: writes the file into the shared directory and runs `RESTORE`.
+/// Restores server backups: writes the file into the shared directory and runs `RESTORE`.
 #[derive(Clone)]
-pub struct NativeTarget {
+pub struct ServerBackupTarget {
     url: MsUrl,
     database: String,
     dir: SharedDir,
@@ -634,16 +585,16 @@ pub struct NativeTarget {
     keep_file: bool,
 }
 
-impl std::fmt::Debug for NativeTarget {
+impl std::fmt::Debug for ServerBackupTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("NativeTarget")
+        f.debug_struct("ServerBackupTarget")
             .field("url", &self.url)
             .field("database", &self.database)
             .finish_non_exhaustive()
     }
 }
 
-impl NativeTarget {
+impl ServerBackupTarget {
     /// Restores into the URL's database, through `dir`.
     pub fn new(url: &str, dir: SharedDir) -> Result<Self> {
         let url: MsUrl = url.parse()?;
@@ -692,13 +643,13 @@ impl NativeTarget {
 }
 
 #[async_trait]
-impl RestoreTarget for NativeTarget {
+impl RestoreTarget for ServerBackupTarget {
     async fn begin(&self, manifest: &Manifest) -> Result<Box<dyn RestoreSession>> {
-        if manifest.source.engine != NATIVE_ENGINE {
+        if manifest.source.engine != SERVER_BACKUP_ENGINE {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "backup {} was taken by the {} engine; NativeTarget restores native SQL Server backups (mssql-native)",
+                    "backup {} was taken by the {} engine; ServerBackupTarget restores server backups (mssql-native)",
                     manifest.backup_id, manifest.source.engine
                 ),
             ));
@@ -724,12 +675,12 @@ impl RestoreTarget for NativeTarget {
             return Err(Error::new(
                 ErrorKind::InvalidInput,
                 format!(
-                    "backup {} is a {kind} backup; restore its full backup into [{}] WITH NORECOVERY first (NativeTarget::recovery(Recovery::NoRecovery))",
+                    "backup {} is a {kind} backup; restore its full backup into [{}] WITH NORECOVERY first (ServerBackupTarget::recovery(Recovery::NoRecovery))",
                     manifest.backup_id, self.database
                 ),
             ));
         }
-        Ok(Box::new(NativeSession {
+        Ok(Box::new(ServerBackupSession {
             target: self.clone(),
             client: tokio::sync::Mutex::new(c),
             kind,
@@ -743,8 +694,8 @@ fn kind_creates(pos: &std::collections::BTreeMap<String, String>) -> bool {
     pos.get("kind").map(String::as_str).unwrap_or("full") == "full"
 }
 
-struct NativeSession {
-    target: NativeTarget,
+struct ServerBackupSession {
+    target: ServerBackupTarget,
     client: tokio::sync::Mutex<MsClient>,
     kind: String,
     backup_id: String,
@@ -752,7 +703,7 @@ struct NativeSession {
 }
 
 #[async_trait]
-impl RestoreSession for NativeSession {
+impl RestoreSession for ServerBackupSession {
     async fn restore_entry(
         &self,
         entry: &EntryRecord,
@@ -762,7 +713,7 @@ impl RestoreSession for NativeSession {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!(
-                    "native backups hold one entry {ENTRY:?}; found {:?}",
+                    "server backups hold one entry {ENTRY:?}; found {:?}",
                     entry.name
                 ),
             ));
@@ -797,25 +748,18 @@ impl RestoreSession for NativeSession {
             file.flush().await.map_err(write_err)?;
             file.sync_all().await.map_err(write_err)?;
         }
-        let files: Vec<(String, String, String)> = entry
-            .meta
-            .get("files")
-            .and_then(|f| f.as_array())
-            .map(|a| {
-                a.iter()
-                    .filter_map(|f| {
-                        Some((
-                            f.get("logical")?.as_str()?.to_owned(),
-                            f.get("physical")?.as_str()?.to_owned(),
-                            f.get("type")
-                                .and_then(|t| t.as_str())
-                                .unwrap_or("D")
-                                .to_owned(),
-                        ))
-                    })
-                    .collect()
+        let files: Vec<(String, String, String)> = EntryMeta::read(entry)?
+            .files
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|f| {
+                Some((
+                    f.logical?,
+                    f.physical?,
+                    f.kind.unwrap_or_else(|| "D".into()),
+                ))
             })
-            .unwrap_or_default();
+            .collect();
         let sql = if self.kind == "log" {
             let mut r = RestoreLog::new(&t.database)
                 .from(Device::Disk(server.clone()))
