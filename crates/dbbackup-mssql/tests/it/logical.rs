@@ -647,3 +647,34 @@ async fn without_snapshot_isolation_the_backup_is_refused_unless_accepted() {
         .iter()
         .any(|w| w.contains("may show different moments")));
 }
+
+/// The core's source conformance suite (backup with zstd + AES, verify, restore, a damaged entry
+/// refused as corrupt naming backup and entry) over the TDS test server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_logical_engine_passes_the_source_conformance_suite() {
+    use dbbackup_core::testing::conformance;
+    use dbbackup_core::{RestoreTarget, Source};
+    let world = Arc::new(Mutex::new(World::default()));
+    let s = server(world).await;
+    let source: Arc<dyn Source> = Arc::new(MssqlSource::new(&s.url("sa", "pw", "shop")).unwrap());
+    let target = |db: &str| -> Arc<dyn RestoreTarget> {
+        Arc::new(
+            MssqlTarget::new(&s.url("sa", "pw", db))
+                .unwrap()
+                .create(true),
+        )
+    };
+    let (report, restored, _) =
+        conformance::source_roundtrip(source, target("shop_copy"), Some(target("shop_bad"))).await;
+    assert_eq!(report.manifest.source.engine, "mssql");
+    assert_eq!(restored.rows, 80);
+    // The damaged restore created its database and dropped it again.
+    let batches = s.batches();
+    assert!(batches.iter().any(|b| b == "CREATE DATABASE [shop_bad]"));
+    assert!(
+        batches
+            .iter()
+            .any(|b| b.contains("DROP DATABASE [shop_bad]")),
+        "{batches:?}"
+    );
+}

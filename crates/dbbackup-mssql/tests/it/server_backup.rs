@@ -527,3 +527,39 @@ async fn a_backup_the_server_cannot_verify_is_not_committed() {
     assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
     std::fs::remove_dir_all(&shared).ok();
 }
+
+/// The core's source conformance suite (backup with zstd + AES, verify, restore, a damaged entry
+/// refused as corrupt naming backup and entry) for the server's own backup, over the TDS test
+/// server: the restore hands the server back the exact bytes it wrote.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn server_backups_pass_the_source_conformance_suite() {
+    use dbbackup_core::testing::conformance;
+    use dbbackup_core::{RestoreTarget, Source};
+    let sim = Arc::new(Mutex::new(Sim {
+        last_kind: String::new(),
+        logs: 0,
+        db_exists: false,
+        restored: Vec::new(),
+    }));
+    let s = server(sim.clone()).await;
+    let shared = tempdir("conformance");
+    let dir = SharedDir::new(shared.to_str().unwrap(), &shared);
+    let source: Arc<dyn Source> = Arc::new(
+        ServerBackupSource::new(&s.url("sa", "pw", "shop"), dir.clone())
+            .unwrap()
+            .poll_interval(Duration::from_millis(40)),
+    );
+    let target = |db: &str| -> Arc<dyn RestoreTarget> {
+        Arc::new(ServerBackupTarget::new(&s.url("sa", "pw", db), dir.clone()).unwrap())
+    };
+    let (report, _, _) =
+        conformance::source_roundtrip(source, target("shop_copy"), Some(target("shop_bad"))).await;
+    assert_eq!(report.manifest.source.engine, "mssql-native");
+    let restored = sim.lock().unwrap().restored.clone();
+    // The damaged backup never reached RESTORE: only the good one did, byte for byte.
+    assert_eq!(restored.len(), 1, "{restored:?}");
+    assert!(restored[0].1, "the server read back the exact bytes");
+    assert!(restored[0].0.starts_with("RESTORE DATABASE [shop_copy]"));
+    assert_eq!(std::fs::read_dir(&shared).unwrap().count(), 0);
+    std::fs::remove_dir_all(&shared).ok();
+}
