@@ -72,7 +72,9 @@ pub struct ObjectMeta {
     pub last_modified: Option<OffsetDateTime>,
 }
 
-/// An object being written. See the [module docs](self) for what is visible when.
+/// An object being written: nothing is visible under its key until [`complete`](Self::complete)
+/// returns `Ok`, then all of it is; [`abort`](Self::abort), a failed `complete` or a drop leaves the
+/// key as it was (the write contract of [`Sink`]).
 #[async_trait]
 pub trait ObjectWriter: Send {
     /// Appends bytes. May apply backpressure by not returning until the backend took them.

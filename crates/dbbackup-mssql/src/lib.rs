@@ -33,6 +33,59 @@
 //!   ([`ROW_FORMAT`], [`encode_value`], [`decode_row`]), restored with bulk insert (`KEEP_IDENTITY`, `KEEP_NULLS`) by column name.
 //!   `sql_variant` and `rowversion` columns are not backed up and are named in the warnings.
 //!
+//! A logical backup, and the server's own full backup through a shared directory:
+//!
+//! ```no_run
+//! # async fn f() -> dbbackup_core::Result<()> {
+//! use dbbackup_core::{Backup, BackupSelector, Key, Restore, Zstd};
+//! use dbbackup_mssql::{
+//!     MssqlSource, MssqlTarget, ServerBackupKind, ServerBackupSource, ServerBackupTarget, SharedDir,
+//! };
+//!
+//! let repo = dbbackup_storage::open_sink("/var/backups/shop")?;
+//! let key = Key::passphrase("correct horse battery staple");
+//! let url = "mssql://backup:secret@db.internal:1433/shop";
+//! Backup::builder()
+//!     .source(MssqlSource::new(url)?)
+//!     .sink(repo.clone())
+//!     .transform(Zstd::new(3))
+//!     .encryption(key.clone())
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! Restore::builder()
+//!     .sink(repo.clone())
+//!     .backup(BackupSelector::Latest)
+//!     .key(key.clone())
+//!     .target(MssqlTarget::new("mssql://admin:secret@db.internal:1433/shop_copy")?.create(true))
+//!     .build()?
+//!     .run()
+//!     .await?;
+//!
+//! // The server writes BACKUP DATABASE into a directory both sides see.
+//! let dir = SharedDir::new("/var/opt/mssql/backup", "/mnt/mssql-backup");
+//! Backup::builder()
+//!     .source(
+//!         ServerBackupSource::new(url, dir.clone())?
+//!             .kind(ServerBackupKind::Full)
+//!             .chain_in(repo.clone()),
+//!     )
+//!     .sink(repo.clone())
+//!     .encryption(key.clone())
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! Restore::builder()
+//!     .sink(repo)
+//!     .backup(BackupSelector::Latest)
+//!     .key(key)
+//!     .target(ServerBackupTarget::new("mssql://admin:secret@db.internal:1433/shop_copy", dir)?)
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! # Ok(()) }
+//! ```
+//!
 //! Why tiberius: it is the established TDS client for Rust (Prisma's production driver, years of
 //! releases), it exposes values in the server's own representation (`Numeric` as i128 + scale,
 //! `DateTime2` as days + 100 ns units) so the backup format is exact without a decimal or

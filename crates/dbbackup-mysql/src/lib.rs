@@ -16,6 +16,36 @@
 //! (`LOAD DATA LOCAL INFILE` on `mysql_async` connections where the server allows it, which sqlx
 //! cannot do; multi-row INSERTs otherwise) and DROP DATABASE on failure, or into an existing one after checking that none of the backup's
 //! objects exist there; `data_only(true)` loads rows by column name in one transaction.
+//!
+//! ```no_run
+//! # async fn f() -> dbbackup_core::Result<()> {
+//! use dbbackup_core::{Backup, BackupSelector, Key, Restore, Zstd};
+//! use dbbackup_mysql::{Filter, MySqlSource, MySqlTarget};
+//!
+//! let repo = dbbackup_storage::open_sink("/var/backups/shop")?;
+//! let key = Key::passphrase("correct horse battery staple");
+//! Backup::builder()
+//!     .source(
+//!         MySqlSource::new("mysql://backup@db.internal/shop?ssl-mode=VERIFY_IDENTITY")?
+//!             .with_jobs(4)
+//!             .with_filter(Filter { exclude_tables: vec!["sessions".into()], ..Filter::default() }),
+//!     )
+//!     .sink(repo.clone())
+//!     .transform(Zstd::new(3))
+//!     .encryption(key.clone())
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! Restore::builder()
+//!     .sink(repo)
+//!     .backup(BackupSelector::Latest)
+//!     .key(key)
+//!     .target(MySqlTarget::new("mysql://admin@db.internal/shop_copy")?.create(true).with_jobs(4))
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! # Ok(()) }
+//! ```
 
 pub use config::{redact, Filter, MyUrl, SslMode, ENGINE};
 pub use dump::{MyDumpSource, Tools};

@@ -26,6 +26,37 @@
 //! **Pre-migration hook** ([`snapshot_before_migrate`]): for applications on `sqlx::migrate`, backs
 //! up when migrations are pending and labels the backup with the versions (see the `migrate`
 //! example in its docs: back up, migrate, restore the old rows into the new schema).
+//!
+//! ```no_run
+//! # async fn f() -> dbbackup_core::Result<()> {
+//! use dbbackup_core::{Backup, BackupSelector, Key, Restore, Zstd};
+//! use dbbackup_postgres::{Filter, PgSource, PgTarget};
+//!
+//! let repo = dbbackup_storage::open_sink("/var/backups/shop")?;
+//! let key = Key::passphrase("correct horse battery staple");
+//! Backup::builder()
+//!     .source(
+//!         PgSource::new("postgres://backup@db.internal/shop?sslmode=verify-full")?
+//!             .with_jobs(4)
+//!             .with_filter(Filter { exclude_schemas: vec!["audit".into()], ..Filter::default() }),
+//!     )
+//!     .sink(repo.clone())
+//!     .transform(Zstd::new(3))
+//!     .encryption(key.clone())
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! // Into a new database, tables loaded in parallel; dropped again if anything fails.
+//! Restore::builder()
+//!     .sink(repo)
+//!     .backup(BackupSelector::Latest)
+//!     .key(key)
+//!     .target(PgTarget::new("postgres://admin@db.internal/shop_copy")?.create(true).with_jobs(4))
+//!     .build()?
+//!     .run()
+//!     .await?;
+//! # Ok(()) }
+//! ```
 
 pub use config::{glob, redact, Filter, PgUrl, ENGINE};
 pub use dump::{PgDumpSource, Tools};
