@@ -11,18 +11,15 @@ pub(crate) use dbbackup::{
 pub(crate) use serde_json::json;
 
 pub(crate) use crate::cli::KeyArgs;
-pub(crate) use crate::config::{pick, pick_list, required, FileConfig};
+pub(crate) use crate::config::required;
 pub(crate) use crate::output::{human, Mode, Progress};
 
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, msg)
 }
 
-pub(crate) fn load_key(args: &KeyArgs, file: &FileConfig) -> Result<Option<Key>> {
-    key_from(
-        pick(&args.passphrase_env, &file.passphrase_env),
-        pick(&args.key_file, &file.key_file),
-    )
+pub(crate) fn load_key(args: &KeyArgs) -> Result<Option<Key>> {
+    key_from(args.passphrase_env.clone(), args.key_file.clone())
 }
 
 pub(crate) fn key_from(
@@ -67,8 +64,8 @@ pub(crate) fn key_from(
     }
 }
 
-pub(crate) fn allow_unencrypted(args: &KeyArgs, file: &FileConfig) -> bool {
-    args.allow_unencrypted || file.allow_unencrypted.unwrap_or(false)
+pub(crate) fn allow_unencrypted(args: &KeyArgs) -> bool {
+    args.allow_unencrypted
 }
 
 /// Newer backups that `latest` passed over are shown, never only logged: silently using older

@@ -7,12 +7,11 @@
 use std::ffi::OsString;
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use dbbackup::{Error, ErrorKind, Result};
 use serde_json::json;
 
 use crate::cli::{Cli, Command};
-use crate::config::FileConfig;
 use crate::output::Mode;
 
 mod cli;
@@ -27,7 +26,21 @@ where
     I: IntoIterator<Item = T>,
     T: Into<OsString> + Clone,
 {
-    let cli = match Cli::try_parse_from(args) {
+    let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
+    // The config file's values become the parser's defaults (flag > environment > file).
+    let command = config::load(config::path_in(&args).as_deref())
+        .and_then(|file| config::with_defaults(Cli::command(), &file));
+    let command = match command {
+        Ok(c) => c,
+        Err(e) => {
+            let json = args.iter().any(|a| a == "--json");
+            return report_error(&e, json);
+        }
+    };
+    let parsed = command
+        .try_get_matches_from(&args)
+        .and_then(|m| Cli::from_arg_matches(&m));
+    let cli = match parsed {
         Ok(c) => c,
         Err(e) => {
             let _ = e.print();
@@ -50,12 +63,8 @@ where
             return ExitCode::from(1);
         }
     };
-    let file = match FileConfig::load(cli.config.as_deref()) {
-        Ok(f) => f,
-        Err(e) => return report_error(&e, cli.json),
-    };
-    let json = cli.json || file.json.unwrap_or(false);
-    match runtime.block_on(dispatch(cli.command, &file, json)) {
+    let json = cli.json;
+    match runtime.block_on(dispatch(cli.command, json)) {
         Ok(code) => code,
         Err(e) => report_error(&e, json),
     }
@@ -81,15 +90,15 @@ fn report_error(e: &Error, json: bool) -> ExitCode {
     ExitCode::from(exit_code(e))
 }
 
-async fn dispatch(command: Command, f: &FileConfig, json: bool) -> Result<ExitCode> {
+async fn dispatch(command: Command, json: bool) -> Result<ExitCode> {
     let mode = Mode::pick(json);
     match command {
-        Command::Backup(a) => commands::backup::run(a, f, json, mode).await,
-        Command::Restore(a) => commands::restore::run(a, f, json, mode).await,
-        Command::List(a) => commands::list::run(a, f, json).await,
-        Command::Verify(a) => commands::verify::run(a, f, json, mode).await,
-        Command::Prune(a) => commands::prune::run(a, f, json).await,
-        Command::Rekey(a) => commands::rekey::run(a, f, json).await,
-        Command::Gc(a) => commands::gc::run(a, f, json).await,
+        Command::Backup(a) => commands::backup::run(a, json, mode).await,
+        Command::Restore(a) => commands::restore::run(a, json, mode).await,
+        Command::List(a) => commands::list::run(a, json).await,
+        Command::Verify(a) => commands::verify::run(a, json, mode).await,
+        Command::Prune(a) => commands::prune::run(a, json).await,
+        Command::Rekey(a) => commands::rekey::run(a, json).await,
+        Command::Gc(a) => commands::gc::run(a, json).await,
     }
 }

@@ -6,55 +6,44 @@ use std::process::ExitCode;
 use crate::common::*;
 
 /// Runs the command.
-pub(crate) async fn run(
-    a: crate::cli::BackupArgs,
-    f: &FileConfig,
-    json: bool,
-    mode: Mode,
-) -> Result<ExitCode> {
-    let source_url = required(pick(&a.source, &f.source), "source", "DBBACKUP_SOURCE")?;
-    let sink = open_repo(pick(&a.repo.repo, &f.repo))?;
-    let tool: dbbackup::EngineTool = pick(&a.engine_tool, &f.engine_tool)
+pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Result<ExitCode> {
+    let source_url = required(a.source.clone(), "source", "DBBACKUP_SOURCE")?;
+    let sink = open_repo(a.repo.repo.clone())?;
+    let tool: dbbackup::EngineTool = a
+        .engine_tool
+        .clone()
         .as_deref()
         .unwrap_or("native")
         .parse()?;
-    let jobs = pick(&a.jobs, &f.jobs).unwrap_or(2);
+    let jobs = a.jobs.unwrap_or(2);
     let selection = dbbackup::Selection {
         filter: dbbackup::Filter {
-            include_tables: pick_list(&a.select.include_tables, &f.include_table),
-            exclude_tables: pick_list(&a.select.exclude_tables, &f.exclude_table),
-            include_schemas: pick_list(&a.select.include_schemas, &f.include_schema),
-            exclude_schemas: pick_list(&a.select.exclude_schemas, &f.exclude_schema),
+            include_tables: a.select.include_tables.clone(),
+            exclude_tables: a.select.exclude_tables.clone(),
+            include_schemas: a.select.include_schemas.clone(),
+            exclude_schemas: a.select.exclude_schemas.clone(),
         },
-        schema_only: a.select.schema_only || f.schema_only.unwrap_or(false),
-        data_only: a.select.data_only || f.data_only.unwrap_or(false),
-        privileges: a.select.privileges || f.privileges.unwrap_or(false),
+        schema_only: a.select.schema_only,
+        data_only: a.select.data_only,
+        privileges: a.select.privileges,
     };
     let options = dbbackup::SourceOptions {
         tool,
         jobs,
         selection,
-        shared_dir: pick(&a.shared_dir, &f.shared_dir)
-            .map(|d| d.parse())
-            .transpose()?,
-        kind: pick(&a.backup_kind, &f.backup_kind)
-            .as_deref()
-            .unwrap_or("full")
-            .parse()?,
+        shared_dir: a.shared_dir.clone().map(|d| d.parse()).transpose()?,
+        kind: a.backup_kind.clone().as_deref().unwrap_or("full").parse()?,
         repo: Some(sink.clone()),
     };
     let source = dbbackup::source(&source_url, &options)?;
-    let key = load_key(&a.key, f)?;
+    let key = load_key(&a.key)?;
     let mut b = Backup::builder()
         .source_arc(source)
         .sink(sink)
-        .allow_unencrypted(allow_unencrypted(&a.key, f))
+        .allow_unencrypted(allow_unencrypted(&a.key))
         .subscribe(Progress::new(mode))
         .cancel_token(cancel_on_ctrl_c());
-    match pick(&a.compression, &f.compression)
-        .as_deref()
-        .unwrap_or("zstd:3")
-    {
+    match a.compression.clone().as_deref().unwrap_or("zstd:3") {
         "none" => {}
         "zstd" => b = b.transform(Zstd::new(3)),
         other => {
@@ -70,10 +59,10 @@ pub(crate) async fn run(
             b = b.transform(Zstd::new(level));
         }
     }
-    if let Some(j) = pick(&a.jobs, &f.jobs) {
+    if let Some(j) = a.jobs {
         b = b.jobs(j);
     }
-    for (k, v) in parse_labels(&pick_list(&a.labels, &f.label), "--label")? {
+    for (k, v) in parse_labels(&a.labels.clone(), "--label")? {
         b = b.label(k, v);
     }
     let encrypted = key.is_some();

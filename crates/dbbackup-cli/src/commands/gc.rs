@@ -6,9 +6,9 @@ use std::process::ExitCode;
 use crate::common::*;
 
 /// Runs the command.
-pub(crate) async fn run(a: crate::cli::GcArgs, f: &FileConfig, json: bool) -> Result<ExitCode> {
-    let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?);
-    let grace = match pick(&a.grace, &f.grace) {
+pub(crate) async fn run(a: crate::cli::GcArgs, json: bool) -> Result<ExitCode> {
+    let repo = Repository::new(open_repo(a.repo.repo.clone())?);
+    let grace = match a.grace.clone() {
         Some(g) => dbbackup::parse_duration(&g)?,
         None => Duration::from_secs(24 * 3600),
     };

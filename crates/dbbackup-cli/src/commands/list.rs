@@ -6,11 +6,11 @@ use std::process::ExitCode;
 use crate::common::*;
 
 /// Runs the command.
-pub(crate) async fn run(a: crate::cli::ListArgs, f: &FileConfig, json: bool) -> Result<ExitCode> {
-    let key = load_key(&a.key, f)?;
-    let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?)
+pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode> {
+    let key = load_key(&a.key)?;
+    let repo = Repository::new(open_repo(a.repo.repo.clone())?)
         .with_key(key)
-        .allow_unencrypted(allow_unencrypted(&a.key, f));
+        .allow_unencrypted(allow_unencrypted(&a.key));
     repo.check_exists().await?;
     let catalog = repo.catalog().await?;
     let status_word = |e: &CatalogEntry| match &e.status {

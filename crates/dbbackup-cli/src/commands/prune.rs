@@ -6,13 +6,13 @@ use std::process::ExitCode;
 use crate::common::*;
 
 /// Runs the command.
-pub(crate) async fn run(a: crate::cli::PruneArgs, f: &FileConfig, json: bool) -> Result<ExitCode> {
-    let key = load_key(&a.key, f)?;
-    let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?)
+pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode> {
+    let key = load_key(&a.key)?;
+    let repo = Repository::new(open_repo(a.repo.repo.clone())?)
         .with_key(key)
-        .allow_unencrypted(allow_unencrypted(&a.key, f));
+        .allow_unencrypted(allow_unencrypted(&a.key));
     repo.check_exists().await?;
-    let offset = match pick(&a.utc_offset, &f.utc_offset) {
+    let offset = match a.utc_offset.clone() {
         None => 0,
         Some(o) => time::UtcOffset::parse(
             &o,
@@ -26,27 +26,26 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, f: &FileConfig, json: bool) ->
         .whole_seconds(),
     };
     let policy = KeepPolicy {
-        keep_last: pick(&a.keep_last, &f.keep_last),
-        keep_within: pick(&a.keep_within, &f.keep_within)
+        keep_last: a.keep_last,
+        keep_within: a
+            .keep_within
+            .clone()
             .map(|d| parse_keep_within(&d))
             .transpose()?,
-        keep_hourly: pick(&a.keep_hourly, &f.keep_hourly),
-        keep_daily: pick(&a.keep_daily, &f.keep_daily),
-        keep_weekly: pick(&a.keep_weekly, &f.keep_weekly),
-        keep_monthly: pick(&a.keep_monthly, &f.keep_monthly),
-        keep_yearly: pick(&a.keep_yearly, &f.keep_yearly),
-        keep_labels: parse_labels(&pick_list(&a.keep_labels, &f.keep_label), "--keep-label")?,
+        keep_hourly: a.keep_hourly,
+        keep_daily: a.keep_daily,
+        keep_weekly: a.keep_weekly,
+        keep_monthly: a.keep_monthly,
+        keep_yearly: a.keep_yearly,
+        keep_labels: parse_labels(&a.keep_labels.clone(), "--keep-label")?,
         utc_offset_seconds: offset,
     };
-    let dry_run = a.dry_run || f.dry_run.unwrap_or(false);
+    let dry_run = a.dry_run;
     let catalog = repo.catalog().await?;
     let refused: Vec<SkippedBackup> = catalog.refused().collect();
     repo.require_key_for_retention(&catalog)?;
     let summaries = catalog.summaries();
-    let group_by: GroupBy = pick(&a.group_by, &f.group_by)
-        .as_deref()
-        .unwrap_or("source")
-        .parse()?;
+    let group_by: GroupBy = a.group_by.clone().as_deref().unwrap_or("source").parse()?;
     let plan = plan_grouped(
         &policy,
         &summaries,

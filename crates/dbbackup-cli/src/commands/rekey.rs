@@ -6,10 +6,10 @@ use std::process::ExitCode;
 use crate::common::*;
 
 /// Runs the command.
-pub(crate) async fn run(a: crate::cli::RekeyArgs, f: &FileConfig, json: bool) -> Result<ExitCode> {
-    let repo = Repository::new(open_repo(pick(&a.repo.repo, &f.repo))?)
-        .allow_unencrypted(allow_unencrypted(&a.key, f));
-    let old = load_key(&a.key, f)?
+pub(crate) async fn run(a: crate::cli::RekeyArgs, json: bool) -> Result<ExitCode> {
+    let repo = Repository::new(open_repo(a.repo.repo.clone())?)
+        .allow_unencrypted(allow_unencrypted(&a.key));
+    let old = load_key(&a.key)?
         .ok_or_else(|| invalid("rekey needs the current key: --passphrase-env or --key-file"))?;
     let new = key_from(a.new_passphrase_env.clone(), a.new_key_file.clone())?.ok_or_else(|| {
         invalid("rekey needs the new key: --new-passphrase-env or --new-key-file")

@@ -6,18 +6,13 @@ use std::process::ExitCode;
 use crate::common::*;
 
 /// Runs the command.
-pub(crate) async fn run(
-    a: crate::cli::RestoreArgs,
-    f: &FileConfig,
-    json: bool,
-    mode: Mode,
-) -> Result<ExitCode> {
-    let sink = open_repo(pick(&a.repo.repo, &f.repo))?;
-    let target_url = required(pick(&a.target, &f.target), "target", "DBBACKUP_TARGET")?;
-    let selector = parse_selector(pick(&a.backup, &f.backup))?;
-    let create = a.create || f.create.unwrap_or(false);
-    let key = load_key(&a.key, f)?;
-    let allow = allow_unencrypted(&a.key, f);
+pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> Result<ExitCode> {
+    let sink = open_repo(a.repo.repo.clone())?;
+    let target_url = required(a.target.clone(), "target", "DBBACKUP_TARGET")?;
+    let selector = parse_selector(a.backup.clone())?;
+    let create = a.create;
+    let key = load_key(&a.key)?;
+    let allow = allow_unencrypted(&a.key);
     let resolved = Repository::new(sink.clone())
         .with_key(key.clone())
         .allow_unencrypted(allow)
@@ -28,14 +23,12 @@ pub(crate) async fn run(
     let options = dbbackup::TargetOptions {
         backup_engine: Some(manifest.source.engine.clone()),
         create,
-        jobs: pick(&a.jobs, &f.jobs).unwrap_or(2),
-        skip_privileges: a.skip_privileges || f.skip_privileges.unwrap_or(false),
-        local_infile: !(a.no_local_infile || f.no_local_infile.unwrap_or(false)),
-        shared_dir: pick(&a.shared_dir, &f.shared_dir)
-            .map(|d| d.parse())
-            .transpose()?,
-        data_dir: pick(&a.data_dir, &f.data_dir),
-        no_recovery: a.no_recovery || f.no_recovery.unwrap_or(false),
+        jobs: a.jobs.unwrap_or(2),
+        skip_privileges: a.skip_privileges,
+        local_infile: !(a.no_local_infile),
+        shared_dir: a.shared_dir.clone().map(|d| d.parse()).transpose()?,
+        data_dir: a.data_dir.clone(),
+        no_recovery: a.no_recovery,
     };
     let target = dbbackup::target(&target_url, &options)?;
     let mut r = Restore::builder()
@@ -45,12 +38,10 @@ pub(crate) async fn run(
         .backup(BackupSelector::Id(manifest.backup_id.clone()))
         .subscribe(Progress::new(mode))
         .cancel_token(cancel_on_ctrl_c());
-    if let Some(filter) =
-        dbbackup::table_filter(&manifest.source.engine, pick_list(&a.tables, &f.tables))?
-    {
+    if let Some(filter) = dbbackup::table_filter(&manifest.source.engine, a.tables.clone())? {
         r = r.filter(filter);
     }
-    if let Some(j) = pick(&a.jobs, &f.jobs) {
+    if let Some(j) = a.jobs {
         r = r.jobs(j);
     }
     if let Some(k) = key {

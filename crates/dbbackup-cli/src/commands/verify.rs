@@ -6,19 +6,14 @@ use std::process::ExitCode;
 use crate::common::*;
 
 /// Runs the command.
-pub(crate) async fn run(
-    a: crate::cli::VerifyArgs,
-    f: &FileConfig,
-    json: bool,
-    mode: Mode,
-) -> Result<ExitCode> {
-    let sink = open_repo(pick(&a.repo.repo, &f.repo))?;
-    let key = load_key(&a.key, f)?;
-    let allow = allow_unencrypted(&a.key, f);
+pub(crate) async fn run(a: crate::cli::VerifyArgs, json: bool, mode: Mode) -> Result<ExitCode> {
+    let sink = open_repo(a.repo.repo.clone())?;
+    let key = load_key(&a.key)?;
+    let allow = allow_unencrypted(&a.key);
     let repo = Repository::new(sink.clone())
         .with_key(key.clone())
         .allow_unencrypted(allow);
-    let which = pick(&a.backup, &f.backup).unwrap_or_else(|| "latest".into());
+    let which = a.backup.clone().unwrap_or_else(|| "latest".into());
     let mut ok = Vec::new();
     let mut failed: Vec<Error> = Vec::new();
     // The repository itself first: a missing repository is an error, a damaged config
