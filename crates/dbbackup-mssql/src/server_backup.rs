@@ -304,6 +304,7 @@ impl Source for ServerBackupSource {
         self.open_with(&OpenContext::detached(&id)).await
     }
 
+    // Long on purpose: BACKUP, msdb lookup, file list and parent search share the connection and the file guard that removes the server's file on every failure path.
     async fn open_with(&self, ctx: &OpenContext) -> Result<Box<dyn Snapshot>> {
         let db = self.url.database().to_owned();
         let mut c = connect_to(&self.url, "master", ErrorKind::Source).await?;

@@ -207,6 +207,7 @@ pub(crate) async fn read_tables(
 
 #[async_trait]
 impl Source for MssqlSource {
+    // Long on purpose: the SNAPSHOT transaction, the catalog read and the per-table SELECTs share one connection and must run in this order.
     async fn open(&self) -> Result<Box<dyn Snapshot>> {
         let mut c = connect_to(&self.url, self.url.database(), ErrorKind::Source).await?;
         let mut warnings = Vec::new();

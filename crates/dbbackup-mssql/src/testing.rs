@@ -366,6 +366,7 @@ fn env_change(b: &mut BytesMut, ty: u8, new: &str, old: &str) {
     b.extend_from_slice(&body);
 }
 
+// Long on purpose: the TDS server's message loop: one match over the packet types it plays, as the protocol documents them.
 async fn serve(mut sock: TcpStream, state: Arc<State>) -> std::io::Result<()> {
     // PRELOGIN
     let Some((PacketType::PreLogin, _)) = read_message(&mut sock).await? else {

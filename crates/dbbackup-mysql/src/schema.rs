@@ -189,6 +189,7 @@ async fn show_create(
 ///
 /// # Errors
 /// [`ErrorKind::Source`] when a query fails.
+// Long on purpose: one walk over information_schema in dependency order (tables, sequences, routines, views, triggers, events); each step appends to the same catalog.
 pub async fn read(
     conn: &mut MySqlConnection,
     db: &str,

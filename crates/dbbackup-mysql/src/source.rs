@@ -172,6 +172,7 @@ struct MySnapshot {
 
 #[async_trait]
 impl Source for MySqlSource {
+    // Long on purpose: the snapshot protocol (lock, open every worker's consistent snapshot, read the binlog position, unlock) must stay in one place: the lock is held across all of it and released on every path.
     async fn open(&self) -> Result<Box<dyn Snapshot>> {
         let mut coord = connect(&self.url, ErrorKind::Source, false).await?;
         let version: String = sqlx::query_scalar("SELECT VERSION()")

@@ -214,6 +214,7 @@ async fn existing_objects(c: &mut MySqlConnection, db: &str) -> Result<BTreeSet<
 
 #[async_trait]
 impl RestoreTarget for MySqlTarget {
+    // Long on purpose: the two restore modes (created database with parallel loading, existing database with a clash check) share the connection, limits and loader set-up.
     async fn begin(&self, manifest: &Manifest) -> Result<Box<dyn RestoreSession>> {
         if manifest.source.engine != ENGINE {
             return Err(Error::new(
@@ -374,6 +375,7 @@ fn stmt_err(e: sqlx::Error, s: &Statement) -> Error {
 type TargetColumn = (Vec<u8>, Vec<u8>, Option<Vec<u8>>);
 
 impl Session {
+    // Long on purpose: one table's load: column mapping, the LOAD DATA or INSERT path, and the checks of sent against affected rows share the row reader and the transaction.
     async fn load(
         &self,
         c: &mut MySqlConnection,

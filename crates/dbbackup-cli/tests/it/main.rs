@@ -546,6 +546,7 @@ mod postgres {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    // Long on purpose: one end-to-end scenario on a real server; its steps share the databases and the repository.
     async fn postgres_backup_verify_restore_compare() {
         let d = Dir::new("pg");
         let n = std::process::id();
@@ -1014,6 +1015,7 @@ fn copy_tree(from: &Path, to: &Path) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Long on purpose: one attack scenario; every command (list, verify, restore, prune) is run against the same planted repository.
 async fn a_planted_backup_in_an_encrypted_repository_is_refused() {
     let d = Dir::new("planted");
     make_db(&d.p("app.db"), 300).await;

@@ -251,6 +251,7 @@ impl Backup {
         .await
     }
 
+    // Long on purpose: the commit protocol (key check, lease, entries, manifest written create-only) in order; every failure path must release the lease and leave no manifest.
     async fn run_inner(
         &self,
         id: &str,

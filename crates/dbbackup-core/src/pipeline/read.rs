@@ -145,6 +145,7 @@ pub(super) async fn open_backup(
 
 /// Streams one entry's plaintext, checking every size, checksum and tag on the way. The stream's
 /// last item is an `Err` with [`ErrorKind::Corrupt`] if anything does not match.
+// Long on purpose: the read stages (sink, inverse codecs, checksum checks) and their channels are built together so their shutdown and error order is visible in one place.
 pub(super) async fn decoded_entry(
     sink: &Arc<dyn Sink>,
     backup: &OpenBackup,

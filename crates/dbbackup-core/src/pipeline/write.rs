@@ -88,6 +88,7 @@ struct PumpStats {
     stored_checksum: String,
 }
 
+// Long on purpose: the four write stages (read, hash, codecs, sink) and their bounded channels are built together so their shutdown and error order is visible in one place.
 async fn pump_backup(
     job: &EntryJob,
     spec: &EntrySpec,

@@ -58,6 +58,7 @@ struct World {
     migrated: bool,
 }
 
+// Long on purpose: the test server's whole catalog, one reply per query, kept together so it reads as the database it plays.
 fn catalog_reply(sql: &str) -> Option<Vec<Reply>> {
     let rows = if sql == catalog::TABLES {
         Reply::Rows(
@@ -411,6 +412,7 @@ fn bulk_loads(s: &TestServer) -> Vec<(Vec<String>, Vec<Vec<Value>>)> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Long on purpose: one scenario: a backup, then restores into a new, a clashing and a migrated database from it.
 async fn logical_backup_and_restores() {
     let world = Arc::new(Mutex::new(World::default()));
     let s = server(world.clone()).await;

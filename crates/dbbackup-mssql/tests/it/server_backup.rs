@@ -59,6 +59,7 @@ fn lsn_row(kind: &str, logs: usize) -> Vec<Value> {
     ]
 }
 
+// Long on purpose: the simulated server's whole behaviour, one reply per statement, kept together so it reads as the server it plays.
 async fn server(sim: Arc<Mutex<Sim>>) -> TestServer {
     TestServer::start("pw", move |r: &Request| {
         let Request::Batch(sql) = r else {
@@ -191,6 +192,7 @@ async fn server(sim: Arc<Mutex<Sim>>) -> TestServer {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+// Long on purpose: one chain (full, differential, two logs) backed up, pruned and restored in order; the steps depend on each other.
 async fn native_chain_backs_up_restores_and_keeps_its_parents() {
     let sim = Arc::new(Mutex::new(Sim {
         last_kind: String::new(),

@@ -41,6 +41,7 @@ async fn the_no_lock_position_replays_as_exactly() {
     point_in_time(true).await;
 }
 
+// Long on purpose: one point-in-time scenario on a scratch server; its steps share the server and the binlog position.
 async fn point_in_time(no_lock: bool) {
     let log_bin: i64 = sqlx::query_scalar("SELECT @@log_bin")
         .fetch_one(&mut admin().await)

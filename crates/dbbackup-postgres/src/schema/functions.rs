@@ -1,0 +1,45 @@
+//! Functions, procedures and aggregates.
+
+use super::*;
+
+pub(super) struct Function {
+    pub(super) stmt: Statement,
+    /// Needs tables first (row-type arguments/results, or a pre-parsed `BEGIN ATOMIC` body).
+    pub(super) late: bool,
+}
+
+pub(super) async fn read_functions(
+    conn: &mut PgConnection,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<Vec<Function>> {
+    let sql = format!(
+        "SELECT n.nspname, p.proname, pg_get_functiondef(p.oid),
+                EXISTS (SELECT 1 FROM pg_type t WHERE t.typrelid <> 0
+                          AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) IN ('r','p','v','m','f')
+                          AND (t.oid = p.prorettype OR t.oid = ANY (p.proargtypes)))
+                  OR (current_setting('server_version_num')::int >= 140000 AND p.prosrc = ''),
+                pg_get_function_identity_arguments(p.oid)
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.prokind IN ('f', 'p')
+           AND NOT EXISTS (SELECT 1 FROM pg_depend di WHERE di.objid = p.oid AND di.deptype = 'i')
+           AND {} ORDER BY p.oid",
+        not_ext("p.oid")
+    );
+    let mut out = Vec::new();
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "functions"))?
+    {
+        let (s, n, def, late, args): (String, String, String, bool, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        if !in_schema(&s) {
+            continue;
+        }
+        out.push(Function {
+            stmt: Statement::new("function", format!("{s}.{n}({args})"), def),
+            late,
+        });
+    }
+    Ok(out)
+}

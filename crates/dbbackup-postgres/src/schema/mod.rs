@@ -1,0 +1,186 @@
+//! Reading the catalog and turning it into DDL, with the server's own deparsers
+//! (`pg_get_functiondef`, `pg_get_indexdef`, `pg_get_constraintdef`, `pg_get_viewdef`,
+//! `format_type`, `pg_get_expr`, `pg_get_triggerdef`, `pg_get_partkeydef`).
+//!
+//! The result is two ordered lists of [`Statement`]s: pre-data (before rows are loaded) and
+//! post-data (indexes, keys, foreign keys, triggers, sequence values, materialized view refreshes),
+//! plus the tables whose rows are copied, and warnings naming what is not backed up.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use dbbackup_core::{Error, ErrorKind, Result};
+use serde::{Deserialize, Serialize};
+use sqlx::postgres::PgRow;
+use sqlx::{PgConnection, Row};
+
+use crate::config::Filter;
+
+pub use dbbackup_core::statements::Statement;
+
+mod comments;
+mod functions;
+mod post_data;
+mod privileges;
+mod sequences;
+mod tables;
+mod types;
+mod unsupported;
+mod views;
+use comments::read_comments;
+use functions::read_functions;
+use post_data::read_post_data;
+use privileges::read_privileges;
+use sequences::read_sequences;
+use tables::read_tables;
+use types::read_types;
+use unsupported::report_unsupported;
+use views::read_views;
+
+/// A table whose rows are backed up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TableData {
+    /// Schema.
+    pub schema: String,
+    /// Table.
+    pub name: String,
+    /// Columns in COPY order (generated columns excluded).
+    pub columns: Vec<String>,
+    /// Estimated rows (`reltuples`), for ordering big tables first.
+    pub estimated_rows: i64,
+    /// Size in blocks when the backup started (for splitting big tables).
+    pub pages: i64,
+}
+
+impl TableData {
+    /// `"schema"."table"`.
+    pub fn qualified(&self) -> String {
+        format!("{}.{}", ident(&self.schema), ident(&self.name))
+    }
+    /// `schema.table`, as patterns match it.
+    pub fn plain(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+}
+
+/// What the catalog holds, ready to back up.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    /// Before data.
+    pub pre_data: Vec<Statement>,
+    /// After data.
+    pub post_data: Vec<Statement>,
+    /// Tables with rows.
+    pub tables: Vec<TableData>,
+    /// What is not backed up, by name.
+    pub warnings: Vec<String>,
+}
+
+/// Quotes an identifier.
+pub fn ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Quotes a string literal.
+pub fn literal(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "''"))
+}
+
+fn q(schema: &str, name: &str) -> String {
+    format!("{}.{}", ident(schema), ident(name))
+}
+
+fn catalog_err(e: sqlx::Error, what: &str) -> Error {
+    Error::new(
+        ErrorKind::Source,
+        format!("reading {what} from the catalog failed: {e}"),
+    )
+}
+
+async fn rows(conn: &mut PgConnection, sql: &'static str, what: &str) -> Result<Vec<PgRow>> {
+    sqlx::query(sql)
+        .fetch_all(conn)
+        .await
+        .map_err(|e| catalog_err(e, what))
+}
+
+/// Objects that belong to an extension are created by `CREATE EXTENSION`, never by us.
+const NOT_EXTENSION: &str = "NOT EXISTS (SELECT 1 FROM pg_depend ext_dep WHERE ext_dep.objid = {oid} AND ext_dep.deptype = 'e')";
+
+fn not_ext(oid_expr: &str) -> String {
+    NOT_EXTENSION.replace("{oid}", oid_expr)
+}
+
+/// Reads everything selected by `filter`.
+///
+/// # Errors
+/// [`ErrorKind::Source`] when a catalog query fails.
+pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) -> Result<Catalog> {
+    let mut cat = Catalog::default();
+    let major: i32 =
+        sqlx::query_scalar("SELECT current_setting('server_version_num')::int / 10000")
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| catalog_err(e, "the server version"))?;
+
+    // Schemas.
+    let schemas: Vec<(u32, String)> = rows(
+        conn,
+        "SELECT n.oid::int8, n.nspname FROM pg_namespace n
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema', 'pg_toast')
+           AND n.nspname NOT LIKE 'pg\\_temp\\_%' AND n.nspname NOT LIKE 'pg\\_toast\\_temp\\_%'
+           AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = n.oid AND d.deptype = 'e')
+         ORDER BY n.nspname",
+        "schemas",
+    )
+    .await?
+    .iter()
+    .map(|r| (r.get::<i64, _>(0) as u32, r.get::<String, _>(1)))
+    .filter(|(_, s)| filter.schema_included(s))
+    .collect();
+    let schema_set: BTreeSet<String> = schemas.iter().map(|(_, s)| s.clone()).collect();
+    let in_schema = |s: &str| schema_set.contains(s);
+    for (_, s) in &schemas {
+        cat.pre_data.push(Statement::new(
+            "schema",
+            s,
+            format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)),
+        ));
+    }
+
+    // Extensions.
+    for r in rows(
+        conn,
+        "SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+         WHERE e.extname <> 'plpgsql' ORDER BY e.oid",
+        "extensions",
+    )
+    .await?
+    {
+        let (name, schema): (String, String) = (r.get(0), r.get(1));
+        cat.pre_data.push(Statement::new(
+            "extension",
+            &name,
+            format!("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}", ident(&name), ident(&schema)),
+        ));
+    }
+
+    read_types(conn, &mut cat, &in_schema, major).await?;
+    read_sequences(conn, &mut cat, &in_schema).await?;
+    let functions = read_functions(conn, &in_schema).await?;
+    let (early, late): (Vec<_>, Vec<_>) = functions.into_iter().partition(|f| !f.late);
+    for f in early {
+        cat.pre_data.push(f.stmt);
+    }
+    read_tables(conn, &mut cat, filter, &in_schema).await?;
+    for f in late {
+        cat.pre_data.push(f.stmt);
+    }
+    read_views(conn, &mut cat, &in_schema).await?;
+    read_post_data(conn, &mut cat, filter, &in_schema).await?;
+    read_comments(conn, &mut cat, &in_schema).await?;
+    if privileges {
+        read_privileges(conn, &mut cat, &in_schema).await?;
+    }
+    report_unsupported(conn, &mut cat, &in_schema).await?;
+    Ok(cat)
+}

@@ -1,0 +1,232 @@
+//! Tables, partitions, columns, defaults, identity columns.
+
+use super::*;
+
+// Long on purpose: one walk over pg_class: each table's columns, defaults, identity and partition bound are read and deparsed in the order the DDL needs them (issue 16 splits the object kinds further).
+pub(super) async fn read_tables(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    filter: &Filter,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<()> {
+    // Parents before children (partitions and inheritance), then by OID.
+    let sql = format!(
+        "WITH RECURSIVE tree AS (
+             SELECT c.oid, 0 AS depth FROM pg_class c
+             WHERE c.relkind IN ('r','p') AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+           UNION ALL
+             SELECT i.inhrelid, tree.depth + 1 FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid
+         )
+         SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, c.relpersistence::text, c.relispartition,
+                CASE WHEN c.relkind = 'p' THEN pg_get_partkeydef(c.oid) END,
+                CASE WHEN c.relispartition THEN pg_get_expr(c.relpartbound, c.oid) END,
+                (SELECT string_agg(quote_ident(pn.nspname) || '.' || quote_ident(pc.relname), ', ' ORDER BY i.inhseqno)
+                   FROM pg_inherits i JOIN pg_class pc ON pc.oid = i.inhparent JOIN pg_namespace pn ON pn.oid = pc.relnamespace
+                   WHERE i.inhrelid = c.oid),
+                array_to_string(c.reloptions, ', '), c.reltuples::int8,
+                (SELECT max(depth) FROM tree WHERE tree.oid = c.oid),
+                pg_relation_size(c.oid) / current_setting('block_size')::int8
+         FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+         WHERE c.relkind IN ('r','p') AND {}
+         ORDER BY 12, c.oid",
+        not_ext("c.oid")
+    );
+    let tables = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "tables"))?;
+    for r in tables {
+        let (oid, s, n, kind, persistence, is_partition): (
+            i64,
+            String,
+            String,
+            String,
+            String,
+            bool,
+        ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        if !in_schema(&s) || !filter.table_included(&s, &n) {
+            continue;
+        }
+        let partkey: Option<String> = r.get(6);
+        let bound: Option<String> = r.get(7);
+        let parents: Option<String> = r.get(8);
+        let options: Option<String> = r.get(9);
+        let estimated: i64 = r.get(10);
+        let pages: i64 = r.get(12);
+
+        let cols = sqlx::query(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid),
+                    a.attidentity::text, a.attgenerated::text, a.attislocal,
+                    CASE WHEN a.attcollation <> 0 AND a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid)
+                         THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END,
+                    pg_get_serial_sequence(quote_ident($2) || '.' || quote_ident($3), a.attname)
+             FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
+             WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+        )
+        .bind(oid)
+        .bind(&s)
+        .bind(&n)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "columns"))?;
+
+        let mut defs = Vec::new();
+        let mut copy_cols = Vec::new();
+        for c in &cols {
+            let (name, ty, notnull, default, identity, generated, local): (
+                String,
+                String,
+                bool,
+                Option<String>,
+                String,
+                String,
+                bool,
+            ) = (
+                c.get(0),
+                c.get(1),
+                c.get(2),
+                c.get(3),
+                c.get(4),
+                c.get(5),
+                c.get(6),
+            );
+            if generated.is_empty() {
+                copy_cols.push(name.clone());
+            }
+            // Columns inherited from a parent come with it; partitions take every column from it.
+            if !local || is_partition {
+                continue;
+            }
+            let mut d = format!("{} {ty}", ident(&name));
+            if let Some(coll) = c.get::<Option<String>, _>(7) {
+                d.push_str(&format!(" COLLATE {coll}"));
+            }
+            if generated == "s" {
+                d.push_str(&format!(
+                    " GENERATED ALWAYS AS ({}) STORED",
+                    default.clone().unwrap_or_default()
+                ));
+            } else if !identity.is_empty() {
+                let seq: Option<String> = c.get(8);
+                let how = if identity == "a" {
+                    "ALWAYS"
+                } else {
+                    "BY DEFAULT"
+                };
+                let mut opts = String::new();
+                if let Some(seq) = &seq {
+                    if let Some(o) = identity_options(conn, seq).await? {
+                        opts = format!(" ({o})");
+                    }
+                }
+                d.push_str(&format!(" GENERATED {how} AS IDENTITY{opts}"));
+            } else if let Some(def) = default {
+                d.push_str(&format!(" DEFAULT {def}"));
+            }
+            if notnull {
+                d.push_str(" NOT NULL");
+            }
+            defs.push(d);
+        }
+        // Local CHECK constraints go inline; NOT VALID ones are added after the data.
+        let checks = sqlx::query(
+            "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+             WHERE conrelid = $1::int8::oid AND contype = 'c' AND conislocal ORDER BY conname",
+        )
+        .bind(oid)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "check constraints"))?;
+        for c in checks {
+            let (cname, def, valid): (String, String, bool) = (c.get(0), c.get(1), c.get(2));
+            if valid {
+                defs.push(format!("CONSTRAINT {} {def}", ident(&cname)));
+            } else {
+                cat.post_data.push(Statement::new(
+                    "check constraint",
+                    format!("{s}.{n}.{cname}"),
+                    format!(
+                        "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                        q(&s, &n),
+                        ident(&cname)
+                    ),
+                ));
+            }
+        }
+
+        let unlogged = if persistence == "u" { "UNLOGGED " } else { "" };
+        let mut sql = if is_partition {
+            let parent = parents.clone().unwrap_or_default();
+            let mut sql = format!("CREATE {unlogged}TABLE {} PARTITION OF {parent}", q(&s, &n));
+            if !defs.is_empty() {
+                sql.push_str(&format!(" ({})", defs.join(", ")));
+            }
+            sql.push_str(&format!(" {}", bound.unwrap_or_default()));
+            sql
+        } else {
+            let mut sql = format!("CREATE {unlogged}TABLE {} ({})", q(&s, &n), defs.join(", "));
+            if let Some(p) = &parents {
+                sql.push_str(&format!(" INHERITS ({p})"));
+            }
+            sql
+        };
+        if let Some(k) = partkey {
+            sql.push_str(&format!(" PARTITION BY {k}"));
+        }
+        if let Some(o) = options.filter(|o| !o.is_empty()) {
+            sql.push_str(&format!(" WITH ({o})"));
+        }
+        cat.pre_data
+            .push(Statement::new("table", format!("{s}.{n}"), sql));
+        // Identity sequences: set after the data (last value as of the snapshot).
+        for c in &cols {
+            let identity: String = c.get(4);
+            let seq: Option<String> = c.get(8);
+            if let (false, Some(seq)) = (identity.is_empty(), seq) {
+                let v: Option<i64> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                    "SELECT CASE WHEN is_called THEN last_value END FROM {seq}"
+                )))
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| catalog_err(e, "identity sequence values"))?;
+                if let Some(v) = v {
+                    cat.post_data.push(Statement::new(
+                        "sequence value",
+                        seq.clone(),
+                        format!("SELECT pg_catalog.setval({}, {v}, true)", literal(&seq)),
+                    ));
+                }
+            }
+        }
+        if kind == "r" {
+            cat.tables.push(TableData {
+                schema: s.clone(),
+                name: n.clone(),
+                columns: copy_cols,
+                estimated_rows: estimated,
+                pages,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// `SEQUENCE NAME ... START WITH ... ` options of an identity column's sequence.
+pub(super) async fn identity_options(conn: &mut PgConnection, seq: &str) -> Result<Option<String>> {
+    let r = sqlx::query(
+        "SELECT s.seqstart, s.seqincrement, s.seqmin, s.seqmax, s.seqcache, s.seqcycle, format_type(s.seqtypid, NULL)
+         FROM pg_sequence s WHERE s.seqrelid = $1::regclass",
+    )
+    .bind(seq)
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(|e| catalog_err(e, "identity sequences"))?;
+    Ok(r.map(|r| {
+        let (start, inc, min, max, cache, cycle): (i64, i64, i64, i64, i64, bool) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        format!(
+            "SEQUENCE NAME {seq} START WITH {start} INCREMENT BY {inc} MINVALUE {min} MAXVALUE {max} CACHE {cache}{}",
+            if cycle { " CYCLE" } else { " NO CYCLE" }
+        )
+    }))
+}

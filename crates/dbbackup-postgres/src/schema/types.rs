@@ -1,0 +1,158 @@
+//! Types: enums, composites, domains, ranges.
+
+use super::*;
+
+// Long on purpose: one catalog query per type kind (enum, composite, domain, range), each followed by its DDL (issue 16 splits the object kinds further).
+pub(super) async fn read_types(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+    major: i32,
+) -> Result<()> {
+    // Enums.
+    let sql = format!(
+        "SELECT n.nspname, t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
+         WHERE {} GROUP BY t.oid, n.nspname, t.typname ORDER BY t.oid",
+        not_ext("t.oid")
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "enums"))?
+    {
+        let (s, n, labels): (String, String, Vec<String>) = (r.get(0), r.get(1), r.get(2));
+        if !in_schema(&s) {
+            continue;
+        }
+        let labels: Vec<String> = labels.iter().map(|l| literal(l)).collect();
+        cat.pre_data.push(Statement::new(
+            "enum type",
+            format!("{s}.{n}"),
+            format!("CREATE TYPE {} AS ENUM ({})", q(&s, &n), labels.join(", ")),
+        ));
+    }
+    // Ranges.
+    let multirange = if major >= 14 {
+        "(SELECT format_type(r.rngmultitypid, NULL))"
+    } else {
+        "NULL::text"
+    };
+    let sql = format!(
+        "SELECT n.nspname, t.typname, format_type(r.rngsubtype, NULL),
+                CASE WHEN r.rngsubdiff <> 0 THEN r.rngsubdiff::regproc::text END,
+                CASE WHEN r.rngcollation <> 0 AND r.rngcollation <> (SELECT typcollation FROM pg_type WHERE oid = r.rngsubtype)
+                     THEN (SELECT quote_ident(nspname) || '.' || quote_ident(collname) FROM pg_collation c JOIN pg_namespace cn ON cn.oid = c.collnamespace WHERE c.oid = r.rngcollation) END,
+                {multirange}
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_range r ON r.rngtypid = t.oid
+         WHERE {} ORDER BY t.oid",
+        not_ext("t.oid")
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "range types"))?
+    {
+        let (s, n, sub): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+        if !in_schema(&s) {
+            continue;
+        }
+        let mut opts = vec![format!("SUBTYPE = {sub}")];
+        if let Some(d) = r.get::<Option<String>, _>(3) {
+            opts.push(format!("SUBTYPE_DIFF = {d}"));
+        }
+        if let Some(c) = r.get::<Option<String>, _>(4) {
+            opts.push(format!("COLLATION = {c}"));
+        }
+        if let Some(m) = r.get::<Option<String>, _>(5) {
+            opts.push(format!("MULTIRANGE_TYPE_NAME = {m}"));
+        }
+        cat.pre_data.push(Statement::new(
+            "range type",
+            format!("{s}.{n}"),
+            format!("CREATE TYPE {} AS RANGE ({})", q(&s, &n), opts.join(", ")),
+        ));
+    }
+    // Domains and composite types, in creation (OID) order so one can build on another.
+    let sql = format!(
+        "SELECT t.oid::int8, n.nspname, t.typname, t.typtype::text,
+                format_type(t.typbasetype, t.typtypmod), t.typnotnull, t.typdefault,
+                CASE WHEN t.typcollation <> 0 AND t.typcollation <> (SELECT typcollation FROM pg_type WHERE oid = t.typbasetype)
+                     THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(c.collname) FROM pg_collation c JOIN pg_namespace cn ON cn.oid = c.collnamespace WHERE c.oid = t.typcollation) END
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE (t.typtype = 'd' OR (t.typtype = 'c' AND (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c'))
+           AND {} ORDER BY t.oid",
+        not_ext("t.oid")
+    );
+    let types = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "domains and composite types"))?;
+    for r in types {
+        let (oid, s, n, kind): (i64, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3));
+        if !in_schema(&s) {
+            continue;
+        }
+        if kind == "d" {
+            let mut sql = format!("CREATE DOMAIN {} AS {}", q(&s, &n), r.get::<String, _>(4));
+            if let Some(c) = r.get::<Option<String>, _>(7) {
+                sql.push_str(&format!(" COLLATE {c}"));
+            }
+            if let Some(d) = r.get::<Option<String>, _>(6) {
+                sql.push_str(&format!(" DEFAULT {d}"));
+            }
+            if r.get::<bool, _>(5) {
+                sql.push_str(" NOT NULL");
+            }
+            let checks = sqlx::query(
+                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = $1::int8::oid AND contype = 'c' ORDER BY conname",
+            )
+            .bind(oid)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| catalog_err(e, "domain constraints"))?;
+            for c in checks {
+                sql.push_str(&format!(
+                    " CONSTRAINT {} {}",
+                    ident(&c.get::<String, _>(0)),
+                    c.get::<String, _>(1)
+                ));
+            }
+            cat.pre_data
+                .push(Statement::new("domain", format!("{s}.{n}"), sql));
+        } else {
+            let attrs = sqlx::query(
+                "SELECT a.attname, format_type(a.atttypid, a.atttypmod),
+                        CASE WHEN a.attcollation <> 0 AND a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid)
+                             THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(c.collname) FROM pg_collation c JOIN pg_namespace cn ON cn.oid = c.collnamespace WHERE c.oid = a.attcollation) END
+                 FROM pg_attribute a JOIN pg_type t ON t.typrelid = a.attrelid
+                 WHERE t.oid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
+            )
+            .bind(oid)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| catalog_err(e, "composite type attributes"))?;
+            let cols: Vec<String> = attrs
+                .iter()
+                .map(|a| {
+                    let mut c = format!(
+                        "{} {}",
+                        ident(&a.get::<String, _>(0)),
+                        a.get::<String, _>(1)
+                    );
+                    if let Some(coll) = a.get::<Option<String>, _>(2) {
+                        c.push_str(&format!(" COLLATE {coll}"));
+                    }
+                    c
+                })
+                .collect();
+            cat.pre_data.push(Statement::new(
+                "composite type",
+                format!("{s}.{n}"),
+                format!("CREATE TYPE {} AS ({})", q(&s, &n), cols.join(", ")),
+            ));
+        }
+    }
+    Ok(())
+}

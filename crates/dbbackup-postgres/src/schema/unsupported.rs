@@ -1,0 +1,49 @@
+//! What is not backed up, named in the warnings.
+
+use super::*;
+
+/// Names what exists but is not backed up, so nothing is dropped silently.
+pub(super) async fn report_unsupported(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<()> {
+    let checks: [(&str, &str); 12] = [
+        ("row-level security policy", "SELECT n.nspname, c.relname || '.' || p.polname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace"),
+        ("rule", "SELECT n.nspname, c.relname || '.' || r.rulename FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.rulename <> '_RETURN'"),
+        ("aggregate", "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('a','w') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"),
+        ("operator", "SELECT n.nspname, o.oprname FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname <> 'pg_catalog' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = o.oid AND d.deptype = 'e')"),
+        ("collation", "SELECT n.nspname, c.collname FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"),
+        ("foreign table", "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'f'"),
+        ("event trigger", "SELECT 'public', evtname FROM pg_event_trigger"),
+        ("publication", "SELECT 'public', pubname FROM pg_publication"),
+        ("extended statistics object", "SELECT n.nspname, s.stxname FROM pg_statistic_ext s JOIN pg_namespace n ON n.oid = s.stxnamespace"),
+        ("large object", "SELECT 'public', oid::text FROM pg_largeobject_metadata"),
+        ("text search configuration", "SELECT n.nspname, c.cfgname FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE n.nspname <> 'pg_catalog'"),
+        ("cast", "SELECT 'public', format_type(castsource, NULL) || ' AS ' || format_type(casttarget, NULL) FROM pg_cast WHERE oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = pg_cast.oid AND d.deptype IN ('e', 'i'))"),
+    ];
+    for (what, sql) in checks {
+        let found = sqlx::query(sql)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(|e| catalog_err(e, what))?;
+        let names: Vec<String> = found
+            .iter()
+            .filter(|r| {
+                in_schema(&r.get::<String, _>(0))
+                    || what == "event trigger"
+                    || what == "publication"
+                    || what == "large object"
+            })
+            .map(|r| format!("{}.{}", r.get::<String, _>(0), r.get::<String, _>(1)))
+            .collect();
+        if !names.is_empty() {
+            cat.warnings.push(format!(
+                "not backed up (not supported yet): {} {what}(s): {}",
+                names.len(),
+                names.join(", ")
+            ));
+        }
+    }
+    Ok(())
+}
