@@ -112,6 +112,11 @@ pub struct BackupArgs {
     /// SQL Server server-backup: full (default), differential or log.
     #[arg(long, env = "DBBACKUP_BACKUP_KIND", value_name = "KIND")]
     pub backup_kind: Option<String>,
+    /// PostgreSQL: back up even if the database holds objects the native engine cannot back up
+    /// yet, leaving them out (listed in the manifest, by `list` and by every restore). Without
+    /// it such a backup fails naming them.
+    #[arg(long, env = "DBBACKUP_ALLOW_INCOMPLETE")]
+    pub allow_incomplete: bool,
 }
 
 /// What a native PostgreSQL or MySQL backup covers. Table patterns use `*` and `?`; PostgreSQL

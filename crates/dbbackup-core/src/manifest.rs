@@ -185,6 +185,10 @@ pub struct Manifest {
     /// Warnings the source reported.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
+    /// Objects the database held that this backup leaves out (`kind name`), accepted when it was
+    /// taken; a restore of it is not the whole database, and says so.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub omitted: Vec<String>,
 }
 
 impl Manifest {

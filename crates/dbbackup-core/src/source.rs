@@ -165,8 +165,11 @@ impl EntryData {
 /// What a finished snapshot reports.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct SnapshotSummary {
-    /// Things a user must know: objects skipped as unsupported, non-transactional tables, ...
+    /// Things a user must know: non-transactional tables, a plaintext connection, ...
     pub warnings: Vec<String>,
+    /// Objects the database holds that the backup leaves out (`kind name`), which the caller
+    /// accepted (PostgreSQL: `allow_incomplete`). Recorded in the manifest's `omitted`.
+    pub omitted: Vec<String>,
 }
 
 /// A database that can be backed up.

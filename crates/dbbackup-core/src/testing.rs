@@ -303,6 +303,7 @@ impl Snapshot for ScriptedSnapshot {
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
         Ok(SnapshotSummary {
             warnings: self.source.warnings.clone(),
+            omitted: Vec::new(),
         })
     }
 }

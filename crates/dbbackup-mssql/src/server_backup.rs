@@ -565,6 +565,7 @@ impl Snapshot for ServerBackupSnapshot {
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
         Ok(SnapshotSummary {
             warnings: self.warnings.clone(),
+            omitted: Vec::new(),
         })
     }
 

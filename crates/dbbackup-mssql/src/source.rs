@@ -436,6 +436,7 @@ impl Snapshot for MssqlSnapshot {
         }
         Ok(SnapshotSummary {
             warnings: self.warnings.clone(),
+            omitted: Vec::new(),
         })
     }
 }

@@ -643,6 +643,7 @@ impl Snapshot for MySnapshot {
         }
         Ok(SnapshotSummary {
             warnings: self.catalog.warnings.clone(),
+            omitted: Vec::new(),
         })
     }
 }

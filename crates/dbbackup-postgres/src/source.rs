@@ -36,6 +36,7 @@ pub struct PgSource {
     data_only: bool,
     split_pages: i64,
     privileges: bool,
+    allow_incomplete: bool,
 }
 
 impl PgSource {
@@ -52,6 +53,7 @@ impl PgSource {
             data_only: false,
             split_pages: SPLIT_BYTES / BLOCK,
             privileges: false,
+            allow_incomplete: false,
         })
     }
 
@@ -95,6 +97,29 @@ impl PgSource {
         self.privileges = yes;
         self
     }
+
+    /// Back up even when the database holds objects the native path cannot back up yet,
+    /// leaving them out: the manifest lists every omission (`Manifest::omitted`) and every
+    /// restore of it says so. Default: such a backup fails naming them.
+    pub fn allow_incomplete(mut self, yes: bool) -> Self {
+        self.allow_incomplete = yes;
+        self
+    }
+}
+
+/// The refusal of a backup that would leave out `objects`.
+fn incomplete(objects: &[String]) -> Error {
+    Error::new(
+        ErrorKind::Unsupported,
+        format!(
+            "the database holds {} object(s) the native PostgreSQL backup cannot back up yet, so \
+             a backup would be incomplete: {}; back up with --engine-tool dump (pg_dump keeps them), \
+             or pass --allow-incomplete (PgSource::allow_incomplete) to back up without them (the \
+             manifest then lists them and every restore says so); no backup was made",
+            objects.len(),
+            objects.join(", ")
+        ),
+    )
 }
 
 async fn connect(url: &PgUrl) -> Result<PgConnection> {
@@ -157,6 +182,9 @@ impl Source for PgSource {
         .map_err(|e| pg_error(e, ErrorKind::Source, "cannot export a snapshot"))?;
         let (snapshot_id, lsn, txid_snapshot, version, database, server_num) = row;
         let mut catalog = schema::read(&mut coord, &self.filter, self.privileges).await?;
+        if !catalog.unsupported.is_empty() && !self.allow_incomplete {
+            return Err(incomplete(&catalog.unsupported));
+        }
         if let Some(w) = crate::config::plaintext_warning(&self.url, &mut coord).await {
             catalog.warnings.push(w);
         }
@@ -319,6 +347,8 @@ impl Snapshot for PgSnapshot {
                     table.qualified()
                 )
             }
+            // A table without columns (PostgreSQL allows them, and they hold rows): no list.
+            None if cols.is_empty() => format!("COPY {} TO STDOUT", table.qualified()),
             None => format!("COPY {} ({}) TO STDOUT", table.qualified(), cols.join(", ")),
         };
         let mut conn = self
@@ -378,6 +408,7 @@ impl Snapshot for PgSnapshot {
         }
         Ok(SnapshotSummary {
             warnings: self.catalog.warnings.clone(),
+            omitted: self.catalog.unsupported.clone(),
         })
     }
 }

@@ -300,7 +300,13 @@ impl Session {
         .iter()
         .map(|r| r.get::<String, _>(0))
         .collect();
-        if present.is_empty() {
+        let exists = !present.is_empty()
+            || sqlx::query_scalar::<_, bool>("SELECT to_regclass($1) IS NOT NULL")
+                .bind(&table)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(|e| target_err(e, &format!("cannot look up {schema}.{name}")))?;
+        if !exists {
             return Err(Error::new(
                 ErrorKind::Target,
                 format!("table {schema}.{name} does not exist in the target; restore the schema too (without data-only)"),
@@ -329,7 +335,17 @@ impl Session {
             partial: Vec::new(),
         });
         let cols: Vec<String> = keep.iter().map(|&i| ident(&columns[i])).collect();
-        let sql = format!("COPY {table} ({}) FROM STDIN", cols.join(", "));
+        let sql = match (cols.is_empty(), columns.is_empty()) {
+            // A table without columns: its rows are empty lines.
+            (true, true) => format!("COPY {table} FROM STDIN"),
+            (true, false) => {
+                return Err(Error::new(
+                    ErrorKind::Target,
+                    format!("table {schema}.{name}: none of the backed-up columns exist in the target, so its rows cannot be restored"),
+                ))
+            }
+            _ => format!("COPY {table} ({}) FROM STDIN", cols.join(", ")),
+        };
         let what = format!("loading rows into {schema}.{name} failed");
         let mut copy = conn
             .copy_in_raw(&sql)

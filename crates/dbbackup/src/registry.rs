@@ -81,6 +81,9 @@ pub struct SourceOptions {
     /// The repository the backup goes to (SQL Server differential and log backups find their
     /// parent there).
     pub repo: Option<Arc<dyn Sink>>,
+    /// PostgreSQL native: back up without the objects it cannot back up yet, listing them in
+    /// the manifest (default: such a backup fails naming them).
+    pub allow_incomplete: bool,
 }
 
 impl Default for SourceOptions {
@@ -92,6 +95,7 @@ impl Default for SourceOptions {
             shared_dir: None,
             kind: ServerBackupKind::Full,
             repo: None,
+            allow_incomplete: false,
         }
     }
 }
@@ -228,6 +232,12 @@ fn check_source(engine: Engine, o: &SourceOptions) -> Result<()> {
              are for PostgreSQL (use --include-table/--exclude-table)",
         ));
     }
+    if o.allow_incomplete && (engine != Engine::Postgres || o.tool != EngineTool::Native) {
+        return Err(invalid(
+            "--allow-incomplete is for the native PostgreSQL engine (other engines and the dump \
+             tools never leave objects out silently); drop it",
+        ));
+    }
     if select.filter.has_schemas() && engine == Engine::Mssql {
         return Err(invalid(
             "for SQL Server select schemas with --include-table 'SCHEMA.*' / --exclude-table \
@@ -262,7 +272,8 @@ pub fn source(url: &str, o: &SourceOptions) -> Result<Arc<dyn Source>> {
                     .with_filter(select.filter.clone())
                     .schema_only(select.schema_only)
                     .data_only(select.data_only)
-                    .with_privileges(select.privileges),
+                    .with_privileges(select.privileges)
+                    .allow_incomplete(o.allow_incomplete),
             ))
         }
         #[cfg(feature = "mysql")]

@@ -34,6 +34,7 @@ pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Re
         shared_dir: a.shared_dir.clone().map(|d| d.parse()).transpose()?,
         kind: a.backup_kind.clone().as_deref().unwrap_or("full").parse()?,
         repo: Some(sink.clone()),
+        allow_incomplete: a.allow_incomplete,
     };
     let source = dbbackup::source(&source_url, &options)?;
     let key = load_key(&a.key)?;

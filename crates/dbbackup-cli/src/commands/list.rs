@@ -37,7 +37,7 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                        "entries": m.entries.len(),
                        "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(), "stored_bytes": m.stored_size(),
                        "labels": m.labels, "parent": m.parent,
-                       "encrypted": m.encryption.is_some(),
+                       "encrypted": m.encryption.is_some(), "omitted": m.omitted,
                        "key_id": m.encryption.as_ref().map(|e| e.key_id.clone())});
                     if let (Some(o), Some(x)) = (item.as_object_mut(), extra.as_object()) {
                         o.extend(x.clone());
@@ -76,6 +76,16 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                     );
                 }
                 None => println!("{:<29} {:<9}", e.backup_id, status_word(e)),
+            }
+        }
+        for m in catalog.entries.iter().filter_map(|e| e.manifest.as_ref()) {
+            if !m.omitted.is_empty() {
+                println!(
+                    "INCOMPLETE {}: leaves out {} object(s): {}",
+                    m.backup_id,
+                    m.omitted.len(),
+                    m.omitted.join(", ")
+                );
             }
         }
         for e in &catalog.entries {

@@ -342,6 +342,7 @@ impl Backup {
             labels: self.labels.clone(),
             parent,
             warnings: summary.warnings,
+            omitted: summary.omitted,
         };
         let sealed = manifest::seal(&manifest, data_key.as_deref())?;
         // Never commit a manifest that points at objects someone removed meanwhile.

@@ -174,12 +174,25 @@ impl Restore {
             return Err(e);
         }
         let summary = session.finish().await?;
+        let mut warnings = summary.warnings;
+        if !m.omitted.is_empty() {
+            warnings.insert(
+                0,
+                format!(
+                    "backup {} is incomplete: it was taken leaving out {} object(s) the database \
+                     held, which are not restored: {}",
+                    m.backup_id,
+                    m.omitted.len(),
+                    m.omitted.join(", ")
+                ),
+            );
+        }
         Ok(RestoreReport {
             backup_id: m.backup_id.clone(),
             entries: selected.len(),
             raw_bytes: raw,
             rows,
-            warnings: summary.warnings,
+            warnings,
             skipped: Vec::new(),
             elapsed: t0.elapsed(),
         })

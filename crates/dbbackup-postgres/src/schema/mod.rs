@@ -73,6 +73,9 @@ pub struct Catalog {
     pub tables: Vec<TableData>,
     /// What is not backed up, by name.
     pub warnings: Vec<String>,
+    /// Objects the database holds that the native path cannot back up yet (`kind name`): the
+    /// backup fails naming them unless they are accepted (`allow_incomplete`).
+    pub unsupported: Vec<String>,
 }
 
 /// Quotes an identifier.

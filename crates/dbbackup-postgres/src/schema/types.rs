@@ -106,18 +106,25 @@ pub(super) async fn read_types(
                 sql.push_str(" NOT NULL");
             }
             let checks = sqlx::query(
-                "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint WHERE contypid = $1::int8::oid AND contype = 'c' ORDER BY conname",
+                "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint WHERE contypid = $1::int8::oid AND contype = 'c' ORDER BY conname",
             )
             .bind(oid)
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| catalog_err(e, "domain constraints"))?;
             for c in checks {
-                sql.push_str(&format!(
-                    " CONSTRAINT {} {}",
-                    ident(&c.get::<String, _>(0)),
-                    c.get::<String, _>(1)
-                ));
+                let (name, def) = (ident(&c.get::<String, _>(0)), c.get::<String, _>(1));
+                if c.get::<bool, _>(2) {
+                    sql.push_str(&format!(" CONSTRAINT {name} {def}"));
+                } else {
+                    // CREATE DOMAIN takes no NOT VALID constraint; like pg_dump, add it after the
+                    // data (whose existing values it does not check).
+                    cat.post_data.push(Statement::new(
+                        "domain constraint",
+                        format!("{s}.{n}.{name}"),
+                        format!("ALTER DOMAIN {} ADD CONSTRAINT {name} {def}", q(&s, &n)),
+                    ));
+                }
             }
             cat.pre_data
                 .push(Statement::new("domain", format!("{s}.{n}"), sql));

@@ -1,8 +1,9 @@
-//! What is not backed up, named in the warnings.
+//! What the native path cannot back up yet: listed in `Catalog::unsupported`, so the backup
+//! refuses (or, when accepted, records every omission in the manifest).
 
 use super::*;
 
-/// Names what exists but is not backed up, so nothing is dropped silently.
+/// Lists what exists but cannot be backed up, so nothing is dropped silently.
 pub(super) async fn report_unsupported(
     conn: &mut PgConnection,
     cat: &mut Catalog,
@@ -27,7 +28,7 @@ pub(super) async fn report_unsupported(
             .fetch_all(&mut *conn)
             .await
             .map_err(|e| catalog_err(e, what))?;
-        let names: Vec<String> = found
+        let names = found
             .iter()
             .filter(|r| {
                 in_schema(&r.get::<String, _>(0))
@@ -35,15 +36,8 @@ pub(super) async fn report_unsupported(
                     || what == "publication"
                     || what == "large object"
             })
-            .map(|r| format!("{}.{}", r.get::<String, _>(0), r.get::<String, _>(1)))
-            .collect();
-        if !names.is_empty() {
-            cat.warnings.push(format!(
-                "not backed up (not supported yet): {} {what}(s): {}",
-                names.len(),
-                names.join(", ")
-            ));
-        }
+            .map(|r| format!("{what} {}.{}", r.get::<String, _>(0), r.get::<String, _>(1)));
+        cat.unsupported.extend(names);
     }
     Ok(())
 }

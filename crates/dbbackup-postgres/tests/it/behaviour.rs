@@ -396,3 +396,72 @@ async fn include_exclude_patterns_and_schema_or_data_only() {
             >= 10
     );
 }
+
+/// What the native path cannot back up yet fails the backup by default, naming every object;
+/// accepted with `allow_incomplete`, the manifest lists the omissions and the restore says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn objects_the_native_path_cannot_back_up_fail_the_backup_unless_accepted() {
+    let src = TestDb::new("incomplete").await;
+    exec(
+        &src,
+        "CREATE TABLE docs (id int PRIMARY KEY, owner text);
+         INSERT INTO docs VALUES (1, 'a'), (2, 'b');
+         ALTER TABLE docs ENABLE ROW LEVEL SECURITY;
+         CREATE POLICY own_docs ON docs USING (owner = current_user);",
+    )
+    .await;
+    let sink: Arc<dyn Sink> = Arc::new(MemorySink::new());
+    let e = Backup::builder()
+        .source(PgSource::new(&src.url()).unwrap())
+        .sink(sink.clone())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
+    let msg = e.to_string();
+    assert!(
+        msg.contains("row-level security policy public.docs.own_docs"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains("--engine-tool dump") && msg.contains("--allow-incomplete"),
+        "{msg}"
+    );
+    assert!(Repository::new(sink.clone())
+        .list()
+        .await
+        .unwrap()
+        .is_empty());
+
+    let report = Backup::builder()
+        .source(PgSource::new(&src.url()).unwrap().allow_incomplete(true))
+        .sink(sink.clone())
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(
+        report.manifest.omitted,
+        ["row-level security policy public.docs.own_docs"]
+    );
+    let dst = TestDb::reserve("incomplete_dst");
+    let restored = Restore::builder()
+        .sink(sink)
+        .backup(BackupSelector::Latest)
+        .target(PgTarget::new(&dst.url()).unwrap().create(true))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert!(
+        restored.warnings[0].contains("is incomplete")
+            && restored.warnings[0].contains("public.docs.own_docs"),
+        "{:?}",
+        restored.warnings
+    );
+    assert_eq!(count(&dst, "docs").await, 2);
+}

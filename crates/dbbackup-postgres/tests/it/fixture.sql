@@ -77,3 +77,16 @@ COMMENT ON VIEW v_emp IS 'employees';
 
 CREATE TABLE big (id bigint PRIMARY KEY, payload text, n double precision);
 INSERT INTO big SELECT g, md5(g::text), g / 7.0 FROM generate_series(1, :big_rows) g;
+
+-- A table without columns: PostgreSQL allows it, and it holds rows.
+CREATE TABLE no_columns ();
+INSERT INTO no_columns DEFAULT VALUES;
+INSERT INTO no_columns DEFAULT VALUES;
+INSERT INTO no_columns DEFAULT VALUES;
+
+-- NOT VALID constraints on a domain and a table: existing rows break them, and must still restore.
+CREATE DOMAIN small_int AS integer;
+CREATE TABLE legacy (id int, v small_int);
+INSERT INTO legacy VALUES (1, 500), (2, 5);
+ALTER DOMAIN small_int ADD CONSTRAINT small CHECK (VALUE < 100) NOT VALID;
+ALTER TABLE legacy ADD CONSTRAINT legacy_id_big CHECK (id > 1) NOT VALID;
