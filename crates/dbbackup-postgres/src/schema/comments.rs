@@ -23,6 +23,7 @@ pub(super) async fn read_comments(
                                                          CASE WHEN contypid <> 0 THEN 'DOMAIN ' || format_type(contypid, NULL) ELSE conrelid::regclass::text END
                                                        FROM pg_constraint WHERE oid = d.objoid)
                   WHEN 'pg_trigger'::regclass THEN (SELECT 'TRIGGER ' || quote_ident(tgname) || ' ON ' || tgrelid::regclass::text FROM pg_trigger WHERE oid = d.objoid)
+                  WHEN 'pg_policy'::regclass THEN (SELECT 'POLICY ' || quote_ident(polname) || ' ON ' || polrelid::regclass::text FROM pg_policy WHERE oid = d.objoid)
                 END,
                 d.description,
                 coalesce(n.nspname,
@@ -30,13 +31,14 @@ pub(super) async fn read_comments(
                          (SELECT tn.nspname FROM pg_type t JOIN pg_namespace tn ON tn.oid = t.typnamespace WHERE t.oid = d.objoid AND d.classoid = 'pg_type'::regclass),
                          (SELECT pn.nspname FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE p.oid = d.objoid AND d.classoid = 'pg_proc'::regclass),
                          (SELECT cn.nspname FROM pg_constraint co JOIN pg_namespace cn ON cn.oid = co.connamespace WHERE co.oid = d.objoid AND d.classoid = 'pg_constraint'::regclass),
-                         (SELECT tn.nspname FROM pg_trigger tg JOIN pg_class tc ON tc.oid = tg.tgrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace WHERE tg.oid = d.objoid AND d.classoid = 'pg_trigger'::regclass)),
-                d.classoid IN ('pg_constraint'::regclass, 'pg_trigger'::regclass) OR (d.classoid = 'pg_class'::regclass AND c.relkind IN ('i', 'I'))
+                         (SELECT tn.nspname FROM pg_trigger tg JOIN pg_class tc ON tc.oid = tg.tgrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace WHERE tg.oid = d.objoid AND d.classoid = 'pg_trigger'::regclass),
+                         (SELECT pn.nspname FROM pg_policy po JOIN pg_class pc ON pc.oid = po.polrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE po.oid = d.objoid AND d.classoid = 'pg_policy'::regclass)),
+                d.classoid IN ('pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass) OR (d.classoid = 'pg_class'::regclass AND c.relkind IN ('i', 'I'))
          FROM pg_description d
          LEFT JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND c.oid = d.objoid
          LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE d.classoid IN ('pg_class'::regclass, 'pg_namespace'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass,
-                              'pg_constraint'::regclass, 'pg_trigger'::regclass)
+                              'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass)
            AND {} ORDER BY d.classoid, d.objoid, d.objsubid",
         not_ext("d.objoid")
     );

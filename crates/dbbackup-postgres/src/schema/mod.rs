@@ -19,6 +19,7 @@ pub use dbbackup_core::statements::Statement;
 
 mod comments;
 mod functions;
+mod policies;
 mod post_data;
 mod privileges;
 mod sequences;
@@ -28,6 +29,7 @@ mod unsupported;
 mod views;
 use comments::read_comments;
 use functions::read_functions;
+use policies::read_policies;
 use post_data::read_post_data;
 use privileges::read_privileges;
 use sequences::read_sequences;
@@ -180,6 +182,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     }
     read_views(conn, &mut cat, &in_schema).await?;
     read_post_data(conn, &mut cat, filter, &in_schema).await?;
+    read_policies(conn, &mut cat, filter, &in_schema).await?;
     read_comments(conn, &mut cat, &in_schema).await?;
     if privileges {
         read_privileges(conn, &mut cat, &in_schema).await?;

@@ -9,8 +9,7 @@ pub(super) async fn report_unsupported(
     cat: &mut Catalog,
     in_schema: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<()> {
-    let checks: [(&str, &str); 12] = [
-        ("row-level security policy", "SELECT n.nspname, c.relname || '.' || p.polname FROM pg_policy p JOIN pg_class c ON c.oid = p.polrelid JOIN pg_namespace n ON n.oid = c.relnamespace"),
+    let checks: [(&str, &str); 11] = [
         ("rule", "SELECT n.nspname, c.relname || '.' || r.rulename FROM pg_rewrite r JOIN pg_class c ON c.oid = r.ev_class JOIN pg_namespace n ON n.oid = c.relnamespace WHERE r.rulename <> '_RETURN'"),
         ("aggregate", "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('a','w') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"),
         ("operator", "SELECT n.nspname, o.oprname FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname <> 'pg_catalog' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = o.oid AND d.deptype = 'e')"),

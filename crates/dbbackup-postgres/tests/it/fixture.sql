@@ -90,3 +90,15 @@ CREATE TABLE legacy (id int, v small_int);
 INSERT INTO legacy VALUES (1, 500), (2, 5);
 ALTER DOMAIN small_int ADD CONSTRAINT small CHECK (VALUE < 100) NOT VALID;
 ALTER TABLE legacy ADD CONSTRAINT legacy_id_big CHECK (id > 1) NOT VALID;
+
+-- Row-level security: enabled and forced, permissive and restrictive policies, a comment.
+CREATE TABLE rls_docs (id int PRIMARY KEY, owner text, body text);
+INSERT INTO rls_docs VALUES (1, 'postgres', 'x'), (2, 'nobody', 'y');
+ALTER TABLE rls_docs ENABLE ROW LEVEL SECURITY;
+ALTER TABLE rls_docs FORCE ROW LEVEL SECURITY;
+CREATE POLICY docs_read ON rls_docs FOR SELECT USING (owner = current_user);
+CREATE POLICY docs_write ON rls_docs AS RESTRICTIVE FOR UPDATE TO postgres USING (true) WITH CHECK (owner = current_user);
+CREATE POLICY docs_all ON rls_docs USING (id > 0);
+COMMENT ON POLICY docs_read ON rls_docs IS 'owners read their own';
+CREATE TABLE rls_only_enabled (id int);
+ALTER TABLE rls_only_enabled ENABLE ROW LEVEL SECURITY;
