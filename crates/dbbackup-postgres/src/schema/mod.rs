@@ -22,6 +22,7 @@ mod functions;
 mod policies;
 mod post_data;
 mod privileges;
+mod rules;
 mod sequences;
 mod tables;
 mod types;
@@ -32,6 +33,7 @@ use functions::read_functions;
 use policies::read_policies;
 use post_data::read_post_data;
 use privileges::read_privileges;
+use rules::read_rules;
 use sequences::read_sequences;
 use tables::read_tables;
 use types::read_types;
@@ -183,6 +185,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     read_views(conn, &mut cat, &in_schema).await?;
     read_post_data(conn, &mut cat, filter, &in_schema).await?;
     read_policies(conn, &mut cat, filter, &in_schema).await?;
+    read_rules(conn, &mut cat, filter, &in_schema).await?;
     read_comments(conn, &mut cat, &in_schema).await?;
     if privileges {
         read_privileges(conn, &mut cat, &in_schema).await?;

@@ -406,7 +406,7 @@ async fn objects_the_native_path_cannot_back_up_fail_the_backup_unless_accepted(
         &src,
         "CREATE TABLE docs (id int PRIMARY KEY, owner text);
          INSERT INTO docs VALUES (1, 'a'), (2, 'b');
-         CREATE RULE keep_docs AS ON DELETE TO docs DO INSTEAD NOTHING;",
+         CREATE AGGREGATE my_sum(int) (sfunc = int4pl, stype = int);",
     )
     .await;
     let sink: Arc<dyn Sink> = Arc::new(MemorySink::new());
@@ -420,7 +420,7 @@ async fn objects_the_native_path_cannot_back_up_fail_the_backup_unless_accepted(
         .unwrap_err();
     assert_eq!(e.kind(), ErrorKind::Unsupported, "{e}");
     let msg = e.to_string();
-    assert!(msg.contains("rule public.docs.keep_docs"), "{msg}");
+    assert!(msg.contains("aggregate public.my_sum"), "{msg}");
     assert!(
         msg.contains("--engine-tool dump") && msg.contains("--allow-incomplete"),
         "{msg}"
@@ -439,7 +439,7 @@ async fn objects_the_native_path_cannot_back_up_fail_the_backup_unless_accepted(
         .run()
         .await
         .unwrap();
-    assert_eq!(report.manifest.omitted, ["rule public.docs.keep_docs"]);
+    assert_eq!(report.manifest.omitted, ["aggregate public.my_sum"]);
     let dst = TestDb::reserve("incomplete_dst");
     let restored = Restore::builder()
         .sink(sink)
@@ -452,7 +452,7 @@ async fn objects_the_native_path_cannot_back_up_fail_the_backup_unless_accepted(
         .unwrap();
     assert!(
         restored.warnings[0].contains("is incomplete")
-            && restored.warnings[0].contains("public.docs.keep_docs"),
+            && restored.warnings[0].contains("aggregate public.my_sum"),
         "{:?}",
         restored.warnings
     );

@@ -102,3 +102,14 @@ CREATE POLICY docs_all ON rls_docs USING (id > 0);
 COMMENT ON POLICY docs_read ON rls_docs IS 'owners read their own';
 CREATE TABLE rls_only_enabled (id int);
 ALTER TABLE rls_only_enabled ENABLE ROW LEVEL SECURITY;
+
+-- Rules (one disabled) and extended statistics (one with a statistics target), with comments.
+CREATE TABLE rule_log (id int, note text);
+CREATE RULE log_no_delete AS ON DELETE TO rule_log DO INSTEAD NOTHING;
+CREATE RULE log_stamp AS ON INSERT TO rule_log WHERE NEW.note IS NULL DO ALSO INSERT INTO rule_log VALUES (NEW.id, 'stamped');
+ALTER TABLE rule_log DISABLE RULE log_stamp;
+COMMENT ON RULE log_no_delete ON rule_log IS 'append only';
+CREATE STATISTICS measurements_dep (dependencies, ndistinct) ON id, at FROM measurements;
+CREATE STATISTICS measurements_mcv (mcv) ON id, at FROM measurements;
+ALTER STATISTICS measurements_mcv SET STATISTICS 500;
+COMMENT ON STATISTICS measurements_dep IS 'id and day';
