@@ -20,6 +20,9 @@ pub(crate) enum Format {
     /// A `pg_dump --format=custom` archive.
     #[serde(rename = "pg_dump-custom")]
     PgDumpCustom,
+    /// Large objects' data (`large_objects.rs`).
+    #[serde(rename = "large-objects-v1")]
+    LargeObjects,
 }
 
 /// An entry's metadata.
@@ -38,6 +41,11 @@ pub(crate) struct EntryMeta {
 }
 
 impl EntryMeta {
+    /// The metadata of `entry`.
+    pub(crate) fn read(entry: &dbbackup_core::EntryRecord) -> dbbackup_core::Result<Self> {
+        entry.meta_of()
+    }
+
     /// Metadata of an entry in `format` with nothing else.
     pub(crate) fn of(format: Format) -> Self {
         EntryMeta {

@@ -70,6 +70,7 @@ mod config;
 mod dump;
 mod entry;
 mod error;
+mod large_objects;
 mod migrate;
 mod schema;
 mod source;

@@ -149,6 +149,8 @@ struct PgSnapshot {
     /// Parts per big table (1 = no splitting: the server cannot scan block ranges before 14).
     split: i64,
     split_pages: i64,
+    /// Whether the large objects' data is an entry (whole-database backups with data, as pg_dump).
+    large_objects: bool,
 }
 
 use dbbackup_core::statements::{
@@ -184,6 +186,24 @@ impl Source for PgSource {
         let mut catalog = schema::read(&mut coord, &self.filter, self.privileges).await?;
         if !catalog.unsupported.is_empty() && !self.allow_incomplete {
             return Err(incomplete(&catalog.unsupported));
+        }
+        let large_objects =
+            catalog.large_objects > 0 && self.filter.is_everything() && !self.schema_only;
+        if catalog.large_objects > 0 && !large_objects {
+            catalog.warnings.push(format!(
+                "the database holds {} large object(s), which a {} backup leaves out (as pg_dump \
+                 does); back up the whole database with data to keep them",
+                catalog.large_objects,
+                if self.schema_only {
+                    "schema-only"
+                } else {
+                    "table- or schema-selective"
+                }
+            ));
+            // Their comments and owners cannot be restored without them.
+            catalog.post_data.retain(|s| {
+                !s.name.starts_with("LARGE OBJECT ") && !s.name.starts_with("large object ")
+            });
         }
         if let Some(w) = crate::config::plaintext_warning(&self.url, &mut coord).await {
             catalog.warnings.push(w);
@@ -233,7 +253,37 @@ impl Source for PgSource {
                 1
             },
             split_pages: self.split_pages,
+            large_objects,
         }))
+    }
+}
+
+impl PgSnapshot {
+    /// The large objects' entry, read on a worker connection (inside the snapshot).
+    async fn read_large_objects(&self) -> Result<EntryData> {
+        let mut conn = self
+            .workers_rx
+            .lock()
+            .await
+            .recv()
+            .await
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "the worker pool is closed"))?;
+        let back = self.workers_tx.clone();
+        let rows = RowCounter::new();
+        let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
+        let mut sender = BlockSender::new(tx, rows.clone(), COALESCE);
+        tokio::spawn(async move {
+            match crate::large_objects::read_all(&mut conn, &mut sender).await {
+                Ok(()) => {
+                    let _ = back.send(conn).await;
+                }
+                Err(e) => sender.fail(e).await,
+            }
+        });
+        Ok(EntryData {
+            stream: channel_stream(rx),
+            rows: Some(rows),
+        })
     }
 }
 
@@ -285,6 +335,12 @@ impl Snapshot for PgSnapshot {
                 }
             }
         }
+        if self.large_objects {
+            out.push(
+                EntrySpec::new(crate::large_objects::ENTRY, EntryKind::Data, 1)
+                    .with_meta_of(&EntryMeta::of(Format::LargeObjects)),
+            );
+        }
         if !self.data_only {
             out.push(
                 EntrySpec::new(POST_DATA, EntryKind::PostData, 2)
@@ -321,6 +377,9 @@ impl Snapshot for PgSnapshot {
             return Ok(EntryData::bytes(once(b)));
         }
         let meta: EntryMeta = entry.meta_of()?;
+        if meta.format == Format::LargeObjects {
+            return self.read_large_objects().await;
+        }
         let wanted = meta.table.as_ref().map(|t| t.table.as_str());
         let table = self
             .catalog

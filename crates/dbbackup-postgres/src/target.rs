@@ -16,7 +16,7 @@ use sqlx::{ConnectOptions, Connection, PgConnection, Row};
 use tokio::sync::Mutex;
 
 use crate::config::{PgUrl, ENGINE};
-use crate::entry::EntryMeta;
+use crate::entry::{EntryMeta, Format};
 use crate::error::pg_error;
 use crate::schema::{ident, Statement};
 
@@ -419,6 +419,9 @@ impl Session {
                 }
                 run_statements(conn, &stmts).await?;
                 Ok(None)
+            }
+            EntryKind::Data if EntryMeta::read(entry)?.format == Format::LargeObjects => {
+                crate::large_objects::write_all(conn, data).await.map(Some)
             }
             EntryKind::Data => self.load_table(conn, entry, data).await,
             EntryKind::Dump => {

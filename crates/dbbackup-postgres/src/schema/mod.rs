@@ -19,6 +19,7 @@ pub use dbbackup_core::statements::Statement;
 
 mod comments;
 mod functions;
+mod large_objects;
 mod policies;
 mod post_data;
 mod privileges;
@@ -30,6 +31,7 @@ mod unsupported;
 mod views;
 use comments::read_comments;
 use functions::read_functions;
+use large_objects::read_large_object_owners;
 use policies::read_policies;
 use post_data::read_post_data;
 use privileges::read_privileges;
@@ -80,6 +82,8 @@ pub struct Catalog {
     /// Objects the database holds that the native path cannot back up yet (`kind name`): the
     /// backup fails naming them unless they are accepted (`allow_incomplete`).
     pub unsupported: Vec<String>,
+    /// How many large objects the database holds.
+    pub large_objects: i64,
 }
 
 /// Quotes an identifier.
@@ -191,5 +195,12 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
         read_privileges(conn, &mut cat, &in_schema).await?;
     }
     report_unsupported(conn, &mut cat, &in_schema).await?;
+    cat.large_objects = sqlx::query_scalar("SELECT count(*) FROM pg_largeobject_metadata")
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "large objects"))?;
+    if privileges {
+        read_large_object_owners(conn, &mut cat).await?;
+    }
     Ok(cat)
 }

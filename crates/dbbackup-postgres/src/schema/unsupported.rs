@@ -9,14 +9,13 @@ pub(super) async fn report_unsupported(
     cat: &mut Catalog,
     in_schema: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<()> {
-    let checks: [(&str, &str); 9] = [
+    let checks: [(&str, &str); 8] = [
         ("aggregate", "SELECT n.nspname, p.proname FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.prokind IN ('a','w') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')"),
         ("operator", "SELECT n.nspname, o.oprname FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace WHERE n.nspname <> 'pg_catalog' AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = o.oid AND d.deptype = 'e')"),
         ("collation", "SELECT n.nspname, c.collname FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'e')"),
         ("foreign table", "SELECT n.nspname, c.relname FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind = 'f'"),
         ("event trigger", "SELECT 'public', evtname FROM pg_event_trigger"),
         ("publication", "SELECT 'public', pubname FROM pg_publication"),
-        ("large object", "SELECT 'public', oid::text FROM pg_largeobject_metadata"),
         ("text search configuration", "SELECT n.nspname, c.cfgname FROM pg_ts_config c JOIN pg_namespace n ON n.oid = c.cfgnamespace WHERE n.nspname <> 'pg_catalog'"),
         ("cast", "SELECT 'public', format_type(castsource, NULL) || ' AS ' || format_type(casttarget, NULL) FROM pg_cast WHERE oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = pg_cast.oid AND d.deptype IN ('e', 'i'))"),
     ];
@@ -31,7 +30,6 @@ pub(super) async fn report_unsupported(
                 in_schema(&r.get::<String, _>(0))
                     || what == "event trigger"
                     || what == "publication"
-                    || what == "large object"
             })
             .map(|r| format!("{what} {}.{}", r.get::<String, _>(0), r.get::<String, _>(1)));
         cat.unsupported.extend(names);

@@ -113,3 +113,9 @@ CREATE STATISTICS measurements_dep (dependencies, ndistinct) ON id, at FROM meas
 CREATE STATISTICS measurements_mcv (mcv) ON id, at FROM measurements;
 ALTER STATISTICS measurements_mcv SET STATISTICS 500;
 COMMENT ON STATISTICS measurements_dep IS 'id and day';
+
+-- Large objects (data): a small one, an empty one, one over several 1 MiB pieces, one with a comment.
+SELECT lo_from_bytea(0, 'hello, large object');
+SELECT lo_from_bytea(0, '');
+SELECT lo_from_bytea(0, decode(repeat('00ff10', 1100000), 'hex'));
+DO $$ DECLARE o oid; BEGIN o := lo_from_bytea(0, 'commented'); EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', o, 'a note'); END $$;

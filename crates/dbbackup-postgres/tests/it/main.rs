@@ -240,5 +240,14 @@ pub(crate) async fn data_checksums(db: &TestDb) -> Vec<(String, i64, String)> {
         .unwrap();
         out.push((format!("{s}.{t}"), n, sum.unwrap_or_default()));
     }
+    // Large objects are data too: every object's OID and bytes.
+    let (n, sum): (i64, Option<String>) = sqlx::query_as(
+        "SELECT count(*), md5(string_agg(oid::text || ':' || md5(lo_get(oid)), ',' ORDER BY oid))
+         FROM pg_largeobject_metadata",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    out.push(("large objects".into(), n, sum.unwrap_or_default()));
     out
 }
