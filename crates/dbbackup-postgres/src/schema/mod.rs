@@ -25,6 +25,7 @@ mod post_data;
 mod privileges;
 mod rules;
 mod sequences;
+mod table_options;
 mod tables;
 mod types;
 mod unsupported;
@@ -37,6 +38,7 @@ use post_data::read_post_data;
 use privileges::read_privileges;
 use rules::read_rules;
 use sequences::read_sequences;
+use table_options::read_table_options;
 use tables::read_tables;
 use types::read_types;
 use unsupported::report_unsupported;
@@ -190,11 +192,12 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     read_post_data(conn, &mut cat, filter, &in_schema).await?;
     read_policies(conn, &mut cat, filter, &in_schema).await?;
     read_rules(conn, &mut cat, filter, &in_schema).await?;
+    read_table_options(conn, &mut cat, filter, &in_schema, major).await?;
     read_comments(conn, &mut cat, &in_schema).await?;
     if privileges {
         read_privileges(conn, &mut cat, &in_schema).await?;
     }
-    report_unsupported(conn, &mut cat, &in_schema).await?;
+    report_unsupported(conn, &mut cat, &in_schema, privileges).await?;
     cat.large_objects = sqlx::query_scalar("SELECT count(*) FROM pg_largeobject_metadata")
         .fetch_one(&mut *conn)
         .await

@@ -119,3 +119,22 @@ SELECT lo_from_bytea(0, 'hello, large object');
 SELECT lo_from_bytea(0, '');
 SELECT lo_from_bytea(0, decode(repeat('00ff10', 1100000), 'hex'));
 DO $$ DECLARE o oid; BEGIN o := lo_from_bytea(0, 'commented'); EXECUTE format('COMMENT ON LARGE OBJECT %s IS %L', o, 'a note'); END $$;
+
+-- Table and column options, trigger states.
+CREATE TABLE opts (id int NOT NULL, code text, doc text, n int);
+CREATE UNIQUE INDEX opts_id ON opts (id);
+CREATE INDEX opts_code ON opts (code);
+ALTER TABLE opts REPLICA IDENTITY USING INDEX opts_id;
+ALTER TABLE opts CLUSTER ON opts_code;
+ALTER TABLE opts ALTER COLUMN code SET STATISTICS 900;
+ALTER TABLE opts ALTER COLUMN doc SET STORAGE EXTERNAL;
+ALTER TABLE opts ALTER COLUMN n SET (n_distinct = 100);
+INSERT INTO opts VALUES (1, 'a', 'x', 1);
+CREATE TABLE opts_full (id int);
+ALTER TABLE opts_full REPLICA IDENTITY FULL;
+CREATE TRIGGER opts_touch BEFORE UPDATE ON audited FOR EACH ROW EXECUTE FUNCTION touch();
+ALTER TABLE audited DISABLE TRIGGER opts_touch;
+CREATE MATERIALIZED VIEW mv_opts AS SELECT id, code FROM opts;
+CREATE INDEX mv_opts_code ON mv_opts (code);
+ALTER MATERIALIZED VIEW mv_opts CLUSTER ON mv_opts_code;
+ALTER MATERIALIZED VIEW mv_opts ALTER COLUMN code SET STATISTICS 300;
