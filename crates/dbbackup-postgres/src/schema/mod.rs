@@ -17,6 +17,7 @@ use crate::config::Filter;
 
 pub use dbbackup_core::statements::Statement;
 
+mod casts;
 mod comments;
 mod functions;
 mod large_objects;
@@ -30,6 +31,7 @@ mod tables;
 mod types;
 mod unsupported;
 mod views;
+use casts::{read_casts, read_event_triggers};
 use comments::read_comments;
 use functions::read_functions;
 use large_objects::read_large_object_owners;
@@ -189,6 +191,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
         cat.pre_data.push(f.stmt);
     }
     read_views(conn, &mut cat, &in_schema).await?;
+    read_casts(conn, &mut cat).await?;
     read_post_data(conn, &mut cat, filter, &in_schema).await?;
     read_policies(conn, &mut cat, filter, &in_schema).await?;
     read_rules(conn, &mut cat, filter, &in_schema).await?;
@@ -205,5 +208,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     if privileges {
         read_large_object_owners(conn, &mut cat).await?;
     }
+    // Last, so they do not fire during the rest of the restore.
+    read_event_triggers(conn, &mut cat).await?;
     Ok(cat)
 }

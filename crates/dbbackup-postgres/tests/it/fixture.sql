@@ -138,3 +138,15 @@ CREATE MATERIALIZED VIEW mv_opts AS SELECT id, code FROM opts;
 CREATE INDEX mv_opts_code ON mv_opts (code);
 ALTER MATERIALIZED VIEW mv_opts CLUSTER ON mv_opts_code;
 ALTER MATERIALIZED VIEW mv_opts ALTER COLUMN code SET STATISTICS 300;
+
+-- Casts (by function, WITH INOUT) on a user type.
+CREATE TYPE celsius AS (v numeric);
+CREATE FUNCTION celsius_to_num(celsius) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT $1.v';
+CREATE CAST (celsius AS numeric) WITH FUNCTION celsius_to_num(celsius) AS ASSIGNMENT;
+CREATE CAST (celsius AS text) WITH INOUT;
+
+-- An event trigger (disabled, with tags and a comment): restored last.
+CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAISE NOTICE 'ddl %', tg_tag; END $$;
+CREATE EVENT TRIGGER log_ddl_start ON ddl_command_start WHEN TAG IN ('CREATE TABLE', 'DROP TABLE') EXECUTE FUNCTION log_ddl();
+ALTER EVENT TRIGGER log_ddl_start DISABLE;
+COMMENT ON EVENT TRIGGER log_ddl_start IS 'logs DDL';
