@@ -24,6 +24,7 @@ mod large_objects;
 mod policies;
 mod post_data;
 mod privileges;
+mod publications;
 mod rules;
 mod sequences;
 mod table_options;
@@ -38,6 +39,7 @@ use large_objects::read_large_object_owners;
 use policies::read_policies;
 use post_data::read_post_data;
 use privileges::read_privileges;
+use publications::read_publications;
 use rules::read_rules;
 use sequences::read_sequences;
 use table_options::read_table_options;
@@ -196,6 +198,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     read_policies(conn, &mut cat, filter, &in_schema).await?;
     read_rules(conn, &mut cat, filter, &in_schema).await?;
     read_table_options(conn, &mut cat, filter, &in_schema, major).await?;
+    read_publications(conn, &mut cat, filter, &in_schema, major).await?;
     read_comments(conn, &mut cat, &in_schema).await?;
     if privileges {
         read_privileges(conn, &mut cat, &in_schema).await?;

@@ -150,3 +150,8 @@ CREATE FUNCTION log_ddl() RETURNS event_trigger LANGUAGE plpgsql AS $$ BEGIN RAI
 CREATE EVENT TRIGGER log_ddl_start ON ddl_command_start WHEN TAG IN ('CREATE TABLE', 'DROP TABLE') EXECUTE FUNCTION log_ddl();
 ALTER EVENT TRIGGER log_ddl_start DISABLE;
 COMMENT ON EVENT TRIGGER log_ddl_start IS 'logs DDL';
+
+-- Publications: of chosen tables (all actions, or some), and of all tables.
+CREATE PUBLICATION pub_some FOR TABLE emp, dept WITH (publish = 'insert, update');
+CREATE PUBLICATION pub_all FOR ALL TABLES;
+COMMENT ON PUBLICATION pub_some IS 'for the reporting replica';
