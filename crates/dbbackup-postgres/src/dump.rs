@@ -303,12 +303,8 @@ async fn restore_through_psql(
     };
     let script_in = match (failure, pumped) {
         (None, Ok(w)) => w,
-        (Some(failure), _) => {
-            // Killed before its input ends, psql never reaches COMMIT: nothing is applied.
-            let _ = run.kill().await;
-            return Err(failure);
-        }
-        (None, Err(e)) => {
+        // psql stopped reading first (pg_restore's SIGPIPE, if any, follows from it).
+        (_, Err(e)) => {
             // psql stopped reading: it failed, and rolled back; its message says why.
             let _ = run.wait().await;
             let msg = psql_err.await.unwrap_or_default();
@@ -323,6 +319,11 @@ async fn restore_through_psql(
                     }
                 ),
             ));
+        }
+        (Some(failure), Ok(_)) => {
+            // Killed before its input ends, psql never reaches COMMIT: nothing is applied.
+            let _ = run.kill().await;
+            return Err(failure);
         }
     };
     drop(script_in);

@@ -761,6 +761,90 @@ mod postgres {
             drop_db(db).await;
         }
     }
+
+    /// A database holding an object the native engine cannot back up yet: refused by default
+    /// (exit 1, every object named), backed up with --allow-incomplete, marked by `list`, and
+    /// every restore says what is missing.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_incomplete_backup_needs_allow_incomplete_and_says_so_everywhere() {
+        let d = Dir::new("pg-incomplete");
+        let n = std::process::id();
+        let (src, dst) = (format!("dbbcli_inc_{n}"), format!("dbbcli_inc_dst_{n}"));
+        for db in [&src, &dst] {
+            drop_db(db).await;
+        }
+        let mut a = admin().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE \"{src}\"")))
+            .execute(&mut a)
+            .await
+            .unwrap();
+        let src_url = format!("postgres://postgres@127.0.0.1:5432/{src}");
+        let mut c = PgConnection::connect(&src_url).await.unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE t (id int PRIMARY KEY); INSERT INTO t VALUES (1), (2);
+             CREATE AGGREGATE my_sum(int) (sfunc = int4pl, stype = int);",
+        )
+        .execute(&mut c)
+        .await
+        .unwrap();
+        drop(c);
+        let backup = |extra: &[&str]| {
+            let mut args = vec!["backup", "--source", &src_url, "--repo", "repo"];
+            args.extend_from_slice(&["--passphrase-env", "PASS"]);
+            args.extend_from_slice(extra);
+            dbbackup(&d, &args)
+        };
+        let refused = backup(&[]);
+        assert_eq!(code(&refused), Some(1), "{}", text(&refused));
+        let msg = text(&refused);
+        assert!(msg.contains("aggregate public.my_sum"), "{msg}");
+        assert!(msg.contains("--allow-incomplete"), "{msg}");
+        ok(&backup(&["--allow-incomplete"]));
+        let list = ok(&dbbackup(
+            &d,
+            &["list", "--repo", "repo", "--passphrase-env", "PASS"],
+        ));
+        assert!(
+            list.contains("INCOMPLETE") && list.contains("aggregate public.my_sum"),
+            "{list}"
+        );
+        let listed = json(&dbbackup(
+            &d,
+            &[
+                "list",
+                "--repo",
+                "repo",
+                "--passphrase-env",
+                "PASS",
+                "--json",
+            ],
+        ));
+        assert_eq!(
+            listed["backups"][0]["omitted"][0],
+            "aggregate public.my_sum"
+        );
+        let dst_url = format!("postgres://postgres@127.0.0.1:5432/{dst}");
+        let restored = ok(&dbbackup(
+            &d,
+            &[
+                "restore",
+                "--repo",
+                "repo",
+                "--target",
+                &dst_url,
+                "--create",
+                "--passphrase-env",
+                "PASS",
+            ],
+        ));
+        assert!(
+            restored.contains("is incomplete") && restored.contains("aggregate public.my_sum"),
+            "{restored}"
+        );
+        for db in [&src, &dst] {
+            drop_db(db).await;
+        }
+    }
 }
 
 mod mariadb {

@@ -26,6 +26,7 @@ pub(super) async fn read_comments(
                   WHEN 'pg_rewrite'::regclass THEN (SELECT 'RULE ' || quote_ident(rulename) || ' ON ' || ev_class::regclass::text FROM pg_rewrite WHERE oid = d.objoid)
                   WHEN 'pg_statistic_ext'::regclass THEN (SELECT 'STATISTICS ' || quote_ident(sn.nspname) || '.' || quote_ident(stxname) FROM pg_statistic_ext se JOIN pg_namespace sn ON sn.oid = se.stxnamespace WHERE se.oid = d.objoid)
                   WHEN 'pg_largeobject'::regclass THEN 'LARGE OBJECT ' || d.objoid::text
+                  WHEN 'pg_collation'::regclass THEN (SELECT 'COLLATION ' || quote_ident(cn.nspname) || '.' || quote_ident(collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = d.objoid)
                   WHEN 'pg_policy'::regclass THEN (SELECT 'POLICY ' || quote_ident(polname) || ' ON ' || polrelid::regclass::text FROM pg_policy WHERE oid = d.objoid)
                 END,
                 d.description,
@@ -38,6 +39,7 @@ pub(super) async fn read_comments(
                          (SELECT rn.nspname FROM pg_rewrite rw JOIN pg_class rc ON rc.oid = rw.ev_class JOIN pg_namespace rn ON rn.oid = rc.relnamespace WHERE rw.oid = d.objoid AND d.classoid = 'pg_rewrite'::regclass),
                          (SELECT sn.nspname FROM pg_statistic_ext se JOIN pg_namespace sn ON sn.oid = se.stxnamespace WHERE se.oid = d.objoid AND d.classoid = 'pg_statistic_ext'::regclass),
                          CASE WHEN d.classoid = 'pg_largeobject'::regclass THEN 'public' END,
+                         (SELECT cn.nspname FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = d.objoid AND d.classoid = 'pg_collation'::regclass),
                          (SELECT pn.nspname FROM pg_policy po JOIN pg_class pc ON pc.oid = po.polrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE po.oid = d.objoid AND d.classoid = 'pg_policy'::regclass)),
                 d.classoid IN ('pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass, 'pg_rewrite'::regclass, 'pg_statistic_ext'::regclass, 'pg_largeobject'::regclass) OR (d.classoid = 'pg_class'::regclass AND c.relkind IN ('i', 'I'))
          FROM pg_description d
@@ -45,7 +47,8 @@ pub(super) async fn read_comments(
          LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE d.classoid IN ('pg_class'::regclass, 'pg_namespace'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass,
                               'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass,
-                              'pg_rewrite'::regclass, 'pg_statistic_ext'::regclass, 'pg_largeobject'::regclass)
+                              'pg_rewrite'::regclass, 'pg_statistic_ext'::regclass, 'pg_largeobject'::regclass,
+                              'pg_collation'::regclass)
            AND {} ORDER BY d.classoid, d.objoid, d.objsubid",
         not_ext("d.objoid")
     );

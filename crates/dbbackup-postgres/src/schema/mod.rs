@@ -18,6 +18,7 @@ use crate::config::Filter;
 pub use dbbackup_core::statements::Statement;
 
 mod casts;
+mod collations;
 mod comments;
 mod functions;
 mod large_objects;
@@ -33,6 +34,7 @@ mod types;
 mod unsupported;
 mod views;
 use casts::{read_casts, read_event_triggers};
+use collations::read_collations;
 use comments::read_comments;
 use functions::read_functions;
 use large_objects::read_large_object_owners;
@@ -181,6 +183,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
         ));
     }
 
+    read_collations(conn, &mut cat, &in_schema, major).await?;
     read_types(conn, &mut cat, &in_schema, major).await?;
     read_sequences(conn, &mut cat, &in_schema).await?;
     let functions = read_functions(conn, &in_schema).await?;

@@ -155,3 +155,11 @@ COMMENT ON EVENT TRIGGER log_ddl_start IS 'logs DDL';
 CREATE PUBLICATION pub_some FOR TABLE emp, dept WITH (publish = 'insert, update');
 CREATE PUBLICATION pub_all FOR ALL TABLES;
 COMMENT ON PUBLICATION pub_some IS 'for the reporting replica';
+
+-- A libc collation used by a domain and a column, with a comment (ICU collations: a test of their
+-- own, since some servers of scripts/pg-versions.sh are built without ICU).
+CREATE COLLATION c_posix (lc_collate = 'C', lc_ctype = 'C');
+COMMENT ON COLLATION c_posix IS 'bytewise';
+CREATE DOMAIN posix_text AS text COLLATE c_posix;
+CREATE TABLE tags (name text COLLATE c_posix PRIMARY KEY, code posix_text);
+INSERT INTO tags VALUES ('Alpha', 'a'), ('beta', 'b');
