@@ -259,15 +259,19 @@ impl Source for PgSource {
 }
 
 impl PgSnapshot {
-    /// The large objects' entry, read on a worker connection (inside the snapshot).
-    async fn read_large_objects(&self) -> Result<EntryData> {
-        let mut conn = self
-            .workers_rx
+    /// A worker connection (inside the snapshot); given back by whoever finishes with it cleanly.
+    async fn worker(&self) -> Result<PgConnection> {
+        self.workers_rx
             .lock()
             .await
             .recv()
             .await
-            .ok_or_else(|| Error::new(ErrorKind::Internal, "the worker pool is closed"))?;
+            .ok_or_else(|| Error::new(ErrorKind::Internal, "the worker pool is closed"))
+    }
+
+    /// The large objects' entry, read on a worker connection (inside the snapshot).
+    async fn read_large_objects(&self) -> Result<EntryData> {
+        let mut conn = self.worker().await?;
         let back = self.workers_tx.clone();
         let rows = RowCounter::new();
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
@@ -410,13 +414,7 @@ impl Snapshot for PgSnapshot {
             None if cols.is_empty() => format!("COPY {} TO STDOUT", table.qualified()),
             None => format!("COPY {} ({}) TO STDOUT", table.qualified(), cols.join(", ")),
         };
-        let mut conn = self
-            .workers_rx
-            .lock()
-            .await
-            .recv()
-            .await
-            .ok_or_else(|| Error::new(ErrorKind::Internal, "the worker pool is closed"))?;
+        let mut conn = self.worker().await?;
         let back = self.workers_tx.clone();
         let rows = RowCounter::new();
         let (tx, rx) = mpsc::channel::<Result<Bytes>>(4);
