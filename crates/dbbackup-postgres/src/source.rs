@@ -37,6 +37,8 @@ pub struct PgSource {
     split_pages: i64,
     privileges: bool,
     allow_incomplete: bool,
+    /// Statement kinds treated as unsupported (feature `testing`).
+    pretend_unsupported: Vec<String>,
 }
 
 impl PgSource {
@@ -54,6 +56,7 @@ impl PgSource {
             split_pages: SPLIT_BYTES / BLOCK,
             privileges: false,
             allow_incomplete: false,
+            pretend_unsupported: Vec::new(),
         })
     }
 
@@ -104,6 +107,40 @@ impl PgSource {
     pub fn allow_incomplete(mut self, yes: bool) -> Self {
         self.allow_incomplete = yes;
         self
+    }
+
+    /// Tests only (feature `testing`): treat every object of the statement kind `kind` (e.g.
+    /// `"aggregate"`) as one the native path cannot back up, so the refusal and
+    /// [`PgSource::allow_incomplete`] can be tested now that every kind is supported. The
+    /// environment variable `DBBACKUP_TEST_PG_UNSUPPORTED` (kinds, comma-separated) does the same
+    /// for a `testing` build of the command line.
+    #[cfg(feature = "testing")]
+    pub fn pretend_unsupported(mut self, kind: &str) -> Self {
+        self.pretend_unsupported.push(kind.to_owned());
+        self
+    }
+
+    /// Moves the statements of the pretended kinds (and their comments) to `unsupported`.
+    fn apply_pretend(&self, catalog: &mut schema::Catalog) {
+        let mut kinds = self.pretend_unsupported.clone();
+        if cfg!(feature = "testing") {
+            if let Ok(v) = std::env::var("DBBACKUP_TEST_PG_UNSUPPORTED") {
+                kinds.extend(v.split(',').map(|k| k.trim().to_owned()));
+            }
+        }
+        for kind in kinds.iter().filter(|k| !k.is_empty()) {
+            let comment = format!("{} ", kind.to_uppercase());
+            for list in [&mut catalog.pre_data, &mut catalog.post_data] {
+                list.retain(|s| {
+                    if s.kind == *kind {
+                        catalog.unsupported.push(format!("{kind} {}", s.name));
+                        false
+                    } else {
+                        !(s.kind == "comment" && s.name.starts_with(&comment))
+                    }
+                });
+            }
+        }
     }
 }
 
@@ -184,6 +221,7 @@ impl Source for PgSource {
         .map_err(|e| pg_error(e, ErrorKind::Source, "cannot export a snapshot"))?;
         let (snapshot_id, lsn, txid_snapshot, version, database, server_num) = row;
         let mut catalog = schema::read(&mut coord, &self.filter, self.privileges).await?;
+        self.apply_pretend(&mut catalog);
         if !catalog.unsupported.is_empty() && !self.allow_incomplete {
             return Err(incomplete(&catalog.unsupported));
         }

@@ -41,8 +41,7 @@ pub(super) async fn read_casts(conn: &mut PgConnection, cat: &mut Catalog) -> Re
 pub(super) async fn read_event_triggers(conn: &mut PgConnection, cat: &mut Catalog) -> Result<()> {
     let triggers = sqlx::query(
         "SELECT e.evtname, e.evtevent, array_to_string(ARRAY(SELECT quote_literal(t) FROM unnest(e.evttags) t), ', '),
-                quote_ident(n.nspname) || '.' || quote_ident(p.proname), e.evtenabled::text,
-                obj_description(e.oid, 'pg_event_trigger')
+                quote_ident(n.nspname) || '.' || quote_ident(p.proname), e.evtenabled::text
          FROM pg_event_trigger e JOIN pg_proc p ON p.oid = e.evtfoid JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = e.oid AND d.deptype = 'e')
          ORDER BY e.evtname",
@@ -71,17 +70,6 @@ pub(super) async fn read_event_triggers(conn: &mut PgConnection, cat: &mut Catal
                 "event trigger state",
                 &name,
                 format!("ALTER EVENT TRIGGER {} {state}", ident(&name)),
-            ));
-        }
-        if let Some(text) = r.get::<Option<String>, _>(5) {
-            cat.post_data.push(Statement::new(
-                "comment",
-                format!("EVENT TRIGGER {name}"),
-                format!(
-                    "COMMENT ON EVENT TRIGGER {} IS {}",
-                    ident(&name),
-                    literal(&text)
-                ),
             ));
         }
     }

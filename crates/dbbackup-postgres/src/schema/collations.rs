@@ -81,3 +81,42 @@ pub(super) async fn read_collations(
     }
     Ok(())
 }
+
+/// Encoding conversions (`dumpConversion`), after the functions that perform them.
+pub(super) async fn read_conversions(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+) -> Result<()> {
+    let sql = format!(
+        "SELECT n.nspname, c.conname, c.condefault, pg_encoding_to_char(c.conforencoding),
+                pg_encoding_to_char(c.contoencoding), {func}
+         FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace
+         WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND {not_ext} ORDER BY c.oid",
+        func = qproc("c.conproc"),
+        not_ext = not_ext("c.oid"),
+    );
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "conversions"))?
+    {
+        let (s, n, default, from, to, func): (String, String, bool, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        if !in_schema(&s) {
+            continue;
+        }
+        cat.pre_data.push(Statement::new(
+            "conversion",
+            format!("{s}.{n}"),
+            format!(
+                "CREATE {}CONVERSION {} FOR {} TO {} FROM {func}",
+                if default { "DEFAULT " } else { "" },
+                q(&s, &n),
+                literal(&from),
+                literal(&to)
+            ),
+        ));
+    }
+    Ok(())
+}

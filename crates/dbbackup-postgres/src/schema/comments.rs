@@ -1,54 +1,97 @@
-//! Comments on every object kind backed up.
+//! Comments (`dumpComment`) on every object kind, named with the server's own
+//! `pg_identify_object`, in post-data (after every object they can name, before event triggers).
+//! A comment on a kind this module does not know is reported as unsupported, so a kind added by
+//! a future server is never dropped silently.
 
 use super::*;
+
+/// The `COMMENT ON` keyword of a `pg_identify_object` type, for the kinds the native path
+/// backs up.
+fn keyword(kind: &str) -> Option<&'static str> {
+    Some(match kind {
+        "table column"
+        | "view column"
+        | "materialized view column"
+        | "composite type column"
+        | "foreign table column" => "COLUMN",
+        "table constraint" | "domain constraint" => "CONSTRAINT",
+        "statistics object" => "STATISTICS",
+        "foreign-data wrapper" => "FOREIGN DATA WRAPPER",
+        "server" => "SERVER",
+        "type" | "composite type" => "TYPE",
+        "table" => "TABLE",
+        "index" => "INDEX",
+        "sequence" => "SEQUENCE",
+        "view" => "VIEW",
+        "materialized view" => "MATERIALIZED VIEW",
+        "foreign table" => "FOREIGN TABLE",
+        "function" => "FUNCTION",
+        "procedure" => "PROCEDURE",
+        "aggregate" => "AGGREGATE",
+        "schema" => "SCHEMA",
+        "collation" => "COLLATION",
+        "conversion" => "CONVERSION",
+        "operator" => "OPERATOR",
+        "operator class" => "OPERATOR CLASS",
+        "operator family" => "OPERATOR FAMILY",
+        "access method" => "ACCESS METHOD",
+        "language" => "LANGUAGE",
+        "extension" => "EXTENSION",
+        "event trigger" => "EVENT TRIGGER",
+        "publication" => "PUBLICATION",
+        "subscription" => "SUBSCRIPTION",
+        "transform" => "TRANSFORM",
+        "text search parser" => "TEXT SEARCH PARSER",
+        "text search dictionary" => "TEXT SEARCH DICTIONARY",
+        "text search template" => "TEXT SEARCH TEMPLATE",
+        "text search configuration" => "TEXT SEARCH CONFIGURATION",
+        "large object" => "LARGE OBJECT",
+        "cast" => "CAST",
+        "trigger" => "TRIGGER",
+        "rule" => "RULE",
+        "policy" => "POLICY",
+        _ => return None,
+    })
+}
+
+/// An identifier as `quote_ident` wrote it, unquoted.
+fn unquote(s: &str) -> String {
+    match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) => inner.replace("\"\"", "\""),
+        None => s.to_owned(),
+    }
+}
 
 pub(super) async fn read_comments(
     conn: &mut PgConnection,
     cat: &mut Catalog,
+    filter: &Filter,
     in_schema: &(dyn Fn(&str) -> bool + Sync),
 ) -> Result<()> {
+    // type, schema, identity, text, the object's table (schema, name, relkind) if it has one,
+    // and the target written out for the two kinds whose identity is not COMMENT ON's syntax.
     let sql = format!(
-        "SELECT CASE d.classoid
-                  WHEN 'pg_class'::regclass THEN
-                    CASE WHEN d.objsubid > 0 THEN 'COLUMN ' || quote_ident(n.nspname) || '.' || quote_ident(c.relname) || '.' ||
-                              quote_ident((SELECT attname FROM pg_attribute WHERE attrelid = c.oid AND attnum = d.objsubid))
-                         ELSE CASE c.relkind WHEN 'v' THEN 'VIEW ' WHEN 'm' THEN 'MATERIALIZED VIEW ' WHEN 'S' THEN 'SEQUENCE '
-                                             WHEN 'i' THEN 'INDEX ' WHEN 'I' THEN 'INDEX ' ELSE 'TABLE ' END
-                              || quote_ident(n.nspname) || '.' || quote_ident(c.relname) END
-                  WHEN 'pg_namespace'::regclass THEN 'SCHEMA ' || (SELECT quote_ident(nspname) FROM pg_namespace WHERE oid = d.objoid)
-                  WHEN 'pg_type'::regclass THEN (SELECT CASE typtype WHEN 'd' THEN 'DOMAIN ' ELSE 'TYPE ' END || format_type(oid, NULL) FROM pg_type WHERE oid = d.objoid)
-                  WHEN 'pg_proc'::regclass THEN (SELECT CASE prokind WHEN 'p' THEN 'PROCEDURE ' ELSE 'FUNCTION ' END || quote_ident(pn.nspname) || '.' || quote_ident(proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')'
-                                                 FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE p.oid = d.objoid)
-                  WHEN 'pg_constraint'::regclass THEN (SELECT 'CONSTRAINT ' || quote_ident(conname) || ' ON ' ||
-                                                         CASE WHEN contypid <> 0 THEN 'DOMAIN ' || format_type(contypid, NULL) ELSE conrelid::regclass::text END
-                                                       FROM pg_constraint WHERE oid = d.objoid)
-                  WHEN 'pg_trigger'::regclass THEN (SELECT 'TRIGGER ' || quote_ident(tgname) || ' ON ' || tgrelid::regclass::text FROM pg_trigger WHERE oid = d.objoid)
-                  WHEN 'pg_rewrite'::regclass THEN (SELECT 'RULE ' || quote_ident(rulename) || ' ON ' || ev_class::regclass::text FROM pg_rewrite WHERE oid = d.objoid)
-                  WHEN 'pg_statistic_ext'::regclass THEN (SELECT 'STATISTICS ' || quote_ident(sn.nspname) || '.' || quote_ident(stxname) FROM pg_statistic_ext se JOIN pg_namespace sn ON sn.oid = se.stxnamespace WHERE se.oid = d.objoid)
-                  WHEN 'pg_largeobject'::regclass THEN 'LARGE OBJECT ' || d.objoid::text
-                  WHEN 'pg_collation'::regclass THEN (SELECT 'COLLATION ' || quote_ident(cn.nspname) || '.' || quote_ident(collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = d.objoid)
-                  WHEN 'pg_policy'::regclass THEN (SELECT 'POLICY ' || quote_ident(polname) || ' ON ' || polrelid::regclass::text FROM pg_policy WHERE oid = d.objoid)
-                END,
-                d.description,
-                coalesce(n.nspname,
-                         (SELECT nspname FROM pg_namespace WHERE oid = d.objoid AND d.classoid = 'pg_namespace'::regclass),
-                         (SELECT tn.nspname FROM pg_type t JOIN pg_namespace tn ON tn.oid = t.typnamespace WHERE t.oid = d.objoid AND d.classoid = 'pg_type'::regclass),
-                         (SELECT pn.nspname FROM pg_proc p JOIN pg_namespace pn ON pn.oid = p.pronamespace WHERE p.oid = d.objoid AND d.classoid = 'pg_proc'::regclass),
-                         (SELECT cn.nspname FROM pg_constraint co JOIN pg_namespace cn ON cn.oid = co.connamespace WHERE co.oid = d.objoid AND d.classoid = 'pg_constraint'::regclass),
-                         (SELECT tn.nspname FROM pg_trigger tg JOIN pg_class tc ON tc.oid = tg.tgrelid JOIN pg_namespace tn ON tn.oid = tc.relnamespace WHERE tg.oid = d.objoid AND d.classoid = 'pg_trigger'::regclass),
-                         (SELECT rn.nspname FROM pg_rewrite rw JOIN pg_class rc ON rc.oid = rw.ev_class JOIN pg_namespace rn ON rn.oid = rc.relnamespace WHERE rw.oid = d.objoid AND d.classoid = 'pg_rewrite'::regclass),
-                         (SELECT sn.nspname FROM pg_statistic_ext se JOIN pg_namespace sn ON sn.oid = se.stxnamespace WHERE se.oid = d.objoid AND d.classoid = 'pg_statistic_ext'::regclass),
-                         CASE WHEN d.classoid = 'pg_largeobject'::regclass THEN 'public' END,
-                         (SELECT cn.nspname FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = d.objoid AND d.classoid = 'pg_collation'::regclass),
-                         (SELECT pn.nspname FROM pg_policy po JOIN pg_class pc ON pc.oid = po.polrelid JOIN pg_namespace pn ON pn.oid = pc.relnamespace WHERE po.oid = d.objoid AND d.classoid = 'pg_policy'::regclass)),
-                d.classoid IN ('pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass, 'pg_rewrite'::regclass, 'pg_statistic_ext'::regclass, 'pg_largeobject'::regclass) OR (d.classoid = 'pg_class'::regclass AND c.relkind IN ('i', 'I'))
+        "SELECT o.type, coalesce(o.schema, CASE WHEN d.classoid = 'pg_namespace'::regclass THEN o.name END),
+                o.identity, d.description, rel.nspname, rel.relname, rel.relkind::text,
+                CASE WHEN d.classoid = 'pg_constraint'::regclass THEN
+                       (SELECT 'CONSTRAINT ' || quote_ident(conname) || ' ON DOMAIN ' || format_type(contypid, NULL)
+                        FROM pg_constraint WHERE oid = d.objoid AND contypid <> 0)
+                     WHEN d.classoid = 'pg_transform'::regclass THEN
+                       (SELECT 'TRANSFORM FOR ' || format_type(t.trftype, NULL) || ' LANGUAGE ' || quote_ident(l.lanname)
+                        FROM pg_transform t JOIN pg_language l ON l.oid = t.trflang WHERE t.oid = d.objoid) END
          FROM pg_description d
-         LEFT JOIN pg_class c ON d.classoid = 'pg_class'::regclass AND c.oid = d.objoid
-         LEFT JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE d.classoid IN ('pg_class'::regclass, 'pg_namespace'::regclass, 'pg_type'::regclass, 'pg_proc'::regclass,
-                              'pg_constraint'::regclass, 'pg_trigger'::regclass, 'pg_policy'::regclass,
-                              'pg_rewrite'::regclass, 'pg_statistic_ext'::regclass, 'pg_largeobject'::regclass,
-                              'pg_collation'::regclass)
+         CROSS JOIN LATERAL pg_identify_object(d.classoid, d.objoid, d.objsubid) o
+         LEFT JOIN LATERAL (
+             SELECT rn.nspname, rc.relname, rc.relkind FROM pg_class rc JOIN pg_namespace rn ON rn.oid = rc.relnamespace
+             WHERE rc.oid = CASE d.classoid
+                 WHEN 'pg_class'::regclass THEN coalesce((SELECT indrelid FROM pg_index WHERE indexrelid = d.objoid), d.objoid)
+                 WHEN 'pg_constraint'::regclass THEN (SELECT conrelid FROM pg_constraint WHERE oid = d.objoid)
+                 WHEN 'pg_trigger'::regclass THEN (SELECT tgrelid FROM pg_trigger WHERE oid = d.objoid)
+                 WHEN 'pg_policy'::regclass THEN (SELECT polrelid FROM pg_policy WHERE oid = d.objoid)
+                 WHEN 'pg_rewrite'::regclass THEN (SELECT ev_class FROM pg_rewrite WHERE oid = d.objoid)
+                 WHEN 'pg_statistic_ext'::regclass THEN (SELECT stxrelid FROM pg_statistic_ext WHERE oid = d.objoid)
+               END) rel ON true
+         WHERE (d.objoid >= 16384 OR d.classoid IN ('pg_namespace'::regclass, 'pg_largeobject'::regclass))
            AND {} ORDER BY d.classoid, d.objoid, d.objsubid",
         not_ext("d.objoid")
     );
@@ -57,24 +100,39 @@ pub(super) async fn read_comments(
         .await
         .map_err(|e| catalog_err(e, "comments"))?
     {
-        let (target, text, schema, post): (Option<String>, String, Option<String>, bool) =
+        let (kind, schema, identity, text): (String, Option<String>, String, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3));
-        let (Some(target), Some(schema)) = (target, schema) else {
-            continue;
-        };
-        if !in_schema(&schema) || schema == "pg_catalog" {
-            continue;
+        let (rel_schema, rel_name, relkind): (Option<String>, Option<String>, Option<String>) =
+            (r.get(4), r.get(5), r.get(6));
+        // pg_identify_object quotes the schema (and a schema's own name) where needed.
+        let schema = schema.map(|s| unquote(&s)).or_else(|| rel_schema.clone());
+        if let Some(s) = &schema {
+            let system = matches!(s.as_str(), "pg_catalog" | "information_schema" | "pg_toast");
+            if system || !in_schema(s) {
+                continue;
+            }
         }
-        let stmt = Statement::new(
+        if let (Some(s), Some(t), Some("r" | "p" | "f")) =
+            (&rel_schema, &rel_name, relkind.as_deref())
+        {
+            if !filter.table_included(s, t) {
+                continue;
+            }
+        }
+        let target = match (r.get::<Option<String>, _>(7), keyword(&kind)) {
+            (Some(target), _) => target,
+            (None, Some(kw)) => format!("{kw} {identity}"),
+            (None, None) => {
+                cat.unsupported
+                    .push(format!("comment on {kind} {identity}"));
+                continue;
+            }
+        };
+        cat.post_data.push(Statement::new(
             "comment",
             target.clone(),
             format!("COMMENT ON {target} IS {}", literal(&text)),
-        );
-        if post {
-            cat.post_data.push(stmt);
-        } else {
-            cat.pre_data.push(stmt);
-        }
+        ));
     }
     Ok(())
 }

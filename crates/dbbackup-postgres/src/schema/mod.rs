@@ -17,11 +17,15 @@ use crate::config::Filter;
 
 pub use dbbackup_core::statements::Statement;
 
+mod aggregates;
 mod casts;
 mod collations;
 mod comments;
+mod foreign_data;
 mod functions;
+mod languages;
 mod large_objects;
+mod operators;
 mod policies;
 mod post_data;
 mod privileges;
@@ -30,23 +34,29 @@ mod rules;
 mod sequences;
 mod table_options;
 mod tables;
+mod text_search;
 mod types;
 mod unsupported;
 mod views;
+use aggregates::read_aggregates;
 use casts::{read_casts, read_event_triggers};
-use collations::read_collations;
+use collations::{read_collations, read_conversions};
 use comments::read_comments;
+use foreign_data::read_foreign_data;
 use functions::read_functions;
+use languages::{read_languages, read_transforms};
 use large_objects::read_large_object_owners;
+use operators::{read_access_methods, read_operator_classes, read_operators};
 use policies::read_policies;
 use post_data::read_post_data;
 use privileges::read_privileges;
-use publications::read_publications;
+use publications::{read_publications, read_subscriptions};
 use rules::read_rules;
 use sequences::read_sequences;
 use table_options::read_table_options;
 use tables::read_tables;
-use types::read_types;
+use text_search::read_text_search;
+use types::{read_base_types, read_types};
 use unsupported::report_unsupported;
 use views::read_views;
 
@@ -129,6 +139,48 @@ fn not_ext(oid_expr: &str) -> String {
     NOT_EXTENSION.replace("{oid}", oid_expr)
 }
 
+/// SQL for the schema-qualified, quoted name of the function `oid_expr` (NULL for 0).
+fn qproc(oid_expr: &str) -> String {
+    format!(
+        "(SELECT quote_ident(qpn.nspname) || '.' || quote_ident(qpp.proname) FROM pg_proc qpp
+          JOIN pg_namespace qpn ON qpn.oid = qpp.pronamespace WHERE qpp.oid = {oid_expr})"
+    )
+}
+
+/// SQL for `schema.name(argument types)` of the function `oid_expr` (NULL for 0).
+fn qproc_sig(oid_expr: &str) -> String {
+    format!(
+        "(SELECT quote_ident(qpn.nspname) || '.' || quote_ident(qpp.proname) || '(' ||
+                 pg_get_function_identity_arguments(qpp.oid) || ')' FROM pg_proc qpp
+          JOIN pg_namespace qpn ON qpn.oid = qpp.pronamespace WHERE qpp.oid = {oid_expr})"
+    )
+}
+
+/// SQL for `OPERATOR(schema.op)` of the operator `oid_expr` (NULL for 0).
+fn qoper(oid_expr: &str) -> String {
+    format!(
+        "(SELECT 'OPERATOR(' || quote_ident(qon.nspname) || '.' || qoo.oprname || ')' FROM pg_operator qoo
+          JOIN pg_namespace qon ON qon.oid = qoo.oprnamespace WHERE qoo.oid = {oid_expr})"
+    )
+}
+
+/// SQL for an `OPTIONS (...)` list's contents (`key 'value', ...`, in stored order) of the
+/// `text[]` column `expr`; NULL or empty when there are none.
+fn options_sql(expr: &str) -> String {
+    format!(
+        "array_to_string(ARRAY(SELECT quote_ident(option_name) || ' ' || quote_literal(option_value)
+                               FROM pg_options_to_table({expr})), ', ')"
+    )
+}
+
+/// ` OPTIONS (...)` for a non-empty option list, else nothing.
+fn options_clause(opts: Option<String>) -> String {
+    match opts.filter(|o| !o.is_empty()) {
+        Some(o) => format!(" OPTIONS ({o})"),
+        None => String::new(),
+    }
+}
+
 /// Reads everything selected by `filter`.
 ///
 /// # Errors
@@ -184,17 +236,27 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     }
 
     read_collations(conn, &mut cat, &in_schema, major).await?;
+    let written = read_base_types(conn, &mut cat, &in_schema, major).await?;
     read_types(conn, &mut cat, &in_schema, major).await?;
     read_sequences(conn, &mut cat, &in_schema).await?;
-    let functions = read_functions(conn, &in_schema).await?;
+    let functions = read_functions(conn, &in_schema, &written).await?;
     let (early, late): (Vec<_>, Vec<_>) = functions.into_iter().partition(|f| !f.late);
     for f in early {
         cat.pre_data.push(f.stmt);
     }
+    read_access_methods(conn, &mut cat).await?;
+    read_languages(conn, &mut cat).await?;
+    read_conversions(conn, &mut cat, &in_schema).await?;
+    read_text_search(conn, &mut cat, &in_schema).await?;
+    read_foreign_data(conn, &mut cat).await?;
     read_tables(conn, &mut cat, filter, &in_schema).await?;
     for f in late {
         cat.pre_data.push(f.stmt);
     }
+    read_operators(conn, &mut cat, &in_schema).await?;
+    read_aggregates(conn, &mut cat, &in_schema).await?;
+    read_transforms(conn, &mut cat).await?;
+    read_operator_classes(conn, &mut cat, &in_schema).await?;
     read_views(conn, &mut cat, &in_schema).await?;
     read_casts(conn, &mut cat).await?;
     read_post_data(conn, &mut cat, filter, &in_schema).await?;
@@ -202,11 +264,12 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     read_rules(conn, &mut cat, filter, &in_schema).await?;
     read_table_options(conn, &mut cat, filter, &in_schema, major).await?;
     read_publications(conn, &mut cat, filter, &in_schema, major).await?;
-    read_comments(conn, &mut cat, &in_schema).await?;
+    read_subscriptions(conn, &mut cat, major).await?;
+    read_comments(conn, &mut cat, filter, &in_schema).await?;
     if privileges {
         read_privileges(conn, &mut cat, &in_schema).await?;
     }
-    report_unsupported(conn, &mut cat, &in_schema, privileges).await?;
+    report_unsupported(conn, &mut cat, &in_schema).await?;
     cat.large_objects = sqlx::query_scalar("SELECT count(*) FROM pg_largeobject_metadata")
         .fetch_one(&mut *conn)
         .await
@@ -214,7 +277,12 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     if privileges {
         read_large_object_owners(conn, &mut cat).await?;
     }
-    // Last, so they do not fire during the rest of the restore.
+    // Last, so they do not fire during the rest of the restore; their comments after them.
+    let (trigger_comments, rest): (Vec<_>, Vec<_>) = std::mem::take(&mut cat.post_data)
+        .into_iter()
+        .partition(|s| s.kind == "comment" && s.name.starts_with("EVENT TRIGGER "));
+    cat.post_data = rest;
     read_event_triggers(conn, &mut cat).await?;
+    cat.post_data.extend(trigger_comments);
     Ok(cat)
 }

@@ -13,7 +13,7 @@ pub(super) async fn read_tables(
     let sql = format!(
         "WITH RECURSIVE tree AS (
              SELECT c.oid, 0 AS depth FROM pg_class c
-             WHERE c.relkind IN ('r','p') AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
+             WHERE c.relkind IN ('r','p','f') AND NOT EXISTS (SELECT 1 FROM pg_inherits i WHERE i.inhrelid = c.oid)
            UNION ALL
              SELECT i.inhrelid, tree.depth + 1 FROM pg_inherits i JOIN tree ON i.inhparent = tree.oid
          )
@@ -25,11 +25,15 @@ pub(super) async fn read_tables(
                    WHERE i.inhrelid = c.oid),
                 array_to_string(c.reloptions, ', '), c.reltuples::int8,
                 (SELECT max(depth) FROM tree WHERE tree.oid = c.oid),
-                pg_relation_size(c.oid) / current_setting('block_size')::int8
+                pg_relation_size(c.oid) / current_setting('block_size')::int8,
+                (SELECT quote_ident(amname) FROM pg_am WHERE oid = c.relam),
+                (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE ft.ftrelid = c.oid),
+                (SELECT {ftopts} FROM pg_foreign_table ft WHERE ft.ftrelid = c.oid)
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
-         WHERE c.relkind IN ('r','p') AND {}
+         WHERE c.relkind IN ('r','p','f') AND {not_ext}
          ORDER BY 12, c.oid",
-        not_ext("c.oid")
+        ftopts = options_sql("ft.ftoptions"),
+        not_ext = not_ext("c.oid")
     );
     let tables = sqlx::query(sqlx::AssertSqlSafe(sql))
         .fetch_all(&mut *conn)
@@ -53,13 +57,17 @@ pub(super) async fn read_tables(
         let options: Option<String> = r.get(9);
         let estimated: i64 = r.get(10);
         let pages: i64 = r.get(12);
+        let access_method: Option<String> = r.get(13);
+        let foreign = kind == "f";
 
         let cols = sqlx::query(
             "SELECT a.attname, format_type(a.atttypid, a.atttypmod), a.attnotnull, pg_get_expr(ad.adbin, ad.adrelid),
                     a.attidentity::text, a.attgenerated::text, a.attislocal,
                     CASE WHEN a.attcollation <> 0 AND a.attcollation <> (SELECT typcollation FROM pg_type WHERE oid = a.atttypid)
                          THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END,
-                    pg_get_serial_sequence(quote_ident($2) || '.' || quote_ident($3), a.attname)
+                    pg_get_serial_sequence(quote_ident($2) || '.' || quote_ident($3), a.attname),
+                    array_to_string(ARRAY(SELECT quote_ident(option_name) || ' ' || quote_literal(option_value)
+                                          FROM pg_options_to_table(a.attfdwoptions)), ', ')
              FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
              WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         )
@@ -98,6 +106,7 @@ pub(super) async fn read_tables(
                 continue;
             }
             let mut d = format!("{} {ty}", ident(&name));
+            d.push_str(&options_clause(c.get(9)));
             if let Some(coll) = c.get::<Option<String>, _>(7) {
                 d.push_str(&format!(" COLLATE {coll}"));
             }
@@ -154,7 +163,11 @@ pub(super) async fn read_tables(
             }
         }
 
-        let unlogged = if persistence == "u" { "UNLOGGED " } else { "" };
+        let unlogged = match (persistence.as_str(), foreign) {
+            (_, true) => "FOREIGN ",
+            ("u", _) => "UNLOGGED ",
+            _ => "",
+        };
         let mut sql = if is_partition {
             let parent = parents.clone().unwrap_or_default();
             let mut sql = format!("CREATE {unlogged}TABLE {} PARTITION OF {parent}", q(&s, &n));
@@ -173,11 +186,19 @@ pub(super) async fn read_tables(
         if let Some(k) = partkey {
             sql.push_str(&format!(" PARTITION BY {k}"));
         }
+        if let Some(am) = access_method {
+            sql.push_str(&format!(" USING {am}"));
+        }
         if let Some(o) = options.filter(|o| !o.is_empty()) {
             sql.push_str(&format!(" WITH ({o})"));
         }
+        if foreign {
+            let server: String = r.get(14);
+            sql.push_str(&format!(" SERVER {server}{}", options_clause(r.get(15))));
+        }
+        let what = if foreign { "foreign table" } else { "table" };
         cat.pre_data
-            .push(Statement::new("table", format!("{s}.{n}"), sql));
+            .push(Statement::new(what, format!("{s}.{n}"), sql));
         // Identity sequences: set after the data (last value as of the snapshot).
         for c in &cols {
             let identity: String = c.get(4);

@@ -163,3 +163,145 @@ pub(super) async fn read_types(
     }
     Ok(())
 }
+
+/// Base types (`dumpBaseType`, `dumpShellType`): a shell type first, then its I/O and support
+/// functions (written in C or `internal`, so they depend on nothing else of ours), then the full
+/// definition, before every other type, which may build on one. Returns the functions written
+/// here, which `read_functions` leaves out.
+pub(super) async fn read_base_types(
+    conn: &mut PgConnection,
+    cat: &mut Catalog,
+    in_schema: &(dyn Fn(&str) -> bool + Sync),
+    major: i32,
+) -> Result<BTreeSet<i64>> {
+    let subscript = if major >= 14 {
+        "t.typsubscript"
+    } else {
+        "0::regproc"
+    };
+    let f = |col: &str| format!("CASE WHEN {col} <> 0 THEN {} END", qproc(col));
+    let sql = format!(
+        "SELECT n.nspname, t.typname,
+                ARRAY[t.typinput, t.typoutput, t.typreceive, t.typsend, t.typmodin, t.typmodout, t.typanalyze, {subscript}]::oid[]::int8[],
+                {input}, {output}, {receive}, {send}, {modin}, {modout}, {analyze}, {subscr},
+                t.typlen::int4, t.typbyval, t.typalign::text, t.typstorage::text, t.typcategory::text, t.typispreferred,
+                t.typdelim::text, CASE WHEN t.typelem <> 0 THEN format_type(t.typelem, NULL) END, t.typcollation <> 0, t.typdefault
+         FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
+         WHERE t.typtype = 'b' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
+           AND NOT (t.typelem <> 0 AND (SELECT e.typarray FROM pg_type e WHERE e.oid = t.typelem) = t.oid)
+           AND {not_ext} ORDER BY t.oid",
+        input = f("t.typinput"),
+        output = f("t.typoutput"),
+        receive = f("t.typreceive"),
+        send = f("t.typsend"),
+        modin = f("t.typmodin"),
+        modout = f("t.typmodout"),
+        analyze = f("t.typanalyze"),
+        subscr = f(subscript),
+        not_ext = not_ext("t.oid"),
+    );
+    let types = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "base types"))?;
+    let mut shells = Vec::new();
+    let mut full = Vec::new();
+    let mut functions: BTreeSet<i64> = BTreeSet::new();
+    for r in types {
+        let (s, n): (String, String) = (r.get(0), r.get(1));
+        if !in_schema(&s) {
+            continue;
+        }
+        functions.extend(r.get::<Vec<i64>, _>(2).into_iter().filter(|&o| o != 0));
+        shells.push(Statement::new(
+            "shell type",
+            format!("{s}.{n}"),
+            format!("CREATE TYPE {}", q(&s, &n)),
+        ));
+        let mut opts = Vec::new();
+        for (i, key) in [
+            (3, "INPUT"),
+            (4, "OUTPUT"),
+            (5, "RECEIVE"),
+            (6, "SEND"),
+            (7, "TYPMOD_IN"),
+            (8, "TYPMOD_OUT"),
+            (9, "ANALYZE"),
+            (10, "SUBSCRIPT"),
+        ] {
+            if let Some(func) = r.get::<Option<String>, _>(i) {
+                opts.push(format!("{key} = {func}"));
+            }
+        }
+        let len: i32 = r.get(11);
+        opts.push(if len < 0 {
+            "INTERNALLENGTH = VARIABLE".to_owned()
+        } else {
+            format!("INTERNALLENGTH = {len}")
+        });
+        if r.get::<bool, _>(12) {
+            opts.push("PASSEDBYVALUE".into());
+        }
+        let align = match r.get::<String, _>(13).as_str() {
+            "c" => "char",
+            "s" => "int2",
+            "d" => "double",
+            _ => "int4",
+        };
+        let storage = match r.get::<String, _>(14).as_str() {
+            "e" => "external",
+            "m" => "main",
+            "x" => "extended",
+            _ => "plain",
+        };
+        opts.push(format!("ALIGNMENT = {align}"));
+        opts.push(format!("STORAGE = {storage}"));
+        opts.push(format!("CATEGORY = {}", literal(&r.get::<String, _>(15))));
+        if r.get::<bool, _>(16) {
+            opts.push("PREFERRED = true".into());
+        }
+        opts.push(format!("DELIMITER = {}", literal(&r.get::<String, _>(17))));
+        if let Some(e) = r.get::<Option<String>, _>(18) {
+            opts.push(format!("ELEMENT = {e}"));
+        }
+        if r.get::<bool, _>(19) {
+            opts.push("COLLATABLE = true".into());
+        }
+        if let Some(d) = r.get::<Option<String>, _>(20) {
+            opts.push(format!("DEFAULT = {}", literal(&d)));
+        }
+        full.push(Statement::new(
+            "base type",
+            format!("{s}.{n}"),
+            format!("CREATE TYPE {} ({})", q(&s, &n), opts.join(", ")),
+        ));
+    }
+    if functions.is_empty() {
+        return Ok(functions);
+    }
+    cat.pre_data.extend(shells);
+    // The support functions that are ours (not the server's, not an extension's).
+    let sql = format!(
+        "SELECT p.oid::int8, n.nspname, p.proname, pg_get_functiondef(p.oid), pg_get_function_identity_arguments(p.oid)
+         FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+         WHERE p.oid = ANY($1::int8[]::oid[]) AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND {}
+         ORDER BY p.oid",
+        not_ext("p.oid")
+    );
+    let ours: Vec<i64> = functions.iter().copied().collect();
+    let mut written = BTreeSet::new();
+    for r in sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&ours)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(|e| catalog_err(e, "base type functions"))?
+    {
+        let (oid, s, n, def, args): (i64, String, String, String, String) =
+            (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
+        written.insert(oid);
+        cat.pre_data
+            .push(Statement::new("function", format!("{s}.{n}({args})"), def));
+    }
+    cat.pre_data.extend(full);
+    Ok(written)
+}

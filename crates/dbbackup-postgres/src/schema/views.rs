@@ -9,7 +9,7 @@ pub(super) async fn read_views(
 ) -> Result<()> {
     let sql = format!(
         "SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, pg_get_viewdef(c.oid), array_to_string(c.reloptions, ', '),
-                c.relispopulated
+                c.relispopulated, (SELECT quote_ident(amname) FROM pg_am WHERE oid = c.relam)
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('v', 'm') AND {} ORDER BY c.oid",
         not_ext("c.oid")
@@ -75,8 +75,11 @@ pub(super) async fn read_views(
                     "materialized view",
                     format!("{s}.{n}"),
                     format!(
-                        "CREATE MATERIALIZED VIEW {}{with} AS {def} WITH NO DATA",
-                        q(&s, &n)
+                        "CREATE MATERIALIZED VIEW {}{}{with} AS {def} WITH NO DATA",
+                        q(&s, &n),
+                        r.get::<Option<String>, _>(7)
+                            .map(|am| format!(" USING {am}"))
+                            .unwrap_or_default()
                     ),
                 ));
                 if r.get::<bool, _>(6) {

@@ -163,3 +163,116 @@ COMMENT ON COLLATION c_posix IS 'bytewise';
 CREATE DOMAIN posix_text AS text COLLATE c_posix;
 CREATE TABLE tags (name text COLLATE c_posix PRIMARY KEY, code posix_text);
 INSERT INTO tags VALUES ('Alpha', 'a'), ('beta', 'b');
+
+-- A base type (shell first, then its I/O functions, then the full definition), used by a column.
+CREATE TYPE code4;
+CREATE FUNCTION code4_in(cstring) RETURNS code4 LANGUAGE internal IMMUTABLE STRICT AS 'int4in';
+CREATE FUNCTION code4_out(code4) RETURNS cstring LANGUAGE internal IMMUTABLE STRICT AS 'int4out';
+CREATE TYPE code4 (INPUT = code4_in, OUTPUT = code4_out, LIKE = integer, CATEGORY = 'N', DEFAULT = '7');
+COMMENT ON TYPE code4 IS 'an int4 in disguise';
+CREATE TABLE coded (id int, c code4);
+INSERT INTO coded VALUES (1, '42'), (2, NULL);
+
+-- Operators (with commutator and negator), an operator class and a family with a loose member.
+CREATE FUNCTION int_near(integer, integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT abs($1 - $2) < 2';
+CREATE FUNCTION int_far(integer, integer) RETURNS boolean LANGUAGE sql IMMUTABLE AS 'SELECT abs($1 - $2) >= 2';
+CREATE OPERATOR === (FUNCTION = int_near, LEFTARG = integer, RIGHTARG = integer, COMMUTATOR = ===, NEGATOR = !==, RESTRICT = eqsel, JOIN = eqjoinsel);
+CREATE OPERATOR !== (FUNCTION = int_far, LEFTARG = integer, RIGHTARG = integer, COMMUTATOR = !==, NEGATOR = ===);
+CREATE OPERATOR ~~~ (FUNCTION = int4um, RIGHTARG = integer);
+COMMENT ON OPERATOR === (integer, integer) IS 'close enough';
+CREATE FUNCTION rev_cmp(integer, integer) RETURNS integer LANGUAGE sql IMMUTABLE AS 'SELECT btint4cmp($2, $1)';
+CREATE OPERATOR CLASS int4_rev_ops FOR TYPE integer USING btree AS
+    OPERATOR 1 >, OPERATOR 2 >=, OPERATOR 3 =, OPERATOR 4 <=, OPERATOR 5 <, FUNCTION 1 rev_cmp(integer, integer);
+COMMENT ON OPERATOR CLASS int4_rev_ops USING btree IS 'backwards';
+CREATE OPERATOR FAMILY loose_fam USING hash;
+CREATE OPERATOR CLASS int4_loose_ops FOR TYPE integer USING hash FAMILY loose_fam AS OPERATOR 1 =, FUNCTION 1 hashint4(integer);
+ALTER OPERATOR FAMILY loose_fam USING hash ADD OPERATOR 1 = (integer, bigint), FUNCTION 1 (bigint, bigint) hashint8(bigint);
+COMMENT ON OPERATOR FAMILY loose_fam USING hash IS 'loose';
+CREATE INDEX coded_rev ON coded (id int4_rev_ops);
+
+-- Aggregates: plain with a final function and parallel/combine, moving-aggregate, ordered-set, hypothetical, zero-argument.
+CREATE FUNCTION sum_sq_step(bigint, integer) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $1 + $2 * $2';
+CREATE FUNCTION sum_sq_inv(bigint, integer) RETURNS bigint LANGUAGE sql IMMUTABLE AS 'SELECT $1 - $2 * $2';
+CREATE FUNCTION half(bigint) RETURNS numeric LANGUAGE sql IMMUTABLE AS 'SELECT $1 / 2.0';
+CREATE AGGREGATE sum_sq(integer) (SFUNC = sum_sq_step, STYPE = bigint, INITCOND = '0', FINALFUNC = half,
+    COMBINEFUNC = int8pl, PARALLEL = SAFE, MSFUNC = sum_sq_step, MINVFUNC = sum_sq_inv, MSTYPE = bigint, MINITCOND = '0', MFINALFUNC = half);
+CREATE AGGREGATE my_max(integer) (SFUNC = int4larger, STYPE = integer, SORTOP = >);
+CREATE AGGREGATE my_pct(float8 ORDER BY float8) (SFUNC = ordered_set_transition, STYPE = internal,
+    FINALFUNC = percentile_disc_final, FINALFUNC_EXTRA);
+CREATE AGGREGATE my_rank(VARIADIC "any" ORDER BY VARIADIC "any") (SFUNC = ordered_set_transition_multi, STYPE = internal,
+    FINALFUNC = rank_final, FINALFUNC_EXTRA, HYPOTHETICAL);
+CREATE AGGREGATE my_count(*) (SFUNC = int8inc, STYPE = int8, INITCOND = '0');
+COMMENT ON AGGREGATE sum_sq(integer) IS 'squares';
+CREATE VIEW v_agg AS SELECT sum_sq(id) AS s, my_max(id) AS m FROM coded;
+
+-- Access methods (table and index), a table using one.
+CREATE ACCESS METHOD heap2 TYPE TABLE HANDLER heap_tableam_handler;
+CREATE ACCESS METHOD btree2 TYPE INDEX HANDLER bthandler;
+COMMENT ON ACCESS METHOD heap2 IS 'heap by another name';
+CREATE TABLE on_heap2 (id int) USING heap2;
+INSERT INTO on_heap2 VALUES (1), (2);
+
+-- A conversion, a procedural language (with a function in it) and a transform.
+CREATE CONVERSION my_latin1 FOR 'LATIN1' TO 'UTF8' FROM iso8859_1_to_utf8;
+COMMENT ON CONVERSION my_latin1 IS 'latin';
+CREATE FUNCTION my_pl_handler() RETURNS language_handler LANGUAGE c AS '$libdir/plpgsql', 'plpgsql_call_handler';
+CREATE FUNCTION my_pl_inline(internal) RETURNS void LANGUAGE c STRICT AS '$libdir/plpgsql', 'plpgsql_inline_handler';
+CREATE FUNCTION my_pl_validator(oid) RETURNS void LANGUAGE c STRICT AS '$libdir/plpgsql', 'plpgsql_validator';
+CREATE TRUSTED LANGUAGE my_pl HANDLER my_pl_handler INLINE my_pl_inline VALIDATOR my_pl_validator;
+COMMENT ON LANGUAGE my_pl IS 'plpgsql again';
+CREATE FUNCTION in_my_pl() RETURNS integer LANGUAGE my_pl AS 'BEGIN RETURN 1; END';
+CREATE FUNCTION trf_from(internal) RETURNS internal LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
+CREATE FUNCTION trf_to(internal) RETURNS code4 LANGUAGE internal IMMUTABLE STRICT AS 'int4recv';
+CREATE TRANSFORM FOR code4 LANGUAGE my_pl (FROM SQL WITH FUNCTION trf_from(internal), TO SQL WITH FUNCTION trf_to(internal));
+COMMENT ON TRANSFORM FOR code4 LANGUAGE my_pl IS 'never called';
+
+-- Text search: a parser, a template, dictionaries and a configuration with mappings.
+CREATE TEXT SEARCH PARSER my_prs (START = prsd_start, GETTOKEN = prsd_nexttoken, END = prsd_end, LEXTYPES = prsd_lextype, HEADLINE = prsd_headline);
+CREATE TEXT SEARCH TEMPLATE my_tmpl (INIT = dsimple_init, LEXIZE = dsimple_lexize);
+CREATE TEXT SEARCH DICTIONARY my_dict (TEMPLATE = my_tmpl, STOPWORDS = english, ACCEPT = false);
+CREATE TEXT SEARCH DICTIONARY my_snow (TEMPLATE = snowball, LANGUAGE = english);
+CREATE TEXT SEARCH CONFIGURATION my_cfg (PARSER = my_prs);
+ALTER TEXT SEARCH CONFIGURATION my_cfg ADD MAPPING FOR asciiword, word WITH my_dict, my_snow;
+ALTER TEXT SEARCH CONFIGURATION my_cfg ADD MAPPING FOR int WITH simple;
+COMMENT ON TEXT SEARCH CONFIGURATION my_cfg IS 'mine';
+COMMENT ON TEXT SEARCH DICTIONARY my_dict IS 'stops';
+CREATE TABLE searchable (body text, tsv tsvector GENERATED ALWAYS AS (to_tsvector('my_cfg', body)) STORED);
+INSERT INTO searchable (body) VALUES ('The quick brown foxes');
+
+-- Foreign data: a wrapper with options, a server, user mappings, a foreign table (and a foreign partition).
+CREATE FOREIGN DATA WRAPPER dummy_fdw OPTIONS (debug 'true');
+CREATE SERVER dummy_srv TYPE 'kind' VERSION '1.0' FOREIGN DATA WRAPPER dummy_fdw OPTIONS (host 'nowhere', "odd key" 'it''s');
+CREATE USER MAPPING FOR postgres SERVER dummy_srv OPTIONS (user 'remote', password 'secret');
+CREATE USER MAPPING FOR PUBLIC SERVER dummy_srv;
+CREATE FOREIGN TABLE remote_t (id integer OPTIONS (column_name 'ID') NOT NULL, note text DEFAULT 'n' COLLATE "C", CONSTRAINT remote_pos CHECK (id > 0)) SERVER dummy_srv OPTIONS (table_name 'remote');
+COMMENT ON FOREIGN TABLE remote_t IS 'elsewhere';
+COMMENT ON SERVER dummy_srv IS 'a server';
+COMMENT ON FOREIGN DATA WRAPPER dummy_fdw IS 'does nothing';
+CREATE TABLE by_region (region text, v int) PARTITION BY LIST (region);
+CREATE TABLE by_region_eu PARTITION OF by_region FOR VALUES IN ('eu');
+CREATE FOREIGN TABLE by_region_us PARTITION OF by_region FOR VALUES IN ('us') SERVER dummy_srv;
+INSERT INTO by_region VALUES ('eu', 1);
+
+-- A subscription (created without connecting, as pg_dump restores one) with a comment.
+CREATE SUBSCRIPTION fx_sub CONNECTION 'host=127.0.0.1 port=1 dbname=nowhere' PUBLICATION pub_some, "pub all" WITH (connect = false);
+COMMENT ON SUBSCRIPTION fx_sub IS 'from nowhere';
+
+-- A window function (C), and comments on kinds not commented above.
+CREATE FUNCTION my_row_number() RETURNS bigint LANGUAGE internal WINDOW IMMUTABLE AS 'window_row_number';
+COMMENT ON EXTENSION pg_trgm IS 'trigram matching, commented';
+COMMENT ON SCHEMA "Odd Schema ü" IS 'odd';
+COMMENT ON CONSTRAINT legacy_id_big ON legacy IS 'not valid yet';
+COMMENT ON CONSTRAINT small ON DOMAIN small_int IS 'small';
+COMMENT ON TRIGGER audited_touch ON audited IS 'touches';
+COMMENT ON INDEX opts_id IS 'unique id';
+COMMENT ON COLUMN pair.a IS 'first';
+COMMENT ON SEQUENCE counter IS 'by fives';
+COMMENT ON MATERIALIZED VIEW mv_opts IS 'options';
+COMMENT ON PROCEDURE noop(integer) IS 'does nothing';
+COMMENT ON DOMAIN positive_int IS 'above zero';
+COMMENT ON CAST (celsius AS text) IS 'as text';
+COMMENT ON ACCESS METHOD btree2 IS 'btree by another name';
+COMMENT ON TEXT SEARCH PARSER my_prs IS 'default parser';
+COMMENT ON TEXT SEARCH TEMPLATE my_tmpl IS 'simple';
+COMMENT ON COLUMN remote_t.id IS 'remote id';
+COMMENT ON STATISTICS measurements_mcv IS 'mcv';

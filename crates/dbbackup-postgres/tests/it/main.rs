@@ -108,6 +108,24 @@ impl Drop for TestDb {
                 .build()
                 .unwrap();
             rt.block_on(async {
+                // A database with subscriptions cannot be dropped: detach them from their
+                // (never created) slots and drop them first.
+                if let Ok(mut c) = PgConnection::connect(&format!("{}/{name}", admin.trim_end_matches("/postgres"))).await {
+                    let subs: Vec<String> = sqlx::query_scalar(
+                        "SELECT quote_ident(subname) FROM pg_subscription
+                         WHERE subdbid = (SELECT oid FROM pg_database WHERE datname = current_database())",
+                    )
+                    .fetch_all(&mut c)
+                    .await
+                    .unwrap_or_default();
+                    for s in subs {
+                        let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                            "ALTER SUBSCRIPTION {s} DISABLE; ALTER SUBSCRIPTION {s} SET (slot_name = NONE); DROP SUBSCRIPTION {s}"
+                        )))
+                        .execute(&mut c)
+                        .await;
+                    }
+                }
                 if let Ok(mut c) = PgConnection::connect(&admin).await {
                     let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
                         "DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"
