@@ -1,15 +1,20 @@
 #!/usr/bin/env bash
-# Compares dbbackup's PostgreSQL backup and restore with pg_dump / pg_restore on one pgbench
-# database, in one run: wall time, peak RSS (GNU time), stored size.
+# Compares dbbackup's PostgreSQL backup and restore with pg_dump / pg_restore on one database,
+# in one run: wall time, peak RSS (GNU time), stored size.
 #
-#   benches/scripts/pg_compare.sh [SCALE=50] [JOBS=2]
+#   benches/scripts/pg_compare.sh [SCALE=50] [JOBS=2]          a pgbench database (50x compressible)
+#   benches/scripts/pg_compare.sh realistic[:ROWS] [JOBS=2]    mixed types, ~3-4x compressible, with
+#                                                               secondary indexes (ROWS orders, default 3000000)
 #
 # Needs the local PostgreSQL (postgres@127.0.0.1, trust), pgbench, pg_dump, pg_restore, zstd.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 SCALE=${1:-50}
 JOBS=${2:-2}
-DB=dbb_bench_$SCALE
+case $SCALE in
+    realistic*) ROWS=${SCALE#realistic}; ROWS=${ROWS#:}; ROWS=${ROWS:-3000000}; DB=dbb_bench_real_$ROWS; BIG=orders ;;
+    *) DB=dbb_bench_$SCALE; BIG=pgbench_accounts ;;
+esac
 PG="postgres://postgres@127.0.0.1:5432"
 WORK=$(mktemp -d /tmp/dbbackup-pgbench.XXXX)
 trap 'rm -rf "$WORK"; for d in ${DB}_r1 ${DB}_r2; do psql -q -h 127.0.0.1 -U postgres -c "DROP DATABASE IF EXISTS $d WITH (FORCE)" postgres; done' EXIT
@@ -19,10 +24,39 @@ BIN=$PWD/target/release/dbbackup
 
 if ! psql -h 127.0.0.1 -U postgres -tAc "SELECT 1 FROM pg_database WHERE datname='$DB'" postgres | grep -q 1; then
     createdb -h 127.0.0.1 -U postgres "$DB"
-    pgbench -q -i -s "$SCALE" -h 127.0.0.1 -U postgres "$DB" >/dev/null 2>&1
+    if [ "$BIG" = orders ]; then
+        # Customers, orders and order lines: numbers, timestamps, short and long text, jsonb,
+        # a few enum-like columns; primary keys, foreign keys and secondary indexes.
+        psql -q -v ON_ERROR_STOP=1 -h 127.0.0.1 -U postgres "$DB" <<SQL
+CREATE TABLE customers (id bigint PRIMARY KEY, name text NOT NULL, email text NOT NULL, country char(2),
+                        created timestamptz NOT NULL, vip boolean);
+INSERT INTO customers SELECT g, 'Customer ' || g, 'user' || g || '@example.' || (ARRAY['com','org','net'])[1 + g % 3],
+       (ARRAY['DE','FR','US','GB','JP','BR'])[1 + g % 6], timestamptz '2020-01-01' + g * interval '17 seconds', g % 11 = 0
+FROM generate_series(1, $ROWS / 10) g;
+CREATE TABLE orders (id bigint PRIMARY KEY, customer_id bigint NOT NULL REFERENCES customers, placed_at timestamptz NOT NULL,
+                     status text NOT NULL, amount numeric(12,2) NOT NULL, note text, attrs jsonb);
+INSERT INTO orders SELECT g, 1 + (hashint8(g) & 2147483647) % ($ROWS / 10), timestamptz '2021-01-01' + g * interval '9 seconds',
+       (ARRAY['new','paid','shipped','delivered','returned'])[1 + (hashint8(g * 3) & 7) % 5],
+       ((hashint8(g * 5) & 1048575) / 100.0)::numeric(12,2),
+       CASE WHEN g % 4 = 0 THEN 'please deliver to the back door, ring twice; ref ' || md5(g::text) END,
+       jsonb_build_object('sku', 'SKU-' || (hashint8(g * 7) & 65535), 'qty', 1 + g % 9, 'gift', g % 13 = 0)
+FROM generate_series(1, $ROWS) g;
+CREATE TABLE order_lines (order_id bigint NOT NULL REFERENCES orders, line int NOT NULL, product text NOT NULL,
+                          qty int NOT NULL, price numeric(10,2) NOT NULL, PRIMARY KEY (order_id, line));
+INSERT INTO order_lines SELECT o, l, 'product-' || (hashint8(o * 31 + l) & 16383), 1 + (o + l) % 5, ((o * 7 + l) % 10000) / 100.0
+FROM generate_series(1, $ROWS / 2) o, generate_series(1, 3) l;
+CREATE INDEX orders_customer ON orders (customer_id);
+CREATE INDEX orders_placed ON orders (placed_at);
+CREATE INDEX orders_status_placed ON orders (status, placed_at);
+CREATE INDEX customers_email ON customers (email);
+CREATE INDEX order_lines_product ON order_lines (product);
+SQL
+    else
+        pgbench -q -i -s "$SCALE" -h 127.0.0.1 -U postgres "$DB" >/dev/null 2>&1
+    fi
     psql -q -h 127.0.0.1 -U postgres -c "VACUUM ANALYZE" "$DB"
 fi
-echo "database: $DB (pgbench scale $SCALE), size $(psql -h 127.0.0.1 -U postgres -tAc "SELECT pg_size_pretty(pg_database_size('$DB'))" postgres)"
+echo "database: $DB ($([ "$BIG" = orders ] && echo "realistic, $ROWS orders" || echo "pgbench scale $SCALE")), size $(psql -h 127.0.0.1 -U postgres -tAc "SELECT pg_size_pretty(pg_database_size('$DB'))" postgres)"
 # A raw key: a passphrase adds one Argon2id derivation (64 MiB, 3 passes, ~0.7 s here) per run.
 head -c 32 /dev/urandom | od -An -tx1 | tr -d " \n" > "$WORK/key"
 
@@ -59,11 +93,11 @@ for round in 1 2; do
 done
 # The server's own share: COPY of pgbench_accounts in $JOBS block ranges at once, to /dev/null (what
 # the native backup asks of the server, with no client work). No client can beat this on this box.
-pages=$(psql -h 127.0.0.1 -U postgres -tAc "SELECT relpages FROM pg_class WHERE relname = 'pgbench_accounts'" "$DB")
+pages=$(psql -h 127.0.0.1 -U postgres -tAc "SELECT relpages FROM pg_class WHERE relname = '$BIG'" "$DB")
 step=$(( (pages + JOBS - 1) / JOBS ))
 copies=""
 for i in $(seq 0 $((JOBS - 1))); do
-    copies+="psql -h 127.0.0.1 -U postgres -c \"COPY (SELECT * FROM pgbench_accounts WHERE ctid >= '($((i * step)),0)'::tid AND ctid < '($(((i + 1) * step)),0)'::tid) TO STDOUT\" $DB >/dev/null & "
+    copies+="psql -h 127.0.0.1 -U postgres -c \"COPY (SELECT * FROM $BIG WHERE ctid >= '($((i * step)),0)'::tid AND ctid < '($(((i + 1) * step)),0)'::tid) TO STDOUT\" $DB >/dev/null & "
 done
 measure "server only: COPY in $JOBS ranges -> /dev/null" sh -c "${copies} wait"
 

@@ -92,6 +92,10 @@ pub(super) async fn read_comments(
                  WHEN 'pg_statistic_ext'::regclass THEN (SELECT stxrelid FROM pg_statistic_ext WHERE oid = d.objoid)
                END) rel ON true
          WHERE (d.objoid >= 16384 OR d.classoid IN ('pg_namespace'::regclass, 'pg_largeobject'::regclass))
+           -- An extension's own comment comes with CREATE EXTENSION (and only its owner may set it).
+           AND NOT (d.classoid = 'pg_extension'::regclass AND d.description IS NOT DISTINCT FROM
+                    (SELECT a.comment FROM pg_available_extensions a JOIN pg_extension e ON e.extname = a.name
+                     WHERE e.oid = d.objoid))
            AND {} ORDER BY d.classoid, d.objoid, d.objsubid",
         not_ext("d.objoid")
     );

@@ -59,9 +59,13 @@ pub(super) async fn read_foreign_data(conn: &mut PgConnection, cat: &mut Catalog
             .push(Statement::new("foreign server", &name, sql));
     }
 
-    // The roles must exist on the target, as for owners.
+    // The roles must exist on the target, as for owners. A mapping's options are visible only to
+    // a superuser, the mapped user, and (for PUBLIC) the server's owner: any other mapping would
+    // lose them silently, so it is refused.
     let mappings = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(m.usename) END, m.srvname, {opts}
+        "SELECT CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(m.usename) END, m.srvname, {opts},
+                m.umuser = 0 OR m.usename = current_user
+                  OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
          FROM pg_user_mappings m ORDER BY m.srvname, m.usename",
         opts = options_sql("m.umoptions"),
     )))
@@ -70,6 +74,12 @@ pub(super) async fn read_foreign_data(conn: &mut PgConnection, cat: &mut Catalog
     .map_err(|e| catalog_err(e, "user mappings"))?;
     for r in mappings {
         let (user, server): (String, String) = (r.get(0), r.get(1));
+        if !r.get::<bool, _>(3) {
+            cat.unsupported.push(format!(
+                "user mapping for {user} on server {server} (only a superuser or {user} can read its options)"
+            ));
+            continue;
+        }
         cat.pre_data.push(Statement::new(
             "user mapping",
             format!("{user} SERVER {server}"),
