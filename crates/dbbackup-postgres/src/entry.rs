@@ -38,6 +38,11 @@ pub(crate) struct EntryMeta {
     /// The post-data entry of a data-only backup: only the sequence values.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub(crate) sequences_only: bool,
+    /// Data entries: the table's keys and indexes (copies of post-data statements), which a
+    /// restore into a new database may build once every part of the table is loaded; post-data
+    /// then skips them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) indexes: Vec<dbbackup_core::statements::Statement>,
 }
 
 impl EntryMeta {
@@ -53,6 +58,7 @@ impl EntryMeta {
             table: None,
             blocks: None,
             sequences_only: false,
+            indexes: Vec::new(),
         }
     }
 }

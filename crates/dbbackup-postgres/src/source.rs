@@ -371,6 +371,16 @@ impl Snapshot for PgSnapshot {
                             columns: t.columns.clone(),
                         }),
                         blocks: range,
+                        // Only where post-data holds them too (not in data-only backups).
+                        indexes: if self.data_only {
+                            Vec::new()
+                        } else {
+                            self.catalog
+                                .table_indexes
+                                .get(&t.plain())
+                                .cloned()
+                                .unwrap_or_default()
+                        },
                         ..EntryMeta::of(Format::CopyText)
                     };
                     out.push(EntrySpec::new(name, EntryKind::Data, 1).with_meta_of(&meta));

@@ -3,7 +3,9 @@
 //! Into an existing database, the whole restore runs in one transaction on one connection: a
 //! failure (a conflicting object, a corrupt entry, a dropped column with `fail_on_dropped_columns`)
 //! rolls everything back, so nothing is half-applied. Into a database it creates, tables load in
-//! parallel and a failure drops the database again (unless `keep_on_failure`).
+//! parallel, each table's keys and indexes are built as soon as all its rows are in (overlapping
+//! the loading of other tables, on connections of their own), and a failure drops the database
+//! again (unless `keep_on_failure`).
 
 use async_trait::async_trait;
 use dbbackup_core::{
@@ -118,6 +120,11 @@ struct Session {
     target: PgTarget,
     mode: Mode,
     warnings: std::sync::Mutex<Vec<String>>,
+    /// Into a created database: the data entries still to load per table whose keys and indexes
+    /// the backup lists with its rows (`EntryMeta::indexes`).
+    parts_left: std::sync::Mutex<std::collections::HashMap<String, usize>>,
+    /// The post-data statements (kind, name) already run that way.
+    built: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
 }
 
 fn target_err(e: sqlx::Error, what: &str) -> Error {
@@ -187,10 +194,25 @@ impl RestoreTarget for PgTarget {
                 .map_err(|e| target_err(e, "cannot start the restore transaction"))?;
             Mode::Atomic(Mutex::new(Some(c)))
         };
+        let mut parts_left = std::collections::HashMap::new();
+        if matches!(mode, Mode::Parallel { .. }) && !self.data_only {
+            for e in manifest
+                .entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::Data)
+            {
+                let meta = EntryMeta::read(e)?;
+                if let (false, Some(t)) = (meta.indexes.is_empty(), meta.table) {
+                    *parts_left.entry(t.table).or_insert(0) += 1;
+                }
+            }
+        }
         Ok(Box::new(Session {
             target: self.clone(),
             mode,
             warnings: Default::default(),
+            parts_left: std::sync::Mutex::new(parts_left),
+            built: Default::default(),
         }))
     }
 }
@@ -269,6 +291,41 @@ impl Projector {
 }
 
 impl Session {
+    /// Once every part of a table is loaded, builds its keys and indexes, each on a connection
+    /// of its own (several indexes of one table build at once), while other tables still load.
+    async fn index_when_loaded(&self, pool: &PgPool, entry: &EntryRecord) -> Result<()> {
+        let meta = EntryMeta::read(entry)?;
+        let Some(table) = meta.table.as_ref().map(|t| t.table.clone()) else {
+            return Ok(());
+        };
+        let complete = {
+            let mut left = self.parts_left.lock().expect("lock");
+            match left.get_mut(&table) {
+                Some(n) => {
+                    *n = n.saturating_sub(1);
+                    *n == 0
+                }
+                None => false,
+            }
+        };
+        if !complete {
+            return Ok(());
+        }
+        futures::future::try_join_all(meta.indexes.iter().map(|s| async move {
+            let mut c = pool
+                .acquire()
+                .await
+                .map_err(|e| target_err(e, "cannot get a connection"))?;
+            run_statements(&mut c, std::slice::from_ref(s)).await
+        }))
+        .await?;
+        let mut built = self.built.lock().expect("lock");
+        for s in meta.indexes {
+            built.insert((s.kind, s.name));
+        }
+        Ok(())
+    }
+
     async fn load_table(
         &self,
         conn: &mut PgConnection,
@@ -417,6 +474,10 @@ impl Session {
                 if self.target.skip_privileges {
                     stmts.retain(|s| s.kind != "owner" && s.kind != "privileges");
                 }
+                {
+                    let built = self.built.lock().expect("lock");
+                    stmts.retain(|s| !built.contains(&(s.kind.clone(), s.name.clone())));
+                }
                 run_statements(conn, &stmts).await?;
                 Ok(None)
             }
@@ -476,11 +537,17 @@ impl RestoreSession for Session {
                 self.apply(c, entry, data).await
             }
             Mode::Parallel { pool, .. } => {
-                let mut c = pool
-                    .acquire()
-                    .await
-                    .map_err(|e| target_err(e, "cannot get a connection"))?;
-                self.apply(&mut c, entry, data).await
+                let loaded = {
+                    let mut c = pool
+                        .acquire()
+                        .await
+                        .map_err(|e| target_err(e, "cannot get a connection"))?;
+                    self.apply(&mut c, entry, data).await?
+                };
+                if entry.kind == EntryKind::Data && !self.target.data_only {
+                    self.index_when_loaded(pool, entry).await?;
+                }
+                Ok(loaded)
             }
         }
     }

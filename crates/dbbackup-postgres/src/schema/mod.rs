@@ -102,6 +102,10 @@ pub struct Catalog {
     pub unsupported: Vec<String>,
     /// How many large objects the database holds.
     pub large_objects: i64,
+    /// The keys and indexes of each plain table (`schema.table`; not partitioned, not a
+    /// partition), also in post-data: a restore into a new database builds them as soon as the
+    /// table's rows are in, while other tables still load.
+    pub table_indexes: HashMap<String, Vec<Statement>>,
 }
 
 /// Quotes an identifier.

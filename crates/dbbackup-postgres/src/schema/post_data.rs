@@ -19,7 +19,8 @@ pub(super) async fn read_post_data(
     });
     // Primary keys, unique and exclusion constraints (inherited partition copies come with the parent).
     let sql = format!(
-        "SELECT n.nspname, c.relname, co.conname, pg_get_constraintdef(co.oid), co.contype::text, c.relkind::text
+        "SELECT n.nspname, c.relname, co.conname, pg_get_constraintdef(co.oid), co.contype::text, c.relkind::text,
+                c.relispartition
          FROM pg_constraint co JOIN pg_class c ON c.oid = co.conrelid JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE co.contype IN ('p', 'u', 'x', 'f') AND co.conparentid = 0 AND {}
          ORDER BY CASE co.contype WHEN 'p' THEN 0 WHEN 'u' THEN 1 WHEN 'x' THEN 2 ELSE 3 END, co.oid",
@@ -54,12 +55,18 @@ pub(super) async fn read_post_data(
         if kind == "f" {
             fks.push(stmt);
         } else {
+            if relkind == "r" && !r.get::<bool, _>(6) {
+                cat.table_indexes
+                    .entry(format!("{s}.{t}"))
+                    .or_default()
+                    .push(stmt.clone());
+            }
             keys.push(stmt);
         }
     }
     // Indexes that no constraint owns; partition children come from their parent index.
     let sql = format!(
-        "SELECT n.nspname, t.relname, ic.relname, pg_get_indexdef(i.indexrelid), t.relkind::text
+        "SELECT n.nspname, t.relname, ic.relname, pg_get_indexdef(i.indexrelid), t.relkind::text, t.relispartition
          FROM pg_index i JOIN pg_class ic ON ic.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid
          JOIN pg_namespace n ON n.oid = t.relnamespace
          WHERE t.relkind IN ('r', 'p', 'm')
@@ -85,7 +92,14 @@ pub(super) async fn read_post_data(
         } else {
             def
         };
-        indexes.push(Statement::new("index", format!("{s}.{name}"), def));
+        let stmt = Statement::new("index", format!("{s}.{name}"), def);
+        if relkind == "r" && !r.get::<bool, _>(5) {
+            cat.table_indexes
+                .entry(format!("{s}.{t}"))
+                .or_default()
+                .push(stmt.clone());
+        }
+        indexes.push(stmt);
     }
     // Triggers (not internal, not clones on partitions).
     let sql = format!(

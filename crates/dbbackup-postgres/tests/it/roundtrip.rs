@@ -21,6 +21,13 @@ async fn fixture_roundtrip_matches_schema_dump_and_row_checksums() {
     for w in &m.warnings {
         println!("warning: {w}");
     }
+    // A plain table's keys and indexes travel with its rows too, for a restore into a new
+    // database to build them as soon as the rows are in (post-data then skips them).
+    let big = &m.entry("data/public.big").unwrap().meta["indexes"];
+    assert_eq!(big[0]["name"], "public.big.big_pkey", "{big}");
+    let opts = &m.entry("data/public.opts").unwrap().meta["indexes"];
+    assert_eq!(opts.as_array().map(Vec::len), Some(2), "{opts}");
+    assert!(m.entry("data/public.measurements_2025").unwrap().meta["indexes"].is_null());
     let dst = TestDb::reserve("dst");
     Restore::builder()
         .sink(Arc::new(sink))
