@@ -4,6 +4,7 @@
 
 mod behaviour;
 mod dump;
+mod extensions;
 mod migrate;
 mod privileges;
 mod roundtrip;
