@@ -96,6 +96,10 @@ pub(super) async fn read_comments(
            AND NOT (d.classoid = 'pg_extension'::regclass AND d.description IS NOT DISTINCT FROM
                     (SELECT a.comment FROM pg_available_extensions a JOIN pg_extension e ON e.extname = a.name
                      WHERE e.oid = d.objoid))
+           -- Before PostgreSQL 15 every database's public schema carries this comment from
+           -- template0, and only its owner (the bootstrap superuser) may set it: pg_dump skips it.
+           AND NOT (d.classoid = 'pg_namespace'::regclass AND d.description = 'standard public schema'
+                    AND (SELECT nspname FROM pg_namespace WHERE oid = d.objoid) = 'public')
            AND {} ORDER BY d.classoid, d.objoid, d.objsubid",
         not_ext("d.objoid")
     );

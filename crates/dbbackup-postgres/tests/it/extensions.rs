@@ -73,8 +73,9 @@ async fn an_extension_heavy_schema_restores_exactly() {
         CREATE VIEW pivot AS
             SELECT * FROM crosstab('SELECT room % 3, room % 2, count(*)::int FROM places GROUP BY 1, 2 ORDER BY 1, 2')
                 AS ct(r int, even int, odd int);
+        -- PostgreSQL 17 refreshes materialized views with search_path = pg_catalog, pg_temp.
         CREATE FUNCTION place_digest(p places) RETURNS text LANGUAGE sql STABLE
-            AS $$ SELECT encode(digest(p.name::text, 'sha256'), 'hex') $$;
+            AS $$ SELECT encode(public.digest(p.name::text, 'sha256'), 'hex') $$;
         CREATE MATERIALIZED VIEW digests AS SELECT id, place_digest(p) AS d FROM places p;
         "#,
     )

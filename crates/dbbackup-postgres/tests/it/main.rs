@@ -234,6 +234,23 @@ pub(crate) fn schema_dump_with(db: &TestDb, privileges: bool) -> String {
         .join("\n")
 }
 
+/// Two schema dumps are equal, or the first line that differs is shown.
+pub(crate) fn assert_same_schema(source: &str, restored: &str) {
+    if source == restored {
+        return;
+    }
+    for (i, (x, y)) in source.lines().zip(restored.lines()).enumerate() {
+        if x != y {
+            panic!("schema differs at line {i}:\n  source:   {x}\n  restored: {y}");
+        }
+    }
+    panic!(
+        "schema differs in length: {} vs {} lines",
+        source.lines().count(),
+        restored.lines().count()
+    );
+}
+
 /// An order-independent checksum of every row of every user table.
 pub(crate) async fn data_checksums(db: &TestDb) -> Vec<(String, i64, String)> {
     let mut c = db.conn().await;

@@ -44,20 +44,7 @@ async fn fixture_roundtrip_matches_schema_dump_and_row_checksums() {
         a.lines().count() > 150,
         "the schema dump looks too small:\n{a}"
     );
-    if a != b {
-        let al: Vec<&str> = a.lines().collect();
-        let bl: Vec<&str> = b.lines().collect();
-        for (i, (x, y)) in al.iter().zip(bl.iter()).enumerate() {
-            if x != y {
-                panic!("schema differs at line {i}:\n  source:   {x}\n  restored: {y}");
-            }
-        }
-        panic!(
-            "schema differs in length: {} vs {} lines",
-            al.len(),
-            bl.len()
-        );
-    }
+    assert_same_schema(&a, &b);
     let sums = data_checksums(&src).await;
     assert!(
         sums.len() >= 12
