@@ -22,7 +22,7 @@ pub(super) async fn read_aggregates(
                 a.agginitval, {mtransfn}, {minvtransfn},
                 CASE WHEN a.aggmtranstype <> 0 THEN format_type(a.aggmtranstype, NULL) END, a.aggmtransspace,
                 {mfinalfn}, a.aggmfinalextra, a.aggmfinalmodify::text, a.aggminitval,
-                CASE WHEN a.aggsortop <> 0 THEN {sortop} END, p.proparallel::text
+                CASE WHEN a.aggsortop <> 0 THEN {sortop} END, p.proparallel::text, p.oid::int8
          FROM pg_aggregate a JOIN pg_proc p ON p.oid = a.aggfnoid JOIN pg_namespace n ON n.oid = p.pronamespace
          WHERE {not_ext} ORDER BY p.oid",
         transfn = f("aggtransfn"),
@@ -118,15 +118,18 @@ pub(super) async fn read_aggregates(
         } else {
             args
         };
-        cat.pre_data.push(Statement::new(
-            "aggregate",
-            format!("{s}.{n}({identity})"),
-            format!(
-                "CREATE AGGREGATE {}({args}) ({})",
-                q(&s, &n),
-                opts.join(", ")
+        cat.pre(
+            Statement::new(
+                "aggregate",
+                format!("{s}.{n}({identity})"),
+                format!(
+                    "CREATE AGGREGATE {}({args}) ({})",
+                    q(&s, &n),
+                    opts.join(", ")
+                ),
             ),
-        ));
+            [Obj::new("pg_proc", r.get(25))],
+        );
     }
     Ok(())
 }

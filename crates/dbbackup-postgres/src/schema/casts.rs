@@ -8,7 +8,8 @@ pub(super) async fn read_casts(conn: &mut PgConnection, cat: &mut Catalog) -> Re
         "SELECT format_type(c.castsource, NULL), format_type(c.casttarget, NULL), c.castmethod::text,
                 c.castcontext::text,
                 (SELECT quote_ident(n.nspname) || '.' || quote_ident(p.proname) || '(' || pg_get_function_identity_arguments(p.oid) || ')'
-                   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = c.castfunc)
+                   FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE p.oid = c.castfunc),
+                c.oid::int8
          FROM pg_cast c
          WHERE c.oid >= 16384 AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype IN ('e', 'i'))
          ORDER BY 1, 2",
@@ -29,11 +30,14 @@ pub(super) async fn read_casts(conn: &mut PgConnection, cat: &mut Catalog) -> Re
             "i" => " AS IMPLICIT",
             _ => "",
         };
-        cat.pre_data.push(Statement::new(
-            "cast",
-            format!("{source} AS {target}"),
-            format!("CREATE CAST ({source} AS {target}) {how}{context}"),
-        ));
+        cat.pre(
+            Statement::new(
+                "cast",
+                format!("{source} AS {target}"),
+                format!("CREATE CAST ({source} AS {target}) {how}{context}"),
+            ),
+            [Obj::new("pg_cast", r.get(5))],
+        );
     }
     Ok(())
 }

@@ -22,7 +22,7 @@ pub(super) async fn read_collations(
     };
     let sql = format!(
         "SELECT n.nspname, c.collname, c.collprovider::text, c.collisdeterministic,
-                c.collcollate, c.collctype, {locale}, {rules}
+                c.collcollate, c.collctype, {locale}, {rules}, c.oid::int8
          FROM pg_collation c JOIN pg_namespace n ON n.oid = c.collnamespace
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND {}
          ORDER BY n.nspname, c.collname",
@@ -73,11 +73,14 @@ pub(super) async fn read_collations(
         if let Some(rules) = rules {
             opts.push(format!("rules = {}", literal(&rules)));
         }
-        cat.pre_data.push(Statement::new(
-            "collation",
-            format!("{s}.{n}"),
-            format!("CREATE COLLATION {} ({})", q(&s, &n), opts.join(", ")),
-        ));
+        cat.pre(
+            Statement::new(
+                "collation",
+                format!("{s}.{n}"),
+                format!("CREATE COLLATION {} ({})", q(&s, &n), opts.join(", ")),
+            ),
+            [Obj::new("pg_collation", r.get(8))],
+        );
     }
     Ok(())
 }
@@ -90,7 +93,7 @@ pub(super) async fn read_conversions(
 ) -> Result<()> {
     let sql = format!(
         "SELECT n.nspname, c.conname, c.condefault, pg_encoding_to_char(c.conforencoding),
-                pg_encoding_to_char(c.contoencoding), {func}
+                pg_encoding_to_char(c.contoencoding), {func}, c.oid::int8
          FROM pg_conversion c JOIN pg_namespace n ON n.oid = c.connamespace
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND {not_ext} ORDER BY c.oid",
         func = qproc("c.conproc"),
@@ -106,17 +109,20 @@ pub(super) async fn read_conversions(
         if !in_schema(&s) {
             continue;
         }
-        cat.pre_data.push(Statement::new(
-            "conversion",
-            format!("{s}.{n}"),
-            format!(
-                "CREATE {}CONVERSION {} FOR {} TO {} FROM {func}",
-                if default { "DEFAULT " } else { "" },
-                q(&s, &n),
-                literal(&from),
-                literal(&to)
+        cat.pre(
+            Statement::new(
+                "conversion",
+                format!("{s}.{n}"),
+                format!(
+                    "CREATE {}CONVERSION {} FOR {} TO {} FROM {func}",
+                    if default { "DEFAULT " } else { "" },
+                    q(&s, &n),
+                    literal(&from),
+                    literal(&to)
+                ),
             ),
-        ));
+            [Obj::new("pg_conversion", r.get(6))],
+        );
     }
     Ok(())
 }

@@ -7,7 +7,7 @@ use super::*;
 pub(super) async fn read_foreign_data(conn: &mut PgConnection, cat: &mut Catalog) -> Result<()> {
     let wrappers = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT w.fdwname, CASE WHEN w.fdwhandler <> 0 THEN {handler} END,
-                CASE WHEN w.fdwvalidator <> 0 THEN {validator} END, {opts}
+                CASE WHEN w.fdwvalidator <> 0 THEN {validator} END, {opts}, w.oid::int8
          FROM pg_foreign_data_wrapper w WHERE {not_ext} ORDER BY w.oid",
         handler = qproc("w.fdwhandler"),
         validator = qproc("w.fdwvalidator"),
@@ -27,12 +27,14 @@ pub(super) async fn read_foreign_data(conn: &mut PgConnection, cat: &mut Catalog
             sql.push_str(&format!(" VALIDATOR {v}"));
         }
         sql.push_str(&options_clause(r.get(3)));
-        cat.pre_data
-            .push(Statement::new("foreign data wrapper", &name, sql));
+        cat.pre(
+            Statement::new("foreign data wrapper", &name, sql),
+            [Obj::new("pg_foreign_data_wrapper", r.get(4))],
+        );
     }
 
     let servers = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT s.srvname, s.srvtype, s.srvversion, w.fdwname, {opts}
+        "SELECT s.srvname, s.srvtype, s.srvversion, w.fdwname, {opts}, s.oid::int8
          FROM pg_foreign_server s JOIN pg_foreign_data_wrapper w ON w.oid = s.srvfdw
          WHERE {not_ext} ORDER BY s.oid",
         opts = options_sql("s.srvoptions"),
@@ -55,8 +57,10 @@ pub(super) async fn read_foreign_data(conn: &mut PgConnection, cat: &mut Catalog
             ident(&r.get::<String, _>(3))
         ));
         sql.push_str(&options_clause(r.get(4)));
-        cat.pre_data
-            .push(Statement::new("foreign server", &name, sql));
+        cat.pre(
+            Statement::new("foreign server", &name, sql),
+            [Obj::new("pg_foreign_server", r.get(5))],
+        );
     }
 
     // The roles must exist on the target, as for owners. A mapping's options are visible only to
@@ -65,7 +69,8 @@ pub(super) async fn read_foreign_data(conn: &mut PgConnection, cat: &mut Catalog
     let mappings = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT CASE WHEN m.umuser = 0 THEN 'PUBLIC' ELSE quote_ident(m.usename) END, m.srvname, {opts},
                 m.umuser = 0 OR m.usename = current_user
-                  OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user)
+                  OR (SELECT rolsuper FROM pg_roles WHERE rolname = current_user),
+                m.umid::int8
          FROM pg_user_mappings m ORDER BY m.srvname, m.usename",
         opts = options_sql("m.umoptions"),
     )))
@@ -80,15 +85,18 @@ pub(super) async fn read_foreign_data(conn: &mut PgConnection, cat: &mut Catalog
             ));
             continue;
         }
-        cat.pre_data.push(Statement::new(
-            "user mapping",
-            format!("{user} SERVER {server}"),
-            format!(
-                "CREATE USER MAPPING FOR {user} SERVER {}{}",
-                ident(&server),
-                options_clause(r.get(2))
+        cat.pre(
+            Statement::new(
+                "user mapping",
+                format!("{user} SERVER {server}"),
+                format!(
+                    "CREATE USER MAPPING FOR {user} SERVER {}{}",
+                    ident(&server),
+                    options_clause(r.get(2))
+                ),
             ),
-        ));
+            [Obj::new("pg_user_mapping", r.get(4))],
+        );
     }
     Ok(())
 }

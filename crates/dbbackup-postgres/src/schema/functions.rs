@@ -6,6 +6,7 @@ use super::*;
 
 pub(super) struct Function {
     pub(super) stmt: Statement,
+    pub(super) obj: Obj,
     /// Needs tables (row-type arguments/results, a pre-parsed `BEGIN ATOMIC` body) or a language
     /// of ours first.
     pub(super) late: bool,
@@ -39,11 +40,13 @@ pub(super) async fn read_functions(
     {
         let (s, n, def, late, args): (String, String, String, bool, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
-        if !in_schema(&s) || written.contains(&r.get::<i64, _>(5)) {
+        let oid: i64 = r.get(5);
+        if !in_schema(&s) || written.contains(&oid) {
             continue;
         }
         out.push(Function {
             stmt: Statement::new("function", format!("{s}.{n}({args})"), def),
+            obj: Obj::new("pg_proc", oid),
             late,
         });
     }

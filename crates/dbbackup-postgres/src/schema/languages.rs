@@ -7,7 +7,7 @@ use super::*;
 pub(super) async fn read_languages(conn: &mut PgConnection, cat: &mut Catalog) -> Result<()> {
     let sql = format!(
         "SELECT l.lanname, l.lanpltrusted, {handler}, CASE WHEN l.laninline <> 0 THEN {inline} END,
-                CASE WHEN l.lanvalidator <> 0 THEN {validator} END
+                CASE WHEN l.lanvalidator <> 0 THEN {validator} END, l.oid::int8
          FROM pg_language l WHERE l.lanispl AND l.oid >= 16384 AND {not_ext} ORDER BY l.oid",
         handler = qproc("l.lanplcallfoid"),
         inline = qproc("l.laninline"),
@@ -31,8 +31,10 @@ pub(super) async fn read_languages(conn: &mut PgConnection, cat: &mut Catalog) -
         if let Some(v) = r.get::<Option<String>, _>(4) {
             sql.push_str(&format!(" VALIDATOR {v}"));
         }
-        cat.pre_data
-            .push(Statement::new("procedural language", &name, sql));
+        cat.pre(
+            Statement::new("procedural language", &name, sql),
+            [Obj::new("pg_language", r.get(5))],
+        );
     }
     Ok(())
 }
@@ -40,7 +42,7 @@ pub(super) async fn read_languages(conn: &mut PgConnection, cat: &mut Catalog) -
 pub(super) async fn read_transforms(conn: &mut PgConnection, cat: &mut Catalog) -> Result<()> {
     let sql = format!(
         "SELECT format_type(t.trftype, NULL), l.lanname,
-                CASE WHEN t.trffromsql <> 0 THEN {from} END, CASE WHEN t.trftosql <> 0 THEN {to} END
+                CASE WHEN t.trffromsql <> 0 THEN {from} END, CASE WHEN t.trftosql <> 0 THEN {to} END, t.oid::int8
          FROM pg_transform t JOIN pg_language l ON l.oid = t.trflang WHERE {not_ext} ORDER BY t.oid",
         from = qproc_sig("t.trffromsql"),
         to = qproc_sig("t.trftosql"),
@@ -59,15 +61,18 @@ pub(super) async fn read_transforms(conn: &mut PgConnection, cat: &mut Catalog) 
         if let Some(t) = r.get::<Option<String>, _>(3) {
             parts.push(format!("TO SQL WITH FUNCTION {t}"));
         }
-        cat.pre_data.push(Statement::new(
-            "transform",
-            format!("FOR {ty} LANGUAGE {lang}"),
-            format!(
-                "CREATE TRANSFORM FOR {ty} LANGUAGE {} ({})",
-                ident(&lang),
-                parts.join(", ")
+        cat.pre(
+            Statement::new(
+                "transform",
+                format!("FOR {ty} LANGUAGE {lang}"),
+                format!(
+                    "CREATE TRANSFORM FOR {ty} LANGUAGE {} ({})",
+                    ident(&lang),
+                    parts.join(", ")
+                ),
             ),
-        ));
+            [Obj::new("pg_transform", r.get(4))],
+        );
     }
     Ok(())
 }

@@ -26,6 +26,7 @@ mod functions;
 mod languages;
 mod large_objects;
 mod operators;
+mod order;
 mod policies;
 mod post_data;
 mod privileges;
@@ -47,6 +48,7 @@ use functions::read_functions;
 use languages::{read_languages, read_transforms};
 use large_objects::read_large_object_owners;
 use operators::{read_access_methods, read_operator_classes, read_operators};
+use order::{sort_pre_data, Obj, Placed, SHELL_TYPE};
 use policies::read_policies;
 use post_data::read_post_data;
 use privileges::read_privileges;
@@ -106,6 +108,8 @@ pub struct Catalog {
     /// partition), also in post-data: a restore into a new database builds them as soon as the
     /// table's rows are in, while other tables still load.
     pub table_indexes: HashMap<String, Vec<Statement>>,
+    /// What each pre-data statement creates and needs, for [`order`].
+    pre_placed: Vec<Placed>,
 }
 
 /// Quotes an identifier.
@@ -214,29 +218,35 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     .collect();
     let schema_set: BTreeSet<String> = schemas.iter().map(|(_, s)| s.clone()).collect();
     let in_schema = |s: &str| schema_set.contains(s);
-    for (_, s) in &schemas {
-        cat.pre_data.push(Statement::new(
-            "schema",
-            s,
-            format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)),
-        ));
+    for (oid, s) in &schemas {
+        cat.pre(
+            Statement::new(
+                "schema",
+                s,
+                format!("CREATE SCHEMA IF NOT EXISTS {}", ident(s)),
+            ),
+            [Obj::new("pg_namespace", i64::from(*oid))],
+        );
     }
 
     // Extensions.
     for r in rows(
         conn,
-        "SELECT e.extname, n.nspname FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
+        "SELECT e.extname, n.nspname, e.oid::int8 FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
          WHERE e.extname <> 'plpgsql' ORDER BY e.oid",
         "extensions",
     )
     .await?
     {
         let (name, schema): (String, String) = (r.get(0), r.get(1));
-        cat.pre_data.push(Statement::new(
-            "extension",
-            &name,
-            format!("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}", ident(&name), ident(&schema)),
-        ));
+        cat.pre(
+            Statement::new(
+                "extension",
+                &name,
+                format!("CREATE EXTENSION IF NOT EXISTS {} WITH SCHEMA {}", ident(&name), ident(&schema)),
+            ),
+            [Obj::new("pg_extension", r.get(2))],
+        );
     }
 
     read_collations(conn, &mut cat, &in_schema, major).await?;
@@ -246,7 +256,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     let functions = read_functions(conn, &in_schema, &written).await?;
     let (early, late): (Vec<_>, Vec<_>) = functions.into_iter().partition(|f| !f.late);
     for f in early {
-        cat.pre_data.push(f.stmt);
+        cat.pre(f.stmt, [f.obj]);
     }
     read_access_methods(conn, &mut cat).await?;
     read_languages(conn, &mut cat).await?;
@@ -255,7 +265,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     read_foreign_data(conn, &mut cat).await?;
     read_tables(conn, &mut cat, filter, &in_schema).await?;
     for f in late {
-        cat.pre_data.push(f.stmt);
+        cat.pre(f.stmt, [f.obj]);
     }
     read_operators(conn, &mut cat, &in_schema).await?;
     read_aggregates(conn, &mut cat, &in_schema).await?;
@@ -263,6 +273,7 @@ pub async fn read(conn: &mut PgConnection, filter: &Filter, privileges: bool) ->
     read_operator_classes(conn, &mut cat, &in_schema).await?;
     read_views(conn, &mut cat, &in_schema).await?;
     read_casts(conn, &mut cat).await?;
+    sort_pre_data(conn, &mut cat).await?;
     read_post_data(conn, &mut cat, filter, &in_schema).await?;
     read_policies(conn, &mut cat, filter, &in_schema).await?;
     read_rules(conn, &mut cat, filter, &in_schema).await?;

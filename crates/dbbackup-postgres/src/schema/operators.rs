@@ -21,7 +21,7 @@ pub(super) async fn read_operators(
                 CASE WHEN o.oprright <> 0 THEN format_type(o.oprright, NULL) END,
                 {code}, CASE WHEN o.oprcom <> 0 THEN {com} END, CASE WHEN o.oprnegate <> 0 THEN {neg} END,
                 CASE WHEN o.oprrest <> 0 THEN {rest} END, CASE WHEN o.oprjoin <> 0 THEN {join} END,
-                o.oprcanhash, o.oprcanmerge
+                o.oprcanhash, o.oprcanmerge, o.oid::int8
          FROM pg_operator o JOIN pg_namespace n ON n.oid = o.oprnamespace
          WHERE n.nspname NOT IN ('pg_catalog', 'information_schema') AND o.oprcode <> 0 AND {not_ext}
          ORDER BY o.oid",
@@ -60,11 +60,14 @@ pub(super) async fn read_operators(
         if r.get::<bool, _>(11) {
             opts.push("MERGES".into());
         }
-        cat.pre_data.push(Statement::new(
-            "operator",
-            sig,
-            format!("CREATE OPERATOR {name} ({})", opts.join(", ")),
-        ));
+        cat.pre(
+            Statement::new(
+                "operator",
+                sig,
+                format!("CREATE OPERATOR {name} ({})", opts.join(", ")),
+            ),
+            [Obj::new("pg_operator", r.get(12))],
+        );
     }
     Ok(())
 }
@@ -72,7 +75,7 @@ pub(super) async fn read_operators(
 /// Access methods, before the tables and operator classes that use them.
 pub(super) async fn read_access_methods(conn: &mut PgConnection, cat: &mut Catalog) -> Result<()> {
     let sql = format!(
-        "SELECT a.amname, a.amtype::text, {handler} FROM pg_am a
+        "SELECT a.amname, a.amtype::text, {handler}, a.oid::int8 FROM pg_am a
          WHERE a.oid >= 16384 AND {not_ext} ORDER BY a.amname",
         handler = qproc("a.amhandler"),
         not_ext = not_ext("a.oid"),
@@ -84,14 +87,17 @@ pub(super) async fn read_access_methods(conn: &mut PgConnection, cat: &mut Catal
     {
         let (name, kind, handler): (String, String, String) = (r.get(0), r.get(1), r.get(2));
         let kind = if kind == "t" { "TABLE" } else { "INDEX" };
-        cat.pre_data.push(Statement::new(
-            "access method",
-            &name,
-            format!(
-                "CREATE ACCESS METHOD {} TYPE {kind} HANDLER {handler}",
-                ident(&name)
+        cat.pre(
+            Statement::new(
+                "access method",
+                &name,
+                format!(
+                    "CREATE ACCESS METHOD {} TYPE {kind} HANDLER {handler}",
+                    ident(&name)
+                ),
             ),
-        ));
+            [Obj::new("pg_am", r.get(3))],
+        );
     }
     Ok(())
 }
@@ -155,17 +161,23 @@ pub(super) async fn read_operator_classes(
             continue;
         }
         let name = format!("{} USING {}", q(&s, &n), ident(&am));
-        cat.pre_data.push(Statement::new(
-            "operator family",
-            format!("{s}.{n} USING {am}"),
-            format!("CREATE OPERATOR FAMILY {name}"),
-        ));
+        cat.pre(
+            Statement::new(
+                "operator family",
+                format!("{s}.{n} USING {am}"),
+                format!("CREATE OPERATOR FAMILY {name}"),
+            ),
+            [Obj::new("pg_opfamily", oid)],
+        );
         let items = members(conn, "pg_opfamily", oid, "a").await?;
         if !items.is_empty() {
-            loose.push(Statement::new(
-                "operator family members",
-                format!("{s}.{n} USING {am}"),
-                format!("ALTER OPERATOR FAMILY {name} ADD {}", items.join(", ")),
+            loose.push((
+                Statement::new(
+                    "operator family members",
+                    format!("{s}.{n} USING {am}"),
+                    format!("ALTER OPERATOR FAMILY {name} ADD {}", items.join(", ")),
+                ),
+                Obj::new("pg_opfamily", oid),
             ));
         }
     }
@@ -210,18 +222,24 @@ pub(super) async fn read_operator_classes(
             // `AS` needs one item; the input type as storage is the default and changes nothing.
             items.push(format!("STORAGE {intype}"));
         }
-        cat.pre_data.push(Statement::new(
-            "operator class",
-            format!("{s}.{n} USING {am}"),
-            format!(
-                "CREATE OPERATOR CLASS {} {}FOR TYPE {intype} USING {} FAMILY {family} AS {}",
-                q(&s, &n),
-                if default { "DEFAULT " } else { "" },
-                ident(&am),
-                items.join(", ")
+        cat.pre(
+            Statement::new(
+                "operator class",
+                format!("{s}.{n} USING {am}"),
+                format!(
+                    "CREATE OPERATOR CLASS {} {}FOR TYPE {intype} USING {} FAMILY {family} AS {}",
+                    q(&s, &n),
+                    if default { "DEFAULT " } else { "" },
+                    ident(&am),
+                    items.join(", ")
+                ),
             ),
-        ));
+            [Obj::new("pg_opclass", oid)],
+        );
     }
-    cat.pre_data.extend(loose);
+    // What the members need is the family's (they are its parts); they need the family.
+    for (stmt, family) in loose {
+        cat.pre_after(stmt, [], [family]);
+    }
     Ok(())
 }

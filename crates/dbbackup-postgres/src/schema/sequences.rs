@@ -10,7 +10,7 @@ pub(super) async fn read_sequences(
     // Sequences behind identity columns are created with their table.
     let sql = format!(
         "SELECT s.schemaname::text, s.sequencename::text, s.data_type::regtype::text, s.start_value, s.min_value,
-                s.max_value, s.increment_by, s.cycle, s.cache_size, s.last_value
+                s.max_value, s.increment_by, s.cycle, s.cache_size, s.last_value, c.oid::int8
          FROM pg_sequences s
          JOIN pg_class c ON c.relname = s.sequencename JOIN pg_namespace n ON n.oid = c.relnamespace AND n.nspname = s.schemaname
          WHERE NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = c.oid AND d.deptype = 'i')
@@ -35,7 +35,7 @@ pub(super) async fn read_sequences(
             r.get(7),
             r.get(8),
         );
-        cat.pre_data.push(Statement::new(
+        cat.pre(Statement::new(
             "sequence",
             format!("{s}.{n}"),
             format!(
@@ -43,7 +43,7 @@ pub(super) async fn read_sequences(
                 q(&s, &n),
                 if cycle { " CYCLE" } else { " NO CYCLE" }
             ),
-        ));
+        ), [Obj::new("pg_class", r.get(10))]);
         let last: Option<i64> = r.get(9);
         let (value, called) = match last {
             Some(v) => (v, true),

@@ -67,7 +67,12 @@ pub(super) async fn read_tables(
                          THEN (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname) FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace WHERE co.oid = a.attcollation) END,
                     pg_get_serial_sequence(quote_ident($2) || '.' || quote_ident($3), a.attname),
                     array_to_string(ARRAY(SELECT quote_ident(option_name) || ' ' || quote_literal(option_value)
-                                          FROM pg_options_to_table(a.attfdwoptions)), ', ')
+                                          FROM pg_options_to_table(a.attfdwoptions)), ', '),
+                    a.attgenerated <> '' AND a.attinhcount > 0 AND pg_get_expr(ad.adbin, ad.adrelid) IS NOT DISTINCT FROM
+                      (SELECT pg_get_expr(pad.adbin, pad.adrelid) FROM pg_inherits i
+                       JOIN pg_attribute pa ON pa.attrelid = i.inhparent AND pa.attname = a.attname AND pa.attgenerated <> ''
+                       JOIN pg_attrdef pad ON pad.adrelid = pa.attrelid AND pad.adnum = pa.attnum
+                       WHERE i.inhrelid = a.attrelid ORDER BY i.inhseqno LIMIT 1)
              FROM pg_attribute a LEFT JOIN pg_attrdef ad ON ad.adrelid = a.attrelid AND ad.adnum = a.attnum
              WHERE a.attrelid = $1::int8::oid AND a.attnum > 0 AND NOT a.attisdropped ORDER BY a.attnum",
         )
@@ -110,11 +115,15 @@ pub(super) async fn read_tables(
             if let Some(coll) = c.get::<Option<String>, _>(7) {
                 d.push_str(&format!(" COLLATE {coll}"));
             }
+            // A local column that is also inherited takes the parent's generation expression
+            // (and may not repeat it before PostgreSQL 16), as pg_dump writes it.
             if generated == "s" {
-                d.push_str(&format!(
-                    " GENERATED ALWAYS AS ({}) STORED",
-                    default.clone().unwrap_or_default()
-                ));
+                if !c.get::<bool, _>(10) {
+                    d.push_str(&format!(
+                        " GENERATED ALWAYS AS ({}) STORED",
+                        default.clone().unwrap_or_default()
+                    ));
+                }
             } else if !identity.is_empty() {
                 let seq: Option<String> = c.get(8);
                 let how = if identity == "a" {
@@ -137,9 +146,15 @@ pub(super) async fn read_tables(
             }
             defs.push(d);
         }
-        // Local CHECK constraints go inline; NOT VALID ones are added after the data.
+        // Local CHECK constraints go inline; NOT VALID ones are added after the data; one that
+        // calls a function of ours comes after the table, since the function may need the
+        // table's row type (pg_dump's separate CHECK constraint).
+        let mut split = Vec::new();
         let checks = sqlx::query(
-            "SELECT conname, pg_get_constraintdef(oid), convalidated FROM pg_constraint
+            "SELECT conname, pg_get_constraintdef(oid), convalidated, oid::int8,
+                    EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_constraint'::regclass AND d.objid = pg_constraint.oid
+                              AND d.refclassid = 'pg_proc'::regclass AND d.refobjid >= 16384)
+             FROM pg_constraint
              WHERE conrelid = $1::int8::oid AND contype = 'c' AND conislocal ORDER BY conname",
         )
         .bind(oid)
@@ -148,7 +163,20 @@ pub(super) async fn read_tables(
         .map_err(|e| catalog_err(e, "check constraints"))?;
         for c in checks {
             let (cname, def, valid): (String, String, bool) = (c.get(0), c.get(1), c.get(2));
-            if valid {
+            if valid && c.get::<bool, _>(4) {
+                split.push((
+                    Statement::new(
+                        "check constraint",
+                        format!("{s}.{n}.{cname}"),
+                        format!(
+                            "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                            q(&s, &n),
+                            ident(&cname)
+                        ),
+                    ),
+                    c.get::<i64, _>(3),
+                ));
+            } else if valid {
                 defs.push(format!("CONSTRAINT {} {def}", ident(&cname)));
             } else {
                 cat.post_data.push(Statement::new(
@@ -197,8 +225,17 @@ pub(super) async fn read_tables(
             sql.push_str(&format!(" SERVER {server}{}", options_clause(r.get(15))));
         }
         let what = if foreign { "foreign table" } else { "table" };
-        cat.pre_data
-            .push(Statement::new(what, format!("{s}.{n}"), sql));
+        cat.pre(
+            Statement::new(what, format!("{s}.{n}"), sql),
+            [Obj::new("pg_class", oid)],
+        );
+        for (stmt, constraint) in split {
+            cat.pre_after(
+                stmt,
+                [Obj::new("pg_constraint", constraint)],
+                [Obj::new("pg_class", oid)],
+            );
+        }
         // Identity sequences: set after the data (last value as of the snapshot).
         for c in &cols {
             let identity: String = c.get(4);

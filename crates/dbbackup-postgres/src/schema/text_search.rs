@@ -17,7 +17,7 @@ pub(super) async fn read_text_search(
     let user = "n.nspname NOT IN ('pg_catalog', 'information_schema')";
     let parsers = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT n.nspname, {name}, {start}, {token}, {end}, {lextypes},
-                CASE WHEN p.prsheadline <> 0 THEN {headline} END
+                CASE WHEN p.prsheadline <> 0 THEN {headline} END, p.oid::int8
          FROM pg_ts_parser p JOIN pg_namespace n ON n.oid = p.prsnamespace
          WHERE {user} AND {not_ext} ORDER BY p.oid",
         name = qname("n.nspname", "p.prsname"),
@@ -46,15 +46,18 @@ pub(super) async fn read_text_search(
         if let Some(h) = r.get::<Option<String>, _>(6) {
             opts.push_str(&format!(", HEADLINE = {h}"));
         }
-        cat.pre_data.push(Statement::new(
-            "text search parser",
-            &name,
-            format!("CREATE TEXT SEARCH PARSER {name} ({opts})"),
-        ));
+        cat.pre(
+            Statement::new(
+                "text search parser",
+                &name,
+                format!("CREATE TEXT SEARCH PARSER {name} ({opts})"),
+            ),
+            [Obj::new("pg_ts_parser", r.get(7))],
+        );
     }
 
     let templates = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT n.nspname, {name}, CASE WHEN t.tmplinit <> 0 THEN {init} END, {lexize}
+        "SELECT n.nspname, {name}, CASE WHEN t.tmplinit <> 0 THEN {init} END, {lexize}, t.oid::int8
          FROM pg_ts_template t JOIN pg_namespace n ON n.oid = t.tmplnamespace
          WHERE {user} AND {not_ext} ORDER BY t.oid",
         name = qname("n.nspname", "t.tmplname"),
@@ -75,16 +78,19 @@ pub(super) async fn read_text_search(
             opts.push(format!("INIT = {init}"));
         }
         opts.push(format!("LEXIZE = {}", r.get::<String, _>(3)));
-        cat.pre_data.push(Statement::new(
-            "text search template",
-            &name,
-            format!("CREATE TEXT SEARCH TEMPLATE {name} ({})", opts.join(", ")),
-        ));
+        cat.pre(
+            Statement::new(
+                "text search template",
+                &name,
+                format!("CREATE TEXT SEARCH TEMPLATE {name} ({})", opts.join(", ")),
+            ),
+            [Obj::new("pg_ts_template", r.get(4))],
+        );
     }
 
     let dictionaries = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT n.nspname, {name}, (SELECT {tmpl} FROM pg_ts_template t JOIN pg_namespace tn ON tn.oid = t.tmplnamespace
-                                     WHERE t.oid = d.dicttemplate), d.dictinitoption
+                                     WHERE t.oid = d.dicttemplate), d.dictinitoption, d.oid::int8
          FROM pg_ts_dict d JOIN pg_namespace n ON n.oid = d.dictnamespace
          WHERE {user} AND {not_ext} ORDER BY d.oid",
         name = qname("n.nspname", "d.dictname"),
@@ -103,11 +109,14 @@ pub(super) async fn read_text_search(
         if let Some(init) = r.get::<Option<String>, _>(3).filter(|i| !i.is_empty()) {
             opts.push_str(&format!(", {init}"));
         }
-        cat.pre_data.push(Statement::new(
-            "text search dictionary",
-            &name,
-            format!("CREATE TEXT SEARCH DICTIONARY {name} ({opts})"),
-        ));
+        cat.pre(
+            Statement::new(
+                "text search dictionary",
+                &name,
+                format!("CREATE TEXT SEARCH DICTIONARY {name} ({opts})"),
+            ),
+            [Obj::new("pg_ts_dict", r.get(4))],
+        );
     }
 
     let configs = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -129,11 +138,14 @@ pub(super) async fn read_text_search(
         if !in_schema(&s) {
             continue;
         }
-        cat.pre_data.push(Statement::new(
-            "text search configuration",
-            &name,
-            format!("CREATE TEXT SEARCH CONFIGURATION {name} (PARSER = {parser})"),
-        ));
+        cat.pre(
+            Statement::new(
+                "text search configuration",
+                &name,
+                format!("CREATE TEXT SEARCH CONFIGURATION {name} (PARSER = {parser})"),
+            ),
+            [Obj::new("pg_ts_config", oid)],
+        );
         let sql = format!(
             "SELECT (SELECT t.alias FROM ts_token_type($2::int8::oid) t WHERE t.tokid = m.maptokentype),
                     string_agg((SELECT {dict} FROM pg_ts_dict d JOIN pg_namespace dn ON dn.oid = d.dictnamespace WHERE d.oid = m.mapdict),
@@ -150,14 +162,18 @@ pub(super) async fn read_text_search(
             .map_err(|e| catalog_err(e, "text search configuration mappings"))?
         {
             let (token, dicts): (String, String) = (m.get(0), m.get(1));
-            cat.pre_data.push(Statement::new(
-                "text search mapping",
-                format!("{name} {token}"),
-                format!(
-                    "ALTER TEXT SEARCH CONFIGURATION {name} ADD MAPPING FOR {} WITH {dicts}",
-                    ident(&token)
+            cat.pre_after(
+                Statement::new(
+                    "text search mapping",
+                    format!("{name} {token}"),
+                    format!(
+                        "ALTER TEXT SEARCH CONFIGURATION {name} ADD MAPPING FOR {} WITH {dicts}",
+                        ident(&token)
+                    ),
                 ),
-            ));
+                [],
+                [Obj::new("pg_ts_config", oid)],
+            );
         }
     }
     Ok(())

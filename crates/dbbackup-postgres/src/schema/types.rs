@@ -11,7 +11,7 @@ pub(super) async fn read_types(
 ) -> Result<()> {
     // Enums.
     let sql = format!(
-        "SELECT n.nspname, t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder)
+        "SELECT n.nspname, t.typname, array_agg(e.enumlabel ORDER BY e.enumsortorder), t.oid::int8
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_enum e ON e.enumtypid = t.oid
          WHERE {} GROUP BY t.oid, n.nspname, t.typname ORDER BY t.oid",
         not_ext("t.oid")
@@ -26,11 +26,14 @@ pub(super) async fn read_types(
             continue;
         }
         let labels: Vec<String> = labels.iter().map(|l| literal(l)).collect();
-        cat.pre_data.push(Statement::new(
-            "enum type",
-            format!("{s}.{n}"),
-            format!("CREATE TYPE {} AS ENUM ({})", q(&s, &n), labels.join(", ")),
-        ));
+        cat.pre(
+            Statement::new(
+                "enum type",
+                format!("{s}.{n}"),
+                format!("CREATE TYPE {} AS ENUM ({})", q(&s, &n), labels.join(", ")),
+            ),
+            [Obj::new("pg_type", r.get(3))],
+        );
     }
     // Ranges.
     let multirange = if major >= 14 {
@@ -43,7 +46,7 @@ pub(super) async fn read_types(
                 CASE WHEN r.rngsubdiff <> 0 THEN r.rngsubdiff::regproc::text END,
                 CASE WHEN r.rngcollation <> 0 AND r.rngcollation <> (SELECT typcollation FROM pg_type WHERE oid = r.rngsubtype)
                      THEN (SELECT quote_ident(nspname) || '.' || quote_ident(collname) FROM pg_collation c JOIN pg_namespace cn ON cn.oid = c.collnamespace WHERE c.oid = r.rngcollation) END,
-                {multirange}
+                {multirange}, t.oid::int8
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace JOIN pg_range r ON r.rngtypid = t.oid
          WHERE {} ORDER BY t.oid",
         not_ext("t.oid")
@@ -67,11 +70,14 @@ pub(super) async fn read_types(
         if let Some(m) = r.get::<Option<String>, _>(5) {
             opts.push(format!("MULTIRANGE_TYPE_NAME = {m}"));
         }
-        cat.pre_data.push(Statement::new(
-            "range type",
-            format!("{s}.{n}"),
-            format!("CREATE TYPE {} AS RANGE ({})", q(&s, &n), opts.join(", ")),
-        ));
+        cat.pre(
+            Statement::new(
+                "range type",
+                format!("{s}.{n}"),
+                format!("CREATE TYPE {} AS RANGE ({})", q(&s, &n), opts.join(", ")),
+            ),
+            [Obj::new("pg_type", r.get(6))],
+        );
     }
     // Domains and composite types, in creation (OID) order so one can build on another.
     let sql = format!(
@@ -126,8 +132,10 @@ pub(super) async fn read_types(
                     ));
                 }
             }
-            cat.pre_data
-                .push(Statement::new("domain", format!("{s}.{n}"), sql));
+            cat.pre(
+                Statement::new("domain", format!("{s}.{n}"), sql),
+                [Obj::new("pg_type", oid)],
+            );
         } else {
             let attrs = sqlx::query(
                 "SELECT a.attname, format_type(a.atttypid, a.atttypmod),
@@ -154,11 +162,14 @@ pub(super) async fn read_types(
                     c
                 })
                 .collect();
-            cat.pre_data.push(Statement::new(
-                "composite type",
-                format!("{s}.{n}"),
-                format!("CREATE TYPE {} AS ({})", q(&s, &n), cols.join(", ")),
-            ));
+            cat.pre(
+                Statement::new(
+                    "composite type",
+                    format!("{s}.{n}"),
+                    format!("CREATE TYPE {} AS ({})", q(&s, &n), cols.join(", ")),
+                ),
+                [Obj::new("pg_type", oid)],
+            );
         }
     }
     Ok(())
@@ -185,7 +196,7 @@ pub(super) async fn read_base_types(
                 ARRAY[t.typinput, t.typoutput, t.typreceive, t.typsend, t.typmodin, t.typmodout, t.typanalyze, {subscript}]::oid[]::int8[],
                 {input}, {output}, {receive}, {send}, {modin}, {modout}, {analyze}, {subscr},
                 t.typlen::int4, t.typbyval, t.typalign::text, t.typstorage::text, t.typcategory::text, t.typispreferred,
-                t.typdelim::text, CASE WHEN t.typelem <> 0 THEN format_type(t.typelem, NULL) END, t.typcollation <> 0, t.typdefault
+                t.typdelim::text, CASE WHEN t.typelem <> 0 THEN format_type(t.typelem, NULL) END, t.typcollation <> 0, t.typdefault, t.oid::int8
          FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace
          WHERE t.typtype = 'b' AND n.nspname NOT IN ('pg_catalog', 'information_schema')
            AND NOT (t.typelem <> 0 AND (SELECT e.typarray FROM pg_type e WHERE e.oid = t.typelem) = t.oid)
@@ -213,10 +224,14 @@ pub(super) async fn read_base_types(
             continue;
         }
         functions.extend(r.get::<Vec<i64>, _>(2).into_iter().filter(|&o| o != 0));
-        shells.push(Statement::new(
-            "shell type",
-            format!("{s}.{n}"),
-            format!("CREATE TYPE {}", q(&s, &n)),
+        let oid: i64 = r.get(21);
+        shells.push((
+            Statement::new(
+                "shell type",
+                format!("{s}.{n}"),
+                format!("CREATE TYPE {}", q(&s, &n)),
+            ),
+            oid,
         ));
         let mut opts = Vec::new();
         for (i, key) in [
@@ -270,16 +285,21 @@ pub(super) async fn read_base_types(
         if let Some(d) = r.get::<Option<String>, _>(20) {
             opts.push(format!("DEFAULT = {}", literal(&d)));
         }
-        full.push(Statement::new(
-            "base type",
-            format!("{s}.{n}"),
-            format!("CREATE TYPE {} ({})", q(&s, &n), opts.join(", ")),
+        full.push((
+            Statement::new(
+                "base type",
+                format!("{s}.{n}"),
+                format!("CREATE TYPE {} ({})", q(&s, &n), opts.join(", ")),
+            ),
+            oid,
         ));
     }
     if functions.is_empty() {
         return Ok(functions);
     }
-    cat.pre_data.extend(shells);
+    for (stmt, oid) in shells {
+        cat.pre(stmt, [Obj::new(SHELL_TYPE, oid)]);
+    }
     // The support functions that are ours (not the server's, not an extension's).
     let sql = format!(
         "SELECT p.oid::int8, n.nspname, p.proname, pg_get_functiondef(p.oid), pg_get_function_identity_arguments(p.oid)
@@ -299,9 +319,17 @@ pub(super) async fn read_base_types(
         let (oid, s, n, def, args): (i64, String, String, String, String) =
             (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4));
         written.insert(oid);
-        cat.pre_data
-            .push(Statement::new("function", format!("{s}.{n}({args})"), def));
+        cat.pre(
+            Statement::new("function", format!("{s}.{n}({args})"), def),
+            [Obj::new("pg_proc", oid)],
+        );
     }
-    cat.pre_data.extend(full);
+    for (stmt, oid) in full {
+        cat.pre_after(
+            stmt,
+            [Obj::new("pg_type", oid)],
+            [Obj::new(SHELL_TYPE, oid)],
+        );
+    }
     Ok(written)
 }

@@ -9,7 +9,17 @@ pub(super) async fn read_views(
 ) -> Result<()> {
     let sql = format!(
         "SELECT c.oid::int8, n.nspname, c.relname, c.relkind::text, pg_get_viewdef(c.oid), array_to_string(c.reloptions, ', '),
-                c.relispopulated, (SELECT quote_ident(amname) FROM pg_am WHERE oid = c.relam)
+                c.relispopulated, (SELECT quote_ident(amname) FROM pg_am WHERE oid = c.relam),
+                EXISTS (SELECT 1 FROM pg_rewrite rw JOIN pg_depend d ON d.classid = 'pg_rewrite'::regclass AND d.objid = rw.oid
+                        WHERE rw.ev_class = c.oid AND d.refclassid = 'pg_constraint'::regclass),
+                (SELECT string_agg('NULL::' || format_type(a.atttypid, a.atttypmod)
+                                   || CASE WHEN a.attcollation <> 0 AND a.attcollation <> t.typcollation THEN
+                                        ' COLLATE ' || (SELECT quote_ident(cn.nspname) || '.' || quote_ident(co.collname)
+                                                       FROM pg_collation co JOIN pg_namespace cn ON cn.oid = co.collnamespace
+                                                       WHERE co.oid = a.attcollation) ELSE '' END
+                                   || ' AS ' || quote_ident(a.attname), ', ' ORDER BY a.attnum)
+                 FROM pg_attribute a JOIN pg_type t ON t.oid = a.atttypid
+                 WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped)
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('v', 'm') AND {} ORDER BY c.oid",
         not_ext("c.oid")
@@ -64,24 +74,50 @@ pub(super) async fn read_views(
                 .filter(|o| !o.is_empty())
                 .map(|o| format!(" WITH ({o})"))
                 .unwrap_or_default();
-            if kind == "v" {
-                cat.pre_data.push(Statement::new(
-                    "view",
-                    format!("{s}.{n}"),
-                    format!("CREATE VIEW {}{with} AS {def}", q(&s, &n)),
-                ));
-            } else {
-                cat.pre_data.push(Statement::new(
-                    "materialized view",
-                    format!("{s}.{n}"),
-                    format!(
-                        "CREATE MATERIALIZED VIEW {}{}{with} AS {def} WITH NO DATA",
-                        q(&s, &n),
-                        r.get::<Option<String>, _>(7)
-                            .map(|am| format!(" USING {am}"))
-                            .unwrap_or_default()
+            if kind == "v" && r.get::<bool, _>(8) {
+                // A view that needs a key (`GROUP BY` a primary key, selecting other columns) is
+                // a placeholder with its columns' types until the keys exist (`createDummyViewAsClause`).
+                cat.pre(
+                    Statement::new(
+                        "view",
+                        format!("{s}.{n}"),
+                        format!(
+                            "CREATE VIEW {} AS SELECT {}",
+                            q(&s, &n),
+                            r.get::<Option<String>, _>(9).unwrap_or_default()
+                        ),
                     ),
+                    [Obj::new("pg_class", oid)],
+                );
+                cat.post_data.push(Statement::new(
+                    "view definition",
+                    format!("{s}.{n}"),
+                    format!("CREATE OR REPLACE VIEW {}{with} AS {def}", q(&s, &n)),
                 ));
+            } else if kind == "v" {
+                cat.pre(
+                    Statement::new(
+                        "view",
+                        format!("{s}.{n}"),
+                        format!("CREATE VIEW {}{with} AS {def}", q(&s, &n)),
+                    ),
+                    [Obj::new("pg_class", oid)],
+                );
+            } else {
+                cat.pre(
+                    Statement::new(
+                        "materialized view",
+                        format!("{s}.{n}"),
+                        format!(
+                            "CREATE MATERIALIZED VIEW {}{}{with} AS {def} WITH NO DATA",
+                            q(&s, &n),
+                            r.get::<Option<String>, _>(7)
+                                .map(|am| format!(" USING {am}"))
+                                .unwrap_or_default()
+                        ),
+                    ),
+                    [Obj::new("pg_class", oid)],
+                );
                 if r.get::<bool, _>(6) {
                     cat.post_data.push(Statement::new(
                         "materialized view data",

@@ -6,6 +6,7 @@ mod behaviour;
 mod dump;
 mod extensions;
 mod migrate;
+mod ordering;
 mod privileges;
 mod roundtrip;
 mod tls;
