@@ -46,5 +46,7 @@ mariadb-admin -h 127.0.0.1 -P $PORT -uroot ping >/dev/null 2>&1 || {
 }
 echo "MariaDB $(mariadb -h 127.0.0.1 -P $PORT -uroot -N -e 'SELECT VERSION()') with the binary log on 127.0.0.1:$PORT"
 
-env DBBACKUP_MYSQL_URL="mysql://root@127.0.0.1:$PORT" DBBACKUP_EXPECT_BINLOG=1 \
-    cargo nextest run --workspace --all-features --no-fail-fast -E 'package(dbbackup-mysql)'
+# The binlog tests are ignored in the main run (its server has no binary log); here they run too.
+env DBBACKUP_MYSQL_URL="mysql://root@127.0.0.1:$PORT" \
+    cargo nextest run --workspace --all-features --no-fail-fast --run-ignored all \
+    -E 'package(dbbackup-mysql) and not test(/^tls::/)'

@@ -1,5 +1,6 @@
 //! A backup taken on one PostgreSQL version restores on another: the upgrade path (13 → 17, say).
-//! Runs when `DBBACKUP_PG_RESTORE_URL` names a second server (`scripts/pg-versions.sh` sets it).
+//! Needs `DBBACKUP_PG_RESTORE_URL`, a second server: ignored unless asked for, which
+//! `scripts/pg-versions.sh` does with the variable set; asked for without it, it fails.
 
 use std::sync::Arc;
 
@@ -8,11 +9,10 @@ use dbbackup_core::{BackupSelector, MemorySink, Restore};
 use crate::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs DBBACKUP_PG_RESTORE_URL, a second PostgreSQL: scripts/pg-versions.sh runs it"]
 async fn fixture_restores_into_another_server_version() {
-    let Ok(other) = std::env::var("DBBACKUP_PG_RESTORE_URL") else {
-        println!("DBBACKUP_PG_RESTORE_URL is not set: no second server to restore into");
-        return;
-    };
+    let other = std::env::var("DBBACKUP_PG_RESTORE_URL")
+        .expect("DBBACKUP_PG_RESTORE_URL is not set: no second server to restore into");
     let src = TestDb::new("xsrc").await;
     load_fixture(&src, 10_000).await;
     let sink = MemorySink::new();
