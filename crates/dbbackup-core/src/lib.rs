@@ -52,6 +52,7 @@ pub use crypto::{Aes256GcmStream, DEFAULT_CHUNK_SIZE};
 pub use error::{Error, ErrorKind, Result};
 pub use events::{Event, Operation, Subscriber};
 pub use keys::{EncryptionInfo, KdfParams, Key, MasterKey};
+pub use log_archive::{LogArchive, LogRecord, Pushed, LOGS_PREFIX, MAX_PIECE};
 pub use manifest::{
     entry_key, is_valid_backup_id, manifest_key, new_backup_id, ChecksumAlgorithm, EntryRecord,
     Manifest, TableRef, FORMAT_VERSION,
@@ -87,6 +88,7 @@ mod error;
 mod events;
 mod keys;
 mod lease;
+mod log_archive;
 mod manifest;
 mod memory;
 mod pattern;

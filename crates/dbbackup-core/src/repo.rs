@@ -543,6 +543,23 @@ impl Repository {
         self.check_master(&now, &key.master)
     }
 
+    /// The config and whether the key given opened its key check (for log archives).
+    pub(crate) async fn read_gate(&self) -> Result<(Option<RepoConfig>, bool)> {
+        self.check_exists().await?;
+        let g = self.gate().await?;
+        Ok((g.config, g.key_verified))
+    }
+
+    /// The key given, if any.
+    pub(crate) fn key(&self) -> Option<&Key> {
+        self.key.as_ref()
+    }
+
+    /// Whether unencrypted content is allowed in (see [`allow_unencrypted`](Self::allow_unencrypted)).
+    pub(crate) fn allows_unencrypted(&self) -> bool {
+        self.allow_unencrypted
+    }
+
     async fn gate(&self) -> Result<Gate> {
         let stored = self.read_config().await?;
         let mut key_verified = false;

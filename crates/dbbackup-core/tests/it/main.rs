@@ -2,6 +2,7 @@
 
 mod concurrent;
 mod conformance;
+mod logs;
 mod pipeline;
 mod repository;
 mod retention;
