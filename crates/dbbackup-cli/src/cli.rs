@@ -39,6 +39,12 @@ pub enum Command {
     Rekey(RekeyArgs),
     /// Remove what failed or interrupted backups left behind.
     Gc(GcArgs),
+    /// Archive one PostgreSQL WAL file (`archive_command = 'dbbackup wal-push %p ...'`).
+    WalPush(WalPushArgs),
+    /// Fetch one archived WAL file (`restore_command = 'dbbackup wal-fetch %f %p ...'`): exit 1
+    /// when it is not archived (the end of the archive), 126 on any other failure, which makes
+    /// PostgreSQL stop recovery instead of ending it early.
+    WalFetch(WalFetchArgs),
 }
 
 /// The repository.
@@ -258,6 +264,33 @@ pub struct RekeyArgs {
     /// Read the new raw key from this file.
     #[arg(long, value_name = "PATH")]
     pub new_key_file: Option<PathBuf>,
+}
+
+/// `wal-push`.
+#[derive(Debug, Args)]
+pub struct WalPushArgs {
+    /// The WAL file (PostgreSQL's `%p`: its path relative to the data directory).
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `wal-fetch`.
+#[derive(Debug, Args)]
+pub struct WalFetchArgs {
+    /// The archived file's name (PostgreSQL's `%f`).
+    #[arg(value_name = "NAME")]
+    pub name: String,
+    /// Where to write it (PostgreSQL's `%p`).
+    #[arg(value_name = "DEST")]
+    pub dest: PathBuf,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
 }
 
 /// `gc`.

@@ -1,7 +1,8 @@
 //! The `dbbackup` command line: a thin shell over the dbbackup library.
 //!
 //! Exit codes: `0` success, `1` failure, `2` usage error (bad flags, missing options, invalid
-//! input), `3` a backup is damaged (verification found corruption). Options come from flags, then
+//! input), `3` a backup is damaged (verification found corruption); `wal-fetch` exits `1` when
+//! the file is not archived and `126` on every other failure (see [`commands::wal`]). Options come from flags, then
 //! `DBBACKUP_*` environment variables, then the `--config` TOML file, in that order of precedence.
 
 use std::ffi::OsString;
@@ -100,5 +101,16 @@ async fn dispatch(command: Command, json: bool) -> Result<ExitCode> {
         Command::Prune(a) => commands::prune::run(a, json).await,
         Command::Rekey(a) => commands::rekey::run(a, json).await,
         Command::Gc(a) => commands::gc::run(a, json).await,
+        Command::WalPush(a) => commands::wal::push(a, json).await,
+        Command::WalFetch(a) => match commands::wal::fetch(a, json).await {
+            Ok(code) => Ok(code),
+            // PostgreSQL ends recovery at a restore_command that exits 1..=125 (the file is
+            // not archived) and stops at one above 125: only a missing file may end it.
+            Err(e) if e.kind() == ErrorKind::NotFound => Err(e),
+            Err(e) => {
+                report_error(&e, json);
+                Ok(ExitCode::from(126))
+            }
+        },
     }
 }

@@ -7,3 +7,4 @@ pub(crate) mod prune;
 pub(crate) mod rekey;
 pub(crate) mod restore;
 pub(crate) mod verify;
+pub(crate) mod wal;

@@ -8,6 +8,8 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
+mod wal;
+
 struct Dir(PathBuf);
 impl Dir {
     fn new(name: &str) -> Self {

@@ -1,0 +1,387 @@
+//! `wal-push` as `archive_command` and `wal-fetch` as `restore_command` on scratch PostgreSQL
+//! clusters (the shared server on 5432 keeps its configuration): a cluster archives into an
+//! encrypted repository, a base backup taken without WAL (`pg_basebackup -X none`) recovers from
+//! the archive alone to its end, and the exit codes PostgreSQL relies on hold.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use sqlx::{Connection, PgConnection};
+
+use super::{code, ok, text, Dir};
+
+/// The PostgreSQL server binaries: `DBBACKUP_PG_BIN`, else the newest Debian install.
+fn pg_bin() -> PathBuf {
+    if let Ok(d) = std::env::var("DBBACKUP_PG_BIN") {
+        return PathBuf::from(d);
+    }
+    let mut found: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
+        .expect("PostgreSQL server binaries under /usr/lib/postgresql (or DBBACKUP_PG_BIN)")
+        .filter_map(|e| Some(e.ok()?.path().join("bin")))
+        .filter(|p| p.join("initdb").exists())
+        .collect();
+    found.sort();
+    found
+        .pop()
+        .expect("an initdb under /usr/lib/postgresql/*/bin")
+}
+
+/// Runs a PostgreSQL tool as the postgres user when this runs as root (the server refuses root).
+fn as_pg(tool: &str, args: &[&str]) -> std::process::Output {
+    let path = pg_bin().join(tool);
+    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
+    let mut c = if root {
+        let mut c = Command::new("runuser");
+        c.args(["-u", "postgres", "--"]).arg(&path);
+        c
+    } else {
+        Command::new(&path)
+    };
+    let out = c.args(args).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{tool} {args:?}: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A scratch cluster, stopped when dropped.
+struct Cluster {
+    data: PathBuf,
+    port: u16,
+}
+
+impl Cluster {
+    fn start(data: &Path, port: u16, conf: &str) -> Cluster {
+        let socket = data.parent().unwrap().to_str().unwrap().to_owned();
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(data.join("postgresql.conf"))
+            .and_then(|mut f| {
+                use std::io::Write;
+                writeln!(
+                    f,
+                    "port = {port}\nlisten_addresses = '127.0.0.1'\nunix_socket_directories = '{socket}'\n{conf}"
+                )
+            })
+            .unwrap();
+        let log = data.parent().unwrap().join(format!("server-{port}.log"));
+        let log_text = log.clone();
+        let _show = Defer(move || {
+            if std::thread::panicking() {
+                eprintln!(
+                    "server log:\n{}",
+                    std::fs::read_to_string(&log_text).unwrap_or_default()
+                );
+            }
+        });
+        as_pg(
+            "pg_ctl",
+            &[
+                "-D",
+                data.to_str().unwrap(),
+                "-w",
+                "-t",
+                "120",
+                "-l",
+                log.to_str().unwrap(),
+                "start",
+            ],
+        );
+        Cluster {
+            data: data.to_owned(),
+            port,
+        }
+    }
+
+    async fn conn(&self) -> PgConnection {
+        PgConnection::connect(&format!(
+            "postgres://postgres@127.0.0.1:{}/postgres",
+            self.port
+        ))
+        .await
+        .unwrap()
+    }
+
+    fn stop(&self) {
+        let _ = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .arg(pg_bin().join("pg_ctl"))
+            .args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ])
+            .output();
+        let _ = Command::new(pg_bin().join("pg_ctl"))
+            .args([
+                "-D",
+                self.data.to_str().unwrap(),
+                "-m",
+                "fast",
+                "-w",
+                "stop",
+            ])
+            .output();
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+/// Runs a closure when dropped.
+struct Defer<F: FnMut()>(F);
+impl<F: FnMut()> Drop for Defer<F> {
+    fn drop(&mut self) {
+        (self.0)();
+    }
+}
+
+fn chmod(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+fn wal(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+        .args(args)
+        .env_remove("DBBACKUP_REPO")
+        .output()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_cluster_recovers_from_the_archive_alone() {
+    let dir = Dir::new("wal");
+    chmod(&dir.0, 0o777);
+    let repo = dir.p("repo");
+    let key = dir.p("key");
+    std::fs::write(&key, "6b".repeat(32)).unwrap();
+    chmod(&key, 0o644);
+    let bin = env!("CARGO_BIN_EXE_dbbackup");
+    let repo_s = repo.to_str().unwrap().to_owned();
+    let key_s = key.to_str().unwrap().to_owned();
+    // Inside postgresql.conf's quoted value (the paths hold no spaces or quotes).
+    let tail = format!("--repo {repo_s} --key-file {key_s}");
+
+    let data = dir.p("data");
+    as_pg(
+        "initdb",
+        &[
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+    );
+    let src = Cluster::start(
+        &data,
+        free_port(),
+        &format!(
+            "wal_level = replica\narchive_mode = on\narchive_command = '{bin} wal-push %p {tail}'\nmax_wal_senders = 4"
+        ),
+    );
+    let mut c = src.conn().await;
+    sqlx::raw_sql(
+        "CREATE TABLE marks (id int PRIMARY KEY, note text);
+         INSERT INTO marks SELECT g, repeat(md5(g::text), 20) FROM generate_series(1, 20000) g;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+
+    // A base backup with no WAL of its own: recovery needs the archive for all of it.
+    let base = dir.p("base");
+    as_pg(
+        "pg_basebackup",
+        &[
+            "-D",
+            base.to_str().unwrap(),
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &src.port.to_string(),
+            "-U",
+            "postgres",
+            "-X",
+            "none",
+            "-c",
+            "fast",
+        ],
+    );
+    sqlx::raw_sql(
+        "INSERT INTO marks SELECT g, 'after the base backup' FROM generate_series(20001, 30000) g;
+         CHECKPOINT;",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    let last: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    let mut archived = false;
+    for _ in 0..600 {
+        let (done, failed): (Option<String>, i64) =
+            sqlx::query_as("SELECT last_archived_wal, failed_count FROM pg_stat_archiver")
+                .fetch_one(&mut c)
+                .await
+                .unwrap();
+        assert_eq!(
+            failed,
+            0,
+            "archive_command failed: see the server log in {}",
+            dir.0.display()
+        );
+        if done.is_some_and(|d| d >= last) {
+            archived = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(archived, "{last} was not archived within a minute");
+    drop(c);
+    src.stop();
+
+    // The archive: every pushed file is there, encrypted; a retry is fine, other content is not.
+    let list: Vec<String> = walk(&repo.join("logs/wal"));
+    assert!(
+        list.iter().any(|n| n == &format!("{last}.seal")),
+        "{list:?}"
+    );
+    let fetched = dir.p("fetched");
+    ok(&wal(&[
+        "wal-fetch",
+        &last,
+        fetched.to_str().unwrap(),
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+    ]));
+    assert_eq!(std::fs::metadata(&fetched).unwrap().len(), 16 << 20);
+    let retry = dir.p(&last);
+    std::fs::copy(&fetched, &retry).unwrap();
+    let out = wal(&[
+        "wal-push",
+        retry.to_str().unwrap(),
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+    ]);
+    assert!(text(&out).contains("already archived"), "{}", text(&out));
+    ok(&out);
+    let mut changed = std::fs::read(&retry).unwrap();
+    changed[1000] ^= 0xff;
+    std::fs::write(&retry, changed).unwrap();
+    let out = wal(&[
+        "wal-push",
+        retry.to_str().unwrap(),
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+    ]);
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("different content"), "{}", text(&out));
+    // Not archived: exit 1, the end of the archive for PostgreSQL.
+    let out = wal(&[
+        "wal-fetch",
+        "0000000100000000000000FF",
+        fetched.to_str().unwrap(),
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+    ]);
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    // The wrong key: 126, so PostgreSQL stops recovery instead of ending it short.
+    let wrong = dir.p("wrong");
+    std::fs::write(&wrong, "7c".repeat(32)).unwrap();
+    let out = wal(&[
+        "wal-fetch",
+        &last,
+        fetched.to_str().unwrap(),
+        "--repo",
+        &repo_s,
+        "--key-file",
+        wrong.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(126), "{}", text(&out));
+
+    // Recovery from the archive alone, to its end.
+    std::fs::write(base.join("recovery.signal"), "").unwrap();
+    let restored = Cluster::start(
+        &base,
+        free_port(),
+        &format!("archive_mode = off\nrestore_command = '{bin} wal-fetch %f %p {tail}'"),
+    );
+    let mut r = restored.conn().await;
+    let mut promoted = false;
+    for _ in 0..600 {
+        if !sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()")
+            .fetch_one(&mut r)
+            .await
+            .unwrap()
+        {
+            promoted = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(promoted, "recovery did not reach the end of the archive");
+    let (n, after): (i64, i64) = sqlx::query_as(
+        "SELECT count(*), count(*) FILTER (WHERE note = 'after the base backup') FROM marks",
+    )
+    .fetch_one(&mut r)
+    .await
+    .unwrap();
+    assert_eq!((n, after), (30000, 10000));
+
+    // A damaged piece in the middle stops a restore_command with 126, not 1.
+    let object = repo.join("logs/wal").join(&last);
+    let mut bytes = std::fs::read(&object).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 1;
+    std::fs::write(&object, bytes).unwrap();
+    let out = wal(&[
+        "wal-fetch",
+        &last,
+        fetched.to_str().unwrap(),
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+    ]);
+    assert_eq!(code(&out), Some(126), "{}", text(&out));
+    assert!(text(&out).contains("corrupt"), "{}", text(&out));
+}
+
+fn walk(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| Some(e.ok()?.file_name().to_string_lossy().into_owned()))
+                .collect()
+        })
+        .unwrap_or_default()
+}
