@@ -185,13 +185,32 @@ pub struct RestoreArgs {
     /// SQL Server server-backup restores: the shared directory as SERVER_PATH=LOCAL_PATH.
     #[arg(long, env = "DBBACKUP_SHARED_DIR", value_name = "SERVER=LOCAL")]
     pub shared_dir: Option<String>,
-    /// SQL Server server-backup restores: move the data and log files into this server directory.
+    /// PostgreSQL physical backups: the new (or empty) data directory to restore into, set up to
+    /// recover from the WAL archive. SQL Server server-backup restores: move the data and log
+    /// files into this server directory.
     #[arg(long, env = "DBBACKUP_DATA_DIR", value_name = "PATH")]
     pub data_dir: Option<String>,
     /// SQL Server server-backup restores: leave the database restoring, for the next
     /// differential or log backup.
     #[arg(long, env = "DBBACKUP_NO_RECOVERY")]
     pub no_recovery: bool,
+    /// PostgreSQL physical backups: recover to this time (RFC 3339 with an offset, e.g.
+    /// 2026-12-01T17:55:03.5+00:00, or PostgreSQL's timestamptz text) instead of the end of the
+    /// WAL archive.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["to_lsn", "to_name", "to_xid"])]
+    pub to_time: Option<String>,
+    /// PostgreSQL physical backups: recover to this LSN (e.g. 0/3000060).
+    #[arg(long, value_name = "LSN", conflicts_with_all = ["to_name", "to_xid"])]
+    pub to_lsn: Option<String>,
+    /// PostgreSQL physical backups: recover to this restore point (pg_create_restore_point).
+    #[arg(long, value_name = "NAME", conflicts_with = "to_xid")]
+    pub to_name: Option<String>,
+    /// PostgreSQL physical backups: recover to this transaction id.
+    #[arg(long, value_name = "XID")]
+    pub to_xid: Option<String>,
+    /// PostgreSQL physical backups: the timeline to follow (latest, the default, or a number).
+    #[arg(long, value_name = "TIMELINE")]
+    pub timeline: Option<String>,
 }
 
 /// `verify`.

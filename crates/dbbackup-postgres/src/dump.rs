@@ -49,7 +49,7 @@ impl CheckTool for Tools {
 
 /// Connection arguments for a child tool: the URL without its password, which goes in PGPASSWORD
 /// (with the TLS settings in `PGSSL*`, see [`PgUrl::child_env`]).
-fn child_uri(url: &PgUrl, database: &str) -> String {
+pub(crate) fn child_uri(url: &PgUrl, database: &str) -> String {
     let o = &url.options;
     let uri = format!(
         "postgresql://{}@{}:{}/{}",
@@ -67,7 +67,7 @@ fn urlencode(s: &str) -> String {
         .replace('+', "%20")
 }
 
-async fn server_major(url: &PgUrl) -> Result<(u32, String)> {
+pub(crate) async fn server_major(url: &PgUrl) -> Result<(u32, String)> {
     let mut c = url
         .options
         .connect()

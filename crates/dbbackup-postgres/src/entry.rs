@@ -23,6 +23,10 @@ pub(crate) enum Format {
     /// Large objects' data (`large_objects.rs`).
     #[serde(rename = "large-objects-v1")]
     LargeObjects,
+    /// A physical base backup: the base tablespace as `pg_basebackup --format=tar` writes it,
+    /// `backup_manifest` included (`physical.rs`).
+    #[serde(rename = "base-tar")]
+    BaseTar,
 }
 
 /// An entry's metadata.

@@ -485,6 +485,13 @@ impl Session {
                 crate::large_objects::write_all(conn, data).await.map(Some)
             }
             EntryKind::Data => self.load_table(conn, entry, data).await,
+            EntryKind::Dump if EntryMeta::read(entry)?.format == Format::BaseTar => {
+                Err(Error::new(
+                    ErrorKind::InvalidInput,
+                    "this is a physical base backup: it restores into a data directory \
+                     (--data-dir DIR), not into a database",
+                ))
+            }
             EntryKind::Dump => {
                 if matches!(self.mode, Mode::Atomic(_)) {
                     // pg_restore brings its own transaction; ours must not hold locks meanwhile.

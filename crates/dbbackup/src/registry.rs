@@ -20,6 +20,8 @@ pub enum EngineTool {
     Dump,
     /// The server's own backup (SQL Server `BACKUP DATABASE` / `BACKUP LOG`).
     ServerBackup,
+    /// A physical base backup (PostgreSQL `pg_basebackup`; the WAL comes from `wal-push`).
+    BaseBackup,
 }
 
 impl FromStr for EngineTool {
@@ -29,8 +31,9 @@ impl FromStr for EngineTool {
             "native" => Ok(EngineTool::Native),
             "dump" => Ok(EngineTool::Dump),
             "server-backup" => Ok(EngineTool::ServerBackup),
+            "basebackup" => Ok(EngineTool::BaseBackup),
             other => Err(invalid(format!(
-                "--engine-tool must be native, dump or server-backup, not {other:?}"
+                "--engine-tool must be native, dump, server-backup or basebackup, not {other:?}"
             ))),
         }
     }
@@ -42,6 +45,7 @@ impl fmt::Display for EngineTool {
             EngineTool::Native => "native",
             EngineTool::Dump => "dump",
             EngineTool::ServerBackup => "server-backup",
+            EngineTool::BaseBackup => "basebackup",
         })
     }
 }
@@ -195,6 +199,12 @@ fn check_source(engine: Engine, o: &SourceOptions) -> Result<()> {
              native or dump",
         ));
     }
+    if o.tool == EngineTool::BaseBackup && engine != Engine::Postgres {
+        return Err(invalid(
+            "--engine-tool basebackup is PostgreSQL's physical base backup; for this database use \
+             native or dump",
+        ));
+    }
     if o.tool == EngineTool::Dump && engine == Engine::Mssql {
         return Err(invalid(
             "SQL Server has no dump tool mode; use native (a logical backup of the tables) or \
@@ -265,6 +275,9 @@ pub fn source(url: &str, o: &SourceOptions) -> Result<Arc<dyn Source>> {
             use dbbackup_postgres::{PgDumpSource, PgSource};
             if o.tool == EngineTool::Dump {
                 return Ok(Arc::new(PgDumpSource::new(url)?));
+            }
+            if o.tool == EngineTool::BaseBackup {
+                return Ok(Arc::new(dbbackup_postgres::PgBaseBackupSource::new(url)?));
             }
             Ok(Arc::new(
                 PgSource::new(url)?

@@ -8,9 +8,7 @@ use crate::common::*;
 /// Runs the command.
 pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> Result<ExitCode> {
     let sink = open_repo(a.repo.repo.clone())?;
-    let target_url = required(a.target.clone(), "target", "DBBACKUP_TARGET")?;
     let selector = parse_selector(a.backup.clone())?;
-    let create = a.create;
     let key = load_key(&a.key)?;
     let allow = allow_unencrypted(&a.key);
     let resolved = Repository::new(sink.clone())
@@ -20,17 +18,35 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
         .await?;
     report_skipped(&resolved.skipped, json);
     let manifest = resolved.manifest;
-    let options = dbbackup::TargetOptions {
-        backup_engine: Some(manifest.source.engine.clone()),
-        create,
-        jobs: a.jobs.unwrap_or(2),
-        skip_privileges: a.skip_privileges,
-        local_infile: !(a.no_local_infile),
-        shared_dir: a.shared_dir.clone().map(|d| d.parse()).transpose()?,
-        data_dir: a.data_dir.clone(),
-        no_recovery: a.no_recovery,
+    let physical = manifest
+        .entries
+        .iter()
+        .any(|e| e.meta.get("format").and_then(|f| f.as_str()) == Some("base-tar"));
+    let (target, target_name) = if physical {
+        let dir = a.data_dir.clone().ok_or_else(|| {
+            invalid(format!(
+                "backup {} is a physical PostgreSQL base backup: give --data-dir DIR (a new or \
+                 empty directory) to restore it into",
+                manifest.backup_id
+            ))
+        })?;
+        let target = dbbackup::postgres::PgDataDirTarget::new(&dir, restore_command(&a)?)
+            .recovery_target(recovery_target(&a))
+            .timeline(a.timeline.clone());
+        (Arc::new(target) as Arc<dyn dbbackup::RestoreTarget>, dir)
+    } else {
+        if a.to_time.is_some() || a.to_lsn.is_some() || a.to_name.is_some() || a.to_xid.is_some() {
+            return Err(invalid(
+                "--to-time, --to-lsn, --to-name and --to-xid apply to physical PostgreSQL base \
+                 backups (backup --engine-tool basebackup)",
+            ));
+        }
+        let target_url = required(a.target.clone(), "target", "DBBACKUP_TARGET")?;
+        (
+            target_for(&a, &manifest, &target_url)?,
+            dbbackup::redact(&target_url),
+        )
     };
-    let target = dbbackup::target(&target_url, &options)?;
     let mut r = Restore::builder()
         .sink(sink)
         .allow_unencrypted(allow)
@@ -60,7 +76,7 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
         println!(
             "restored backup {} into {}: {} entries, {} in {:.1}s",
             report.backup_id,
-            dbbackup::redact(&target_url),
+            target_name,
             report.entries,
             human(report.raw_bytes),
             report.elapsed.as_secs_f64()
@@ -70,4 +86,64 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+fn target_for(
+    a: &crate::cli::RestoreArgs,
+    manifest: &dbbackup::Manifest,
+    target_url: &str,
+) -> Result<Arc<dyn dbbackup::RestoreTarget>> {
+    let create = a.create;
+    let options = dbbackup::TargetOptions {
+        backup_engine: Some(manifest.source.engine.clone()),
+        create,
+        jobs: a.jobs.unwrap_or(2),
+        skip_privileges: a.skip_privileges,
+        local_infile: !(a.no_local_infile),
+        shared_dir: a.shared_dir.clone().map(|d| d.parse()).transpose()?,
+        data_dir: a.data_dir.clone(),
+        no_recovery: a.no_recovery,
+    };
+    dbbackup::target(target_url, &options)
+}
+
+fn recovery_target(a: &crate::cli::RestoreArgs) -> Option<dbbackup::postgres::RecoveryTarget> {
+    use dbbackup::postgres::RecoveryTarget as T;
+    a.to_time
+        .clone()
+        .map(T::Time)
+        .or_else(|| a.to_lsn.clone().map(T::Lsn))
+        .or_else(|| a.to_name.clone().map(T::Name))
+        .or_else(|| a.to_xid.clone().map(T::Xid))
+}
+
+/// `dbbackup wal-fetch %f %p` with this restore's repository and key options, for the
+/// restored server's `restore_command`.
+fn restore_command(a: &crate::cli::RestoreArgs) -> Result<String> {
+    let exe = std::env::current_exe()
+        .map_err(|e| invalid(format!("cannot tell where this dbbackup binary is: {e}")))?;
+    let mut repo = required(a.repo.repo.clone(), "repo", "DBBACKUP_REPO")?;
+    // The server runs the command from its data directory: a relative path must not move.
+    if !repo.contains("://") {
+        if let Ok(abs) = std::fs::canonicalize(&repo) {
+            repo = abs.to_string_lossy().into_owned();
+        }
+    }
+    let quote = |s: &str| format!("'{}'", s.replace('\'', r"'\''"));
+    let mut cmd = format!(
+        "{} wal-fetch %f %p --repo {}",
+        quote(&exe.to_string_lossy()),
+        quote(&repo)
+    );
+    if let Some(k) = &a.key.key_file {
+        let k = std::fs::canonicalize(k).unwrap_or_else(|_| k.clone());
+        cmd.push_str(&format!(" --key-file {}", quote(&k.to_string_lossy())));
+    }
+    if let Some(v) = &a.key.passphrase_env {
+        cmd.push_str(&format!(" --passphrase-env {}", quote(v)));
+    }
+    if allow_unencrypted(&a.key) {
+        cmd.push_str(" --allow-unencrypted");
+    }
+    Ok(cmd)
 }

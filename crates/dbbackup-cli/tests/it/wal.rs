@@ -385,3 +385,201 @@ fn walk(dir: &Path) -> Vec<String> {
         })
         .unwrap_or_default()
 }
+
+async fn markers(c: &Cluster) -> Vec<i32> {
+    let mut r = c.conn().await;
+    for _ in 0..600 {
+        if !sqlx::query_scalar::<_, bool>("SELECT pg_is_in_recovery()")
+            .fetch_one(&mut r)
+            .await
+            .unwrap()
+        {
+            return sqlx::query_scalar("SELECT id FROM markers ORDER BY id")
+                .fetch_all(&mut r)
+                .await
+                .unwrap();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the restored server did not finish recovery within a minute");
+}
+
+fn chown_pg(dir: &Path) {
+    if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
+        let st = Command::new("chown")
+            .args(["-R", "postgres:postgres"])
+            .arg(dir)
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+/// Waits until the segment holding everything written so far is archived.
+async fn archive_all(c: &mut PgConnection) {
+    let last: String = sqlx::query_scalar("SELECT pg_walfile_name(pg_switch_wal())")
+        .fetch_one(&mut *c)
+        .await
+        .unwrap();
+    for _ in 0..600 {
+        let done: Option<String> =
+            sqlx::query_scalar("SELECT last_archived_wal FROM pg_stat_archiver")
+                .fetch_one(&mut *c)
+                .await
+                .unwrap();
+        if done.is_some_and(|d| d >= last) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("{last} was not archived within a minute");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_physical_backup_restores_to_a_point_in_time_and_to_the_end() {
+    let dir = Dir::new("pitr");
+    chmod(&dir.0, 0o777);
+    let repo = dir.p("repo");
+    let key = dir.p("key");
+    std::fs::write(&key, "5a".repeat(32)).unwrap();
+    chmod(&key, 0o644);
+    let bin = env!("CARGO_BIN_EXE_dbbackup");
+    let (repo_s, key_s) = (
+        repo.to_str().unwrap().to_owned(),
+        key.to_str().unwrap().to_owned(),
+    );
+    let data = dir.p("data");
+    as_pg(
+        "initdb",
+        &[
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth=trust",
+            "-E",
+            "UTF8",
+        ],
+    );
+    let src = Cluster::start(
+        &data,
+        free_port(),
+        &format!(
+            "wal_level = replica\narchive_mode = on\narchive_command = '{bin} wal-push %p --repo {repo_s} --key-file {key_s}'\nmax_wal_senders = 4"
+        ),
+    );
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", src.port);
+    let mut c = src.conn().await;
+    sqlx::raw_sql(
+        "CREATE TABLE markers (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
+         INSERT INTO markers (id) VALUES (1);",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+
+    // The archiver (the postgres user) creates the repository, which root's backup then reads.
+    archive_all(&mut c).await;
+
+    // The shared server does not archive: its base backup would be useless, and is refused.
+    // (Into a repository of its own: one created here, by root, the archiver could not write.)
+    let elsewhere = dir.p("elsewhere");
+    let out = wal(&[
+        "backup",
+        "--source",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+        "--engine-tool",
+        "basebackup",
+        "--repo",
+        elsewhere.to_str().unwrap(),
+        "--key-file",
+        &key_s,
+    ]);
+    assert_ne!(code(&out), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("does not archive"), "{}", text(&out));
+
+    let out = wal(&[
+        "backup",
+        "--source",
+        &url,
+        "--engine-tool",
+        "basebackup",
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+        "--json",
+    ]);
+    ok(&out);
+    sqlx::raw_sql("INSERT INTO markers (id) VALUES (2)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    // A time between markers 2 and 3, in PostgreSQL's own text and as RFC 3339.
+    let t2: String = sqlx::query_scalar(
+        "SELECT to_char(clock_timestamp() AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"+00:00\"')",
+    )
+    .fetch_one(&mut c)
+    .await
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1200)).await;
+    sqlx::raw_sql("INSERT INTO markers (id) VALUES (3)")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    archive_all(&mut c).await;
+    drop(c);
+    src.stop();
+
+    // To a point in time: markers 1 and 2 only.
+    let at_t2 = dir.p("at_t2");
+    ok(&wal(&[
+        "restore",
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+        "--data-dir",
+        at_t2.to_str().unwrap(),
+        "--to-time",
+        &t2,
+    ]));
+    assert!(at_t2.join("recovery.signal").exists());
+    chown_pg(&at_t2);
+    let restored = Cluster::start(&at_t2, free_port(), "archive_mode = off");
+    assert_eq!(markers(&restored).await, vec![1, 2]);
+    restored.stop();
+
+    // To the end of the archive: every marker.
+    let end = dir.p("end");
+    ok(&wal(&[
+        "restore",
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+        "--data-dir",
+        end.to_str().unwrap(),
+    ]));
+    chown_pg(&end);
+    let restored = Cluster::start(&end, free_port(), "archive_mode = off");
+    assert_eq!(markers(&restored).await, vec![1, 2, 3]);
+    restored.stop();
+
+    // Never into a directory that holds something; never into a database.
+    let out = wal(&[
+        "restore",
+        "--repo",
+        &repo_s,
+        "--key-file",
+        &key_s,
+        "--data-dir",
+        end.to_str().unwrap(),
+    ]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("not empty"), "{}", text(&out));
+    let out = wal(&["restore", "--repo", &repo_s, "--key-file", &key_s]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--data-dir"), "{}", text(&out));
+}
