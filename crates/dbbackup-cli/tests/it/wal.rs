@@ -166,20 +166,29 @@ fn wal(args: &[&str]) -> std::process::Output {
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_archived_cluster_recovers_from_the_archive_alone() {
-    let dir = Dir::new("wal");
+/// A scratch cluster archiving through `wal-push` into an encrypted repository in a directory
+/// of its own (stopped before the directory goes: fields drop in order).
+struct Setup {
+    src: Cluster,
+    dir: Dir,
+    repo: PathBuf,
+    repo_s: String,
+    key_s: String,
+    /// `--repo ... --key-file ...`, for postgresql.conf's quoted values (no spaces or quotes).
+    tail: String,
+}
+
+fn archiving(name: &str, key_byte: &str) -> Setup {
+    let dir = Dir::new(name);
     chmod(&dir.0, 0o777);
     let repo = dir.p("repo");
     let key = dir.p("key");
-    std::fs::write(&key, "6b".repeat(32)).unwrap();
+    std::fs::write(&key, key_byte.repeat(32)).unwrap();
     chmod(&key, 0o644);
     let bin = env!("CARGO_BIN_EXE_dbbackup");
     let repo_s = repo.to_str().unwrap().to_owned();
     let key_s = key.to_str().unwrap().to_owned();
-    // Inside postgresql.conf's quoted value (the paths hold no spaces or quotes).
     let tail = format!("--repo {repo_s} --key-file {key_s}");
-
     let data = dir.p("data");
     as_pg(
         "initdb",
@@ -200,6 +209,28 @@ async fn an_archived_cluster_recovers_from_the_archive_alone() {
             "wal_level = replica\narchive_mode = on\narchive_command = '{bin} wal-push %p {tail}'\nmax_wal_senders = 4"
         ),
     );
+    Setup {
+        src,
+        dir,
+        repo,
+        repo_s,
+        key_s,
+        tail,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_archived_cluster_recovers_from_the_archive_alone() {
+    // `dir` before `src`: locals drop in reverse, so the server stops before its directory goes.
+    let Setup {
+        dir,
+        src,
+        repo,
+        repo_s,
+        key_s,
+        tail,
+    } = archiving("wal", "6b");
+    let bin = env!("CARGO_BIN_EXE_dbbackup");
     let mut c = src.conn().await;
     sqlx::raw_sql(
         "CREATE TABLE marks (id int PRIMARY KEY, note text);
@@ -437,37 +468,14 @@ async fn archive_all(c: &mut PgConnection) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_physical_backup_restores_to_a_point_in_time_and_to_the_end() {
-    let dir = Dir::new("pitr");
-    chmod(&dir.0, 0o777);
-    let repo = dir.p("repo");
-    let key = dir.p("key");
-    std::fs::write(&key, "5a".repeat(32)).unwrap();
-    chmod(&key, 0o644);
-    let bin = env!("CARGO_BIN_EXE_dbbackup");
-    let (repo_s, key_s) = (
-        repo.to_str().unwrap().to_owned(),
-        key.to_str().unwrap().to_owned(),
-    );
-    let data = dir.p("data");
-    as_pg(
-        "initdb",
-        &[
-            "-D",
-            data.to_str().unwrap(),
-            "-U",
-            "postgres",
-            "--auth=trust",
-            "-E",
-            "UTF8",
-        ],
-    );
-    let src = Cluster::start(
-        &data,
-        free_port(),
-        &format!(
-            "wal_level = replica\narchive_mode = on\narchive_command = '{bin} wal-push %p --repo {repo_s} --key-file {key_s}'\nmax_wal_senders = 4"
-        ),
-    );
+    // `dir` before `src`: locals drop in reverse, so the server stops before its directory goes.
+    let Setup {
+        dir,
+        src,
+        repo_s,
+        key_s,
+        ..
+    } = archiving("pitr", "5a");
     let url = format!("postgres://postgres@127.0.0.1:{}/postgres", src.port);
     let mut c = src.conn().await;
     sqlx::raw_sql(
