@@ -26,18 +26,21 @@ fn pg_bin() -> PathBuf {
         .expect("an initdb under /usr/lib/postgresql/*/bin")
 }
 
-/// Runs a PostgreSQL tool as the postgres user when this runs as root (the server refuses root).
-fn as_pg(tool: &str, args: &[&str]) -> std::process::Output {
+/// A PostgreSQL tool, run as the postgres user when this runs as root (the server refuses root).
+fn pg_command(tool: &str) -> Command {
     let path = pg_bin().join(tool);
-    let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
-    let mut c = if root {
+    if Command::new("id").arg("-u").output().unwrap().stdout == b"0\n" {
         let mut c = Command::new("runuser");
         c.args(["-u", "postgres", "--"]).arg(&path);
         c
     } else {
         Command::new(&path)
-    };
-    let out = c.args(args).output().unwrap();
+    }
+}
+
+/// Runs a PostgreSQL tool (see [`pg_command`]) and checks that it succeeded.
+fn as_pg(tool: &str, args: &[&str]) -> std::process::Output {
+    let out = pg_command(tool).args(args).output().unwrap();
     assert!(
         out.status.success(),
         "{tool} {args:?}: {}{}",
@@ -114,27 +117,9 @@ impl Cluster {
     }
 
     fn stop(&self) {
-        let _ = Command::new("runuser")
-            .args(["-u", "postgres", "--"])
-            .arg(pg_bin().join("pg_ctl"))
-            .args([
-                "-D",
-                self.data.to_str().unwrap(),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-            ])
-            .output();
-        let _ = Command::new(pg_bin().join("pg_ctl"))
-            .args([
-                "-D",
-                self.data.to_str().unwrap(),
-                "-m",
-                "fast",
-                "-w",
-                "stop",
-            ])
+        let data = self.data.to_str().unwrap();
+        let _ = pg_command("pg_ctl")
+            .args(["-D", data, "-m", "fast", "-w", "stop"])
             .output();
     }
 }
