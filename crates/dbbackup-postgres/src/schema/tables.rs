@@ -163,31 +163,24 @@ pub(super) async fn read_tables(
         .map_err(|e| catalog_err(e, "check constraints"))?;
         for c in checks {
             let (cname, def, valid): (String, String, bool) = (c.get(0), c.get(1), c.get(2));
-            if valid && c.get::<bool, _>(4) {
-                split.push((
-                    Statement::new(
-                        "check constraint",
-                        format!("{s}.{n}.{cname}"),
-                        format!(
-                            "ALTER TABLE {} ADD CONSTRAINT {} {def}",
-                            q(&s, &n),
-                            ident(&cname)
-                        ),
-                    ),
-                    c.get::<i64, _>(3),
-                ));
-            } else if valid {
+            let calls_ours: bool = c.get(4);
+            if valid && !calls_ours {
                 defs.push(format!("CONSTRAINT {} {def}", ident(&cname)));
+                continue;
+            }
+            let stmt = Statement::new(
+                "check constraint",
+                format!("{s}.{n}.{cname}"),
+                format!(
+                    "ALTER TABLE {} ADD CONSTRAINT {} {def}",
+                    q(&s, &n),
+                    ident(&cname)
+                ),
+            );
+            if valid {
+                split.push((stmt, c.get::<i64, _>(3)));
             } else {
-                cat.post_data.push(Statement::new(
-                    "check constraint",
-                    format!("{s}.{n}.{cname}"),
-                    format!(
-                        "ALTER TABLE {} ADD CONSTRAINT {} {def}",
-                        q(&s, &n),
-                        ident(&cname)
-                    ),
-                ));
+                cat.post_data.push(stmt);
             }
         }
 

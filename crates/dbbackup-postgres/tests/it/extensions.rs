@@ -3,10 +3,6 @@
 //! tables and triggers built on their types, operator classes, access methods, templates,
 //! wrappers and functions. The restored database's `pg_dump --schema-only` and rows are identical.
 
-use std::sync::Arc;
-
-use dbbackup_core::{MemorySink, Restore};
-
 use crate::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -83,20 +79,7 @@ async fn an_extension_heavy_schema_restores_exactly() {
     .await
     .unwrap();
     drop(c);
-    let sink = MemorySink::new();
-    let key = key();
-    let report = backup(&src, &sink, &key, 2).await;
-    assert!(report.manifest.omitted.is_empty(), "{:?}", report.manifest);
-    let dst = TestDb::reserve("ext_dst");
-    Restore::builder()
-        .sink(Arc::new(sink))
-        .key(key)
-        .target(target(&dst).create(true))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap_or_else(|e| panic!("restore failed: {e}"));
+    let dst = backup_and_restore_new(&src, "ext_dst").await;
     let (a, b) = (schema_dump(&src), schema_dump(&dst));
     assert!(
         a.contains("CREATE EXTENSION IF NOT EXISTS hstore WITH SCHEMA ext"),

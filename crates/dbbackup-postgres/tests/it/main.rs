@@ -178,6 +178,25 @@ pub(crate) async fn backup(db: &TestDb, sink: &MemorySink, key: &Key, jobs: usiz
         .unwrap_or_else(|e| panic!("backup failed: {e}"))
 }
 
+/// Backs `src` up (nothing omitted) and restores it into a new database reserved as `tag`.
+pub(crate) async fn backup_and_restore_new(src: &TestDb, tag: &str) -> TestDb {
+    let sink = MemorySink::new();
+    let key = key();
+    let report = backup(src, &sink, &key, 2).await;
+    assert!(report.manifest.omitted.is_empty(), "{:?}", report.manifest);
+    let dst = TestDb::reserve(tag);
+    dbbackup_core::Restore::builder()
+        .sink(Arc::new(sink))
+        .key(key)
+        .target(target(&dst).create(true))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_or_else(|e| panic!("restore failed: {e}"));
+    dst
+}
+
 pub(crate) fn key() -> Key {
     Key::raw(MasterKey::generate().unwrap())
 }

@@ -2,7 +2,6 @@
 //! object kinds, each of which a kind-by-kind restore cannot create.
 
 use super::*;
-use dbbackup_core::Restore;
 
 /// Only PostgreSQL 14+ records what a `BEGIN ATOMIC` body reads.
 const ATOMIC: &str = r#"
@@ -32,20 +31,7 @@ async fn objects_restore_in_dependency_order_across_kinds() {
         sqlx::raw_sql(ATOMIC).execute(&mut c).await.unwrap();
     }
     drop(c);
-    let sink = MemorySink::new();
-    let key = key();
-    let report = backup(&src, &sink, &key, 2).await;
-    assert!(report.manifest.omitted.is_empty(), "{:?}", report.manifest);
-    let dst = TestDb::reserve("order_dst");
-    Restore::builder()
-        .sink(Arc::new(sink))
-        .key(key)
-        .target(target(&dst).create(true))
-        .build()
-        .unwrap()
-        .run()
-        .await
-        .unwrap_or_else(|e| panic!("restore failed: {e}"));
+    let dst = backup_and_restore_new(&src, "order_dst").await;
     assert_same_schema(&schema_dump(&src), &schema_dump(&dst));
     let sums = data_checksums(&src).await;
     assert!(
