@@ -116,3 +116,9 @@ pub(crate) fn cancel_on_ctrl_c() -> CancellationToken {
     });
     token
 }
+
+/// A time as RFC 3339 (`2026-12-01T17:57:29.66Z`).
+pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
+    t.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| t.to_string())
+}

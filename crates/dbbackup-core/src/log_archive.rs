@@ -435,6 +435,23 @@ impl LogArchive {
         Ok(Bytes::from(data))
     }
 
+    /// Removes the piece `name`: its seal first (from then on it does not exist), then its data.
+    /// Removing a piece that is not there succeeds.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a bad name; storage errors.
+    pub async fn delete(&self, name: &str) -> Result<()> {
+        self.check_name(name)?;
+        for key in [self.seal_object(name), self.object(name)] {
+            match self.repo.sink().delete(&key).await {
+                Ok(()) => {}
+                Err(e) if e.kind() == ErrorKind::NotFound => {}
+                Err(e) => return Err(e.with_object(key)),
+            }
+        }
+        Ok(())
+    }
+
     /// The names of the committed (sealed) pieces, sorted.
     ///
     /// # Errors

@@ -170,6 +170,9 @@ pub struct SnapshotSummary {
     /// Objects the database holds that the backup leaves out (`kind name`), which the caller
     /// accepted (PostgreSQL: `allow_incomplete`). Recorded in the manifest's `omitted`.
     pub omitted: Vec<String>,
+    /// Position values learned only by reading (a physical backup's end LSN, say): merged over
+    /// [`SourceInfo::position`] in the manifest.
+    pub position: BTreeMap<String, String>,
 }
 
 /// A database that can be backed up.

@@ -304,6 +304,7 @@ impl Snapshot for ScriptedSnapshot {
         Ok(SnapshotSummary {
             warnings: self.source.warnings.clone(),
             omitted: Vec::new(),
+            ..Default::default()
         })
     }
 }

@@ -566,6 +566,7 @@ impl Snapshot for ServerBackupSnapshot {
         Ok(SnapshotSummary {
             warnings: self.warnings.clone(),
             omitted: Vec::new(),
+            ..Default::default()
         })
     }
 

@@ -437,6 +437,7 @@ impl Snapshot for MssqlSnapshot {
         Ok(SnapshotSummary {
             warnings: self.warnings.clone(),
             omitted: Vec::new(),
+            ..Default::default()
         })
     }
 }

@@ -644,6 +644,7 @@ impl Snapshot for MySnapshot {
         Ok(SnapshotSummary {
             warnings: self.catalog.warnings.clone(),
             omitted: Vec::new(),
+            ..Default::default()
         })
     }
 }

@@ -66,6 +66,7 @@ pub use physical::{PgBaseBackupSource, PgDataDirTarget, RecoveryTarget};
 pub use schema::{ident, literal, Statement};
 pub use source::PgSource;
 pub use target::PgTarget;
+pub use wal::{Lsn, PathPart, PhysicalBackup, Segment, WalArchive, Window, WAL_ARCHIVE};
 
 mod config;
 mod dump;
@@ -77,3 +78,4 @@ mod physical;
 mod schema;
 mod source;
 mod target;
+pub mod wal;

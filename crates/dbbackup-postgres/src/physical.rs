@@ -10,14 +10,17 @@
 //! with `pg_verifybackup` (where installed), and writes the recovery settings: `recovery.signal`,
 //! a `restore_command` calling `dbbackup wal-fetch`, and the recovery target if one is given.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use dbbackup_core::{
-    ByteStream, EntryData, EntryKind, EntryRecord, EntrySpec, Error, ErrorKind, Manifest,
-    RestoreSession, RestoreSummary, RestoreTarget, Result, Snapshot, SnapshotSummary, Source,
-    SourceInfo,
+    ByteStream, EntryData, EntryKind, EntryRecord, EntrySpec, Error, ErrorKind, LogArchive,
+    Manifest, RestoreSession, RestoreSummary, RestoreTarget, Result, Snapshot, SnapshotSummary,
+    Source, SourceInfo,
 };
+use futures::TryStreamExt;
 use sqlx::ConnectOptions;
 
 use crate::config::{PgUrl, ENGINE};
@@ -59,6 +62,149 @@ struct BaseSnapshot {
     info: SourceInfo,
     url: PgUrl,
     tool: PathBuf,
+    /// The members of the tar stream the manifest needs, caught as they pass.
+    watch: Arc<Mutex<TarWatch>>,
+}
+
+/// The small files of a tar stream worth keeping (`backup_label`, `backup_manifest`), caught as
+/// the stream passes through: the tar is never stored or parsed twice.
+#[derive(Debug, Default)]
+pub(crate) struct TarWatch {
+    header: Vec<u8>,
+    remaining: u64,
+    padding: u64,
+    current: Option<String>,
+    /// The members caught, by name.
+    pub(crate) files: BTreeMap<String, Vec<u8>>,
+    /// A header that could not be read: nothing more is caught.
+    pub(crate) lost: bool,
+}
+
+/// The members [`TarWatch`] keeps, and the most it keeps of each.
+const WATCHED: [&str; 2] = ["backup_label", "backup_manifest"];
+const WATCH_LIMIT: u64 = 256 << 20;
+
+fn tar_number(field: &[u8]) -> Option<u64> {
+    if field.first().is_some_and(|b| b & 0x80 != 0) {
+        // GNU base-256.
+        let mut n: u64 = u64::from(field[0] & 0x7f);
+        for b in &field[1..] {
+            n = n.checked_mul(256)?.checked_add(u64::from(*b))?;
+        }
+        return Some(n);
+    }
+    let text = std::str::from_utf8(field).ok()?;
+    let text = text.trim_matches(|c: char| c == '\0' || c == ' ');
+    if text.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(text, 8).ok()
+}
+
+fn tar_text(field: &[u8]) -> String {
+    let end = field.iter().position(|&b| b == 0).unwrap_or(field.len());
+    String::from_utf8_lossy(&field[..end]).into_owned()
+}
+
+impl TarWatch {
+    /// Follows `block` of the stream.
+    pub(crate) fn feed(&mut self, mut block: &[u8]) {
+        while !block.is_empty() && !self.lost {
+            if self.remaining > 0 {
+                let n = (self.remaining.min(block.len() as u64)) as usize;
+                if let Some(name) = &self.current {
+                    self.files
+                        .entry(name.clone())
+                        .or_default()
+                        .extend_from_slice(&block[..n]);
+                }
+                self.remaining -= n as u64;
+                block = &block[n..];
+                if self.remaining == 0 {
+                    self.current = None;
+                }
+                continue;
+            }
+            if self.padding > 0 {
+                let n = (self.padding.min(block.len() as u64)) as usize;
+                self.padding -= n as u64;
+                block = &block[n..];
+                continue;
+            }
+            let n = (512 - self.header.len()).min(block.len());
+            self.header.extend_from_slice(&block[..n]);
+            block = &block[n..];
+            if self.header.len() < 512 {
+                continue;
+            }
+            let h = std::mem::take(&mut self.header);
+            if h.iter().all(|&b| b == 0) {
+                continue;
+            }
+            let Some(size) = tar_number(&h[124..136]) else {
+                self.lost = true;
+                continue;
+            };
+            let mut name = tar_text(&h[0..100]);
+            if &h[257..262] == b"ustar" {
+                let prefix = tar_text(&h[345..500]);
+                if !prefix.is_empty() {
+                    name = format!("{prefix}/{name}");
+                }
+            }
+            let regular = matches!(h[156], b'0' | 0);
+            self.remaining = size;
+            self.padding = (512 - size % 512) % 512;
+            self.current = (regular
+                && size <= WATCH_LIMIT
+                && WATCHED.contains(&name.trim_start_matches("./")))
+            .then(|| name.trim_start_matches("./").to_owned());
+            if size == 0 {
+                if let Some(n) = self.current.take() {
+                    self.files.entry(n).or_default();
+                }
+            }
+        }
+    }
+}
+
+/// What a base backup's `backup_manifest` says of its WAL: the timeline and LSN it starts at,
+/// and the timeline and LSN it ends at (`WAL-Ranges`).
+pub(crate) fn manifest_wal_range(manifest: &[u8]) -> Result<(u32, String, u32, String)> {
+    #[derive(serde::Deserialize)]
+    struct Range {
+        #[serde(rename = "Timeline")]
+        timeline: u32,
+        #[serde(rename = "Start-LSN")]
+        start: String,
+        #[serde(rename = "End-LSN")]
+        end: String,
+    }
+    #[derive(serde::Deserialize)]
+    struct M {
+        #[serde(rename = "WAL-Ranges")]
+        ranges: Vec<Range>,
+    }
+    let m: M = serde_json::from_slice(manifest).map_err(|e| {
+        Error::new(
+            ErrorKind::Source,
+            format!("the server's backup_manifest is unreadable: {e}"),
+        )
+    })?;
+    // The ranges run from the newest timeline back to the oldest (a backup of a standby can
+    // cross a timeline switch).
+    let (Some(newest), Some(oldest)) = (m.ranges.first(), m.ranges.last()) else {
+        return Err(Error::new(
+            ErrorKind::Source,
+            "the server's backup_manifest names no WAL range",
+        ));
+    };
+    Ok((
+        oldest.timeline,
+        oldest.start.clone(),
+        newest.timeline,
+        newest.end.clone(),
+    ))
 }
 
 #[async_trait]
@@ -73,7 +219,7 @@ impl Source for PgBaseBackupSource {
                 &format!("cannot connect to {}", self.url),
             )
         })?;
-        let (archive_mode, archive_command, lsn, timeline, system): (
+        let (archive_mode, archive_command, timeline, system, segment_size): (
             String,
             String,
             String,
@@ -81,12 +227,19 @@ impl Source for PgBaseBackupSource {
             String,
         ) = sqlx::query_as(
             "SELECT current_setting('archive_mode'), current_setting('archive_command'),
-                    pg_current_wal_lsn()::text, (SELECT timeline_id FROM pg_control_checkpoint())::text,
-                    (SELECT system_identifier FROM pg_control_system())::text",
+                    (SELECT timeline_id FROM pg_control_checkpoint())::text,
+                    (SELECT system_identifier FROM pg_control_system())::text,
+                    (SELECT setting FROM pg_settings WHERE name = 'wal_segment_size')",
         )
         .fetch_one(&mut c)
         .await
-        .map_err(|e| pg_error(e, ErrorKind::Source, "cannot read the server's WAL settings"))?;
+        .map_err(|e| {
+            pg_error(
+                e,
+                ErrorKind::Source,
+                "cannot read the server's WAL settings",
+            )
+        })?;
         if archive_mode == "off" || archive_command.trim().is_empty() {
             return Err(Error::new(
                 ErrorKind::Source,
@@ -124,8 +277,8 @@ impl Source for PgBaseBackupSource {
             "tool".to_owned(),
             "pg_basebackup --format=tar --wal-method=none".to_owned(),
         );
-        position.insert("start_lsn_at_least".to_owned(), lsn);
         position.insert("timeline".to_owned(), timeline);
+        position.insert("wal_segment_size".to_owned(), segment_size);
         position.insert("system_identifier".to_owned(), system);
         Ok(Box::new(BaseSnapshot {
             info: SourceInfo {
@@ -137,6 +290,7 @@ impl Source for PgBaseBackupSource {
             },
             url: self.url.clone(),
             tool,
+            watch: Arc::default(),
         }))
     }
 }
@@ -166,15 +320,41 @@ impl Snapshot for BaseSnapshot {
             &uri,
         ]);
         self.url.child_env(&mut cmd);
-        Ok(EntryData::bytes(dbbackup_core::tool::stream_stdout(
-            cmd,
-            "pg_basebackup",
-            ErrorKind::Source,
-        )?))
+        let watch = self.watch.clone();
+        let stream = dbbackup_core::tool::stream_stdout(cmd, "pg_basebackup", ErrorKind::Source)?
+            .map_ok(move |b| {
+                if let Ok(mut w) = watch.lock() {
+                    w.feed(&b);
+                }
+                b
+            });
+        Ok(EntryData::bytes(Box::pin(stream)))
     }
 
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
-        Ok(SnapshotSummary::default())
+        let manifest = self
+            .watch
+            .lock()
+            .ok()
+            .and_then(|w| w.files.get("backup_manifest").cloned())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Source,
+                    "pg_basebackup's tar stream held no backup_manifest: the backup cannot say \
+                     which WAL it needs, and cannot be checked on restore",
+                )
+            })?;
+        let (start_tli, start, end_tli, end) = manifest_wal_range(&manifest)?;
+        let mut summary = SnapshotSummary::default();
+        summary.position.insert("start_lsn".into(), start);
+        summary
+            .position
+            .insert("start_timeline".into(), start_tli.to_string());
+        summary.position.insert("end_lsn".into(), end);
+        summary
+            .position
+            .insert("timeline".into(), end_tli.to_string());
+        Ok(summary)
     }
 }
 
@@ -200,6 +380,7 @@ pub struct PgDataDirTarget {
     target: Option<RecoveryTarget>,
     timeline: Option<String>,
     tools: Tools,
+    archive: Option<LogArchive>,
 }
 
 impl PgDataDirTarget {
@@ -212,7 +393,16 @@ impl PgDataDirTarget {
             target: None,
             timeline: None,
             tools: Tools::from_path(),
+            archive: None,
         }
+    }
+
+    /// Checks, before anything is written, that `archive` (the repository's WAL archive, which
+    /// the `restore_command` reads) holds the WAL this restore replays: the backup's own, and no
+    /// gap before the target ([`crate::wal::check_restore`]).
+    pub fn with_archive(mut self, archive: LogArchive) -> Self {
+        self.archive = Some(archive);
+        self
     }
 
     /// Recovers to `target` instead of the end of the archive.
@@ -245,6 +435,7 @@ fn conf_literal(s: &str) -> String {
 
 struct DataDirSession {
     target: PgDataDirTarget,
+    warnings: Vec<String>,
 }
 
 #[async_trait]
@@ -263,6 +454,18 @@ impl RestoreTarget for PgDataDirTarget {
                     manifest.backup_id
                 ),
             ));
+        }
+        let mut warnings = Vec::new();
+        if let Some(archive) = &self.archive {
+            let b = crate::wal::PhysicalBackup::of(manifest)?
+                .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "not a physical base backup"))?;
+            warnings = crate::wal::check_restore(
+                archive,
+                &b,
+                self.target.as_ref(),
+                self.timeline.as_deref(),
+            )
+            .await?;
         }
         match std::fs::read_dir(&self.dir) {
             Ok(mut d) => {
@@ -289,6 +492,7 @@ impl RestoreTarget for PgDataDirTarget {
         }
         Ok(Box::new(DataDirSession {
             target: self.clone(),
+            warnings,
         }))
     }
 }
@@ -311,7 +515,7 @@ impl RestoreSession for DataDirSession {
 
     async fn finish(self: Box<Self>) -> Result<RestoreSummary> {
         let dir = &self.target.dir;
-        let mut warnings = Vec::new();
+        let mut warnings = self.warnings.clone();
         let version = std::fs::read_to_string(dir.join("PG_VERSION"))
             .map_err(|e| io(e, &dir.join("PG_VERSION")))?;
         let major: u32 = version.trim().parse().unwrap_or(0);
@@ -400,5 +604,44 @@ impl RestoreSession for DataDirSession {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_watch_catches_the_label_and_manifest_of_a_tar_in_any_chunking() {
+        let dir = std::env::temp_dir().join(format!("dbbackup-tarwatch-{}", std::process::id()));
+        std::fs::create_dir_all(dir.join("global")).unwrap();
+        std::fs::write(dir.join("PG_VERSION"), "15\n").unwrap();
+        std::fs::write(dir.join("global/big"), vec![7u8; 70_000]).unwrap();
+        std::fs::write(dir.join("backup_label"), "START WAL LOCATION: 0/2000028\n").unwrap();
+        let manifest = br#"{"PostgreSQL-Backup-Manifest-Version": 1, "WAL-Ranges": [
+            { "Timeline": 2, "Start-LSN": "0/5000028", "End-LSN": "0/5000100" }]}"#;
+        std::fs::write(dir.join("backup_manifest"), manifest).unwrap();
+        let out = std::process::Command::new("tar")
+            .args(["--create", "--file=-", "--format=ustar", "--directory"])
+            .arg(&dir)
+            .args(["PG_VERSION", "global", "backup_label", "./backup_manifest"])
+            .output()
+            .unwrap();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(out.status.success());
+        for chunk in [1, 7, 512, 4096, 1 << 20] {
+            let mut w = TarWatch::default();
+            for c in out.stdout.chunks(chunk) {
+                w.feed(c);
+            }
+            assert!(!w.lost);
+            assert_eq!(w.files.len(), 2, "{chunk}: {:?}", w.files.keys());
+            assert_eq!(w.files["backup_manifest"], manifest.to_vec());
+            let (a, start, b, end) = manifest_wal_range(&w.files["backup_manifest"]).unwrap();
+            assert_eq!(
+                (a, start.as_str(), b, end.as_str()),
+                (2, "0/5000028", 2, "0/5000100")
+            );
+        }
     }
 }

@@ -514,6 +514,7 @@ impl Snapshot for PgSnapshot {
         Ok(SnapshotSummary {
             warnings: self.catalog.warnings.clone(),
             omitted: self.catalog.unsupported.clone(),
+            ..Default::default()
         })
     }
 }

@@ -13,6 +13,14 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
         .allow_unencrypted(allow_unencrypted(&a.key));
     repo.check_exists().await?;
     let catalog = repo.catalog().await?;
+    // Base backups: how far the WAL archive recovers from each.
+    let windows = super::wal::windows(&repo, super::wal::physical(catalog.trusted())?).await;
+    let window_of = |id: &str| {
+        windows
+            .as_ref()
+            .ok()
+            .and_then(|w| w.iter().find(|r| r.backup.backup_id == id))
+    };
     let status_word = |e: &CatalogEntry| match &e.status {
         BackupStatus::Trusted => "ok",
         BackupStatus::Unchecked => "unchecked",
@@ -41,6 +49,9 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                        "key_id": m.encryption.as_ref().map(|e| e.key_id.clone())});
                     if let (Some(o), Some(x)) = (item.as_object_mut(), extra.as_object()) {
                         o.extend(x.clone());
+                        if let Some(r) = window_of(&m.backup_id) {
+                            o.insert("recovery".into(), r.json());
+                        }
                     }
                 }
                 item
@@ -49,7 +60,7 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
         println!(
             "{}",
             json!({"ok": true, "command": "list", "encrypted": catalog.config.as_ref().is_some_and(|c| c.is_encrypted()),
-                   "backups": items})
+                   "backups": items, "wal_archive_error": windows.as_ref().err().map(|e| e.to_string())})
         );
     } else if catalog.entries.is_empty() {
         println!("no backups yet");
@@ -87,6 +98,10 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                     m.omitted.join(", ")
                 );
             }
+        }
+        match &windows {
+            Ok(w) => w.iter().for_each(|r| println!("{}", r.line())),
+            Err(e) => println!("recovery windows unknown: the WAL archive cannot be read: {e}"),
         }
         for e in &catalog.entries {
             if let BackupStatus::Refused { reason, .. } = &e.status {

@@ -57,11 +57,33 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode
     } else {
         repo.apply(&plan).await?
     };
+    // The WAL no kept base backup needs (none kept: the WAL stays).
+    let gone: Vec<&str> = if dry_run {
+        plan.to_delete().collect()
+    } else {
+        deleted.iter().map(String::as_str).collect()
+    };
+    let kept = super::wal::physical(
+        catalog
+            .trusted()
+            .filter(|m| !gone.contains(&m.backup_id.as_str())),
+    )?;
+    let mut wal_deleted = Vec::new();
+    if !kept.is_empty() {
+        let archive = dbbackup::LogArchive::new(repo.clone(), dbbackup::postgres::WAL_ARCHIVE)?;
+        let wal = dbbackup::postgres::WalArchive::read(&archive).await?;
+        wal_deleted = wal.unneeded(&kept);
+        if !dry_run {
+            for name in &wal_deleted {
+                archive.delete(name).await?;
+            }
+        }
+    }
     if json {
         println!(
             "{}",
             json!({"ok": refused.is_empty(), "command": "prune", "dry_run": dry_run, "decisions": plan.decisions,
-                   "deleted": deleted, "refused": refused})
+                   "deleted": deleted, "wal_deleted": wal_deleted, "refused": refused})
         );
     } else {
         for d in &plan.decisions {
@@ -80,6 +102,15 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode
                 d.backup_id,
                 d.group,
                 d.reasons.join("; ")
+            );
+        }
+        if !wal_deleted.is_empty() {
+            println!(
+                "{} {} WAL file(s) that no kept base backup needs ({} .. {})",
+                if dry_run { "would delete" } else { "deleted" },
+                wal_deleted.len(),
+                wal_deleted.first().map_or("", String::as_str),
+                wal_deleted.last().map_or("", String::as_str)
             );
         }
         let n = plan.to_delete().count();

@@ -8,14 +8,17 @@ use crate::common::*;
 /// Runs the command.
 pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> Result<ExitCode> {
     let sink = open_repo(a.repo.repo.clone())?;
-    let selector = parse_selector(a.backup.clone())?;
+    let mut selector = parse_selector(a.backup.clone())?;
     let key = load_key(&a.key)?;
     let allow = allow_unencrypted(&a.key);
-    let resolved = Repository::new(sink.clone())
+    let repo = Repository::new(sink.clone())
         .with_key(key.clone())
-        .allow_unencrypted(allow)
-        .resolve(&selector)
-        .await?;
+        .allow_unencrypted(allow);
+    let point = recovery_target(&a)?;
+    if a.data_dir.is_some() && selector == BackupSelector::Latest {
+        selector = BackupSelector::Id(latest_base_backup(&repo, point.as_ref()).await?);
+    }
+    let resolved = repo.resolve(&selector).await?;
     report_skipped(&resolved.skipped, json);
     let manifest = resolved.manifest;
     let physical = manifest
@@ -31,11 +34,15 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
             ))
         })?;
         let target = dbbackup::postgres::PgDataDirTarget::new(&dir, restore_command(&a)?)
-            .recovery_target(recovery_target(&a))
-            .timeline(a.timeline.clone());
+            .recovery_target(point)
+            .timeline(a.timeline.clone())
+            .with_archive(dbbackup::LogArchive::new(
+                repo.clone(),
+                dbbackup::postgres::WAL_ARCHIVE,
+            )?);
         (Arc::new(target) as Arc<dyn dbbackup::RestoreTarget>, dir)
     } else {
-        if a.to_time.is_some() || a.to_lsn.is_some() || a.to_name.is_some() || a.to_xid.is_some() {
+        if point.is_some() {
             return Err(invalid(
                 "--to-time, --to-lsn, --to-name and --to-xid apply to physical PostgreSQL base \
                  backups (backup --engine-tool basebackup)",
@@ -107,14 +114,62 @@ fn target_for(
     dbbackup::target(target_url, &options)
 }
 
-fn recovery_target(a: &crate::cli::RestoreArgs) -> Option<dbbackup::postgres::RecoveryTarget> {
+/// The recovery target of the options, checked (a time with an offset, an LSN of
+/// PostgreSQL's form).
+fn recovery_target(
+    a: &crate::cli::RestoreArgs,
+) -> Result<Option<dbbackup::postgres::RecoveryTarget>> {
     use dbbackup::postgres::RecoveryTarget as T;
-    a.to_time
+    if let Some(t) = &a.to_time {
+        dbbackup::postgres::wal::parse_target_time(t)?;
+    }
+    if let Some(l) = &a.to_lsn {
+        l.parse::<dbbackup::postgres::Lsn>()?;
+    }
+    Ok(a.to_time
         .clone()
         .map(T::Time)
         .or_else(|| a.to_lsn.clone().map(T::Lsn))
         .or_else(|| a.to_name.clone().map(T::Name))
-        .or_else(|| a.to_xid.clone().map(T::Xid))
+        .or_else(|| a.to_xid.clone().map(T::Xid)))
+}
+
+/// `latest` for a data directory: the newest trusted base backup, and with a target time or
+/// LSN the newest that ends before it.
+async fn latest_base_backup(
+    repo: &Repository,
+    point: Option<&dbbackup::postgres::RecoveryTarget>,
+) -> Result<String> {
+    let catalog = repo.catalog().await?;
+    let mut backups = Vec::new();
+    for m in catalog.trusted() {
+        if let Some(b) = dbbackup::postgres::PhysicalBackup::of(m)? {
+            backups.push(b);
+        }
+    }
+    if backups.is_empty() {
+        return Err(Error::new(
+            ErrorKind::NotFound,
+            "the repository holds no physical base backup (take one with backup \
+             --engine-tool basebackup)",
+        ));
+    }
+    match dbbackup::postgres::wal::choose_backup(&backups, point)? {
+        Some(b) => Ok(b.backup_id.clone()),
+        None => {
+            let oldest = backups.iter().min_by_key(|b| b.finished_at);
+            Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no base backup ends before the recovery target; the oldest, {}, ends at \
+                     {} (LSN {}): nothing in this repository can recover to an earlier point",
+                    oldest.map_or("-", |b| b.backup_id.as_str()),
+                    oldest.map_or(String::new(), |b| rfc3339(b.finished_at)),
+                    oldest.map_or(String::new(), |b| b.end_lsn.to_string()),
+                ),
+            ))
+        }
+    }
 }
 
 /// `dbbackup wal-fetch %f %p` with this restore's repository and key options, for the

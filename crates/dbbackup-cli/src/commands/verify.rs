@@ -101,6 +101,14 @@ pub(crate) async fn run(a: crate::cli::VerifyArgs, json: bool, mode: Mode) -> Re
             }
         }
     }
+    // Base backups: the WAL they replay is there, without a gap, and every piece of it reads.
+    let ids: Vec<String> = selectors.iter().map(|s| s.to_string()).collect();
+    if !ids.is_empty() {
+        match check_wal(&repo, &ids, json).await {
+            Ok(checked) => ok.extend(checked),
+            Err(mut errs) => failed.append(&mut errs),
+        }
+    }
     let code = if failed.iter().any(|e| e.kind() == ErrorKind::Corrupt) {
         3
     } else if failed.is_empty() {
@@ -121,4 +129,85 @@ pub(crate) async fn run(a: crate::cli::VerifyArgs, json: bool, mode: Mode) -> Re
         println!("no backups to verify");
     }
     Ok(ExitCode::from(code))
+}
+
+/// Checks the WAL of the base backups among `ids`: continuity (the first missing segment or
+/// history file is named) and every segment's checksum. Each segment is read once.
+async fn check_wal(
+    repo: &Repository,
+    ids: &[String],
+    json: bool,
+) -> std::result::Result<Vec<serde_json::Value>, Vec<Error>> {
+    let one = |e: Error| vec![e];
+    let catalog = repo.catalog().await.map_err(one)?;
+    let backups = super::wal::physical(catalog.trusted().filter(|m| ids.contains(&m.backup_id)))
+        .map_err(one)?;
+    let windows = super::wal::windows(repo, backups).await.map_err(one)?;
+    let archive =
+        dbbackup::LogArchive::new(repo.clone(), dbbackup::postgres::WAL_ARCHIVE).map_err(one)?;
+    let mut failed = Vec::new();
+    let mut ok = Vec::new();
+    let mut read = std::collections::HashSet::new();
+    for r in &windows {
+        let b = &r.backup;
+        let mut problems = Vec::new();
+        let mut bytes = 0u64;
+        let mut segments = 0;
+        for w in std::iter::once(&r.window).chain(r.own.as_ref()) {
+            let on = format!("timeline {}", w.timeline);
+            if let Some(m) = w.missing_needed.as_ref().or(w.missing_history.as_ref()) {
+                problems.push(format!(
+                    "cannot be restored on {on}: {m}, which it needs, is missing from the WAL \
+                     archive"
+                ));
+            }
+            if let Some(g) = &w.gap {
+                problems.push(format!(
+                    "the WAL archive has a gap on {on}: {g} is missing, so recovery stops at \
+                     LSN {} and the WAL archived after it cannot be used",
+                    w.reaches
+                ));
+            }
+            for name in &w.segments {
+                if !read.insert(name.clone()) {
+                    continue;
+                }
+                segments += 1;
+                match archive.fetch(name).await {
+                    Ok(d) => bytes += d.len() as u64,
+                    Err(e) => problems.push(format!("WAL {name}: {e}")),
+                }
+            }
+        }
+        let w = &r.window;
+        if problems.is_empty() {
+            if !json {
+                println!(
+                    "ok      WAL of {}: {} segment(s) checked ({}), recoverable to LSN {} on \
+                     timeline {}",
+                    b.backup_id,
+                    segments,
+                    human(bytes),
+                    w.reaches,
+                    w.timeline
+                );
+            }
+            ok.push(json!({"backup_id": b.backup_id, "wal_segments": segments,
+                           "wal_bytes": bytes, "recoverable_to_lsn": w.reaches.to_string(),
+                           "timeline": w.timeline}));
+        }
+        for p in problems {
+            let e = Error::new(ErrorKind::Corrupt, format!("WAL of base backup: {p}"))
+                .with_backup(b.backup_id.clone());
+            if !json {
+                println!("FAILED  {}: {e}", b.backup_id);
+            }
+            failed.push(e);
+        }
+    }
+    if failed.is_empty() {
+        Ok(ok)
+    } else {
+        Err(failed)
+    }
 }

@@ -17,7 +17,7 @@ fn archive(repo: Option<String>, key: &KeyArgs) -> Result<LogArchive> {
     let repo = Repository::new(open_repo(repo)?)
         .with_key(load_key(key)?)
         .allow_unencrypted(allow_unencrypted(key));
-    LogArchive::new(repo, "wal")
+    LogArchive::new(repo, dbbackup::postgres::WAL_ARCHIVE)
 }
 
 fn file_name(path: &std::path::Path) -> Result<String> {
@@ -85,4 +85,100 @@ pub(crate) async fn fetch(a: crate::cli::WalFetchArgs, json: bool) -> Result<Exi
         );
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A base backup and what the WAL archive can recover from it.
+pub(crate) struct Recoverable {
+    pub backup: dbbackup::postgres::PhysicalBackup,
+    pub window: dbbackup::postgres::Window,
+    /// The window on the backup's own timeline, when recovery would follow a later one.
+    pub own: Option<dbbackup::postgres::Window>,
+    /// When the window's last segment was archived.
+    pub reaches_time: Option<time::OffsetDateTime>,
+}
+
+/// The physical base backups among `manifests`.
+pub(crate) fn physical<'a>(
+    manifests: impl Iterator<Item = &'a dbbackup::Manifest>,
+) -> Result<Vec<dbbackup::postgres::PhysicalBackup>> {
+    let mut out = Vec::new();
+    for m in manifests {
+        if let Some(b) = dbbackup::postgres::PhysicalBackup::of(m)? {
+            out.push(b);
+        }
+    }
+    Ok(out)
+}
+
+/// The recovery window of every base backup in `backups` (none: nothing is read).
+pub(crate) async fn windows(
+    repo: &Repository,
+    backups: Vec<dbbackup::postgres::PhysicalBackup>,
+) -> Result<Vec<Recoverable>> {
+    if backups.is_empty() {
+        return Ok(Vec::new());
+    }
+    let archive = LogArchive::new(repo.clone(), dbbackup::postgres::WAL_ARCHIVE)?;
+    let wal = dbbackup::postgres::WalArchive::read(&archive).await?;
+    let mut out = Vec::new();
+    for b in backups {
+        let window = wal.window(&b, None)?;
+        let own = (window.timeline != b.timeline)
+            .then(|| wal.window(&b, Some(b.timeline)))
+            .transpose()?;
+        let reaches_time = match &window.last {
+            Some(l) => Some(archive.record(l).await?.archived_at),
+            None => None,
+        };
+        out.push(Recoverable {
+            backup: b,
+            window,
+            own,
+            reaches_time,
+        });
+    }
+    Ok(out)
+}
+
+impl Recoverable {
+    /// One line for `list`.
+    pub(crate) fn line(&self) -> String {
+        let (b, w) = (&self.backup, &self.window);
+        let mut line = format!(
+            "recovery window of {} (timeline {}): from LSN {} (end of the backup, {})",
+            b.backup_id,
+            w.timeline,
+            b.end_lsn,
+            rfc3339(b.finished_at)
+        );
+        if w.restorable() {
+            line.push_str(&format!(" to LSN {}", w.reaches));
+            if let (Some(l), Some(t)) = (&w.last, self.reaches_time) {
+                line.push_str(&format!(" (segment {l}, archived {})", rfc3339(t)));
+            }
+        } else {
+            line.push_str(&format!(
+                ": NOT RESTORABLE, {} is missing from the WAL archive",
+                w.missing_needed
+                    .as_deref()
+                    .or(w.missing_history.as_deref())
+                    .unwrap_or("-")
+            ));
+        }
+        if let Some(g) = &w.gap {
+            line.push_str(&format!("; GAP: {g} is missing, later WAL cannot be used"));
+        }
+        line
+    }
+
+    /// The same for `--json`.
+    pub(crate) fn json(&self) -> serde_json::Value {
+        let (b, w) = (&self.backup, &self.window);
+        json!({"timeline": w.timeline, "from_lsn": b.end_lsn.to_string(),
+               "from_time": rfc3339(b.finished_at), "restorable": w.restorable(),
+               "to_lsn": w.restorable().then(|| w.reaches.to_string()),
+               "to_time": self.reaches_time.filter(|_| w.restorable()).map(rfc3339),
+               "first_segment": w.first, "last_segment": w.last, "gap": w.gap,
+               "missing": w.missing_needed.clone().or(w.missing_history.clone())})
+    }
 }

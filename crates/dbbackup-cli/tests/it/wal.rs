@@ -576,3 +576,291 @@ async fn a_physical_backup_restores_to_a_point_in_time_and_to_the_end() {
     assert_eq!(code(&out), Some(2), "{}", text(&out));
     assert!(text(&out).contains("--data-dir"), "{}", text(&out));
 }
+
+/// A `dbbackup` command against the setup's repository and key, checked to succeed.
+fn repo_cmd(s: &Setup, args: &[&str]) -> std::process::Output {
+    let mut all: Vec<&str> = args.to_vec();
+    all.extend(["--repo", &s.repo_s, "--key-file", &s.key_s]);
+    wal(&all)
+}
+
+fn json_of(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(out)))
+}
+
+/// Restores with `args` into a new directory `name`, starts it (not archiving unless
+/// `conf` says so) and returns its markers once recovery is over, with the server.
+async fn restore_and_start(
+    s: &Setup,
+    name: &str,
+    args: &[&str],
+    conf: &str,
+) -> (Vec<i32>, Cluster) {
+    let d = s.dir.p(name);
+    let mut all = vec!["restore", "--data-dir", d.to_str().unwrap()];
+    all.extend(args);
+    ok(&repo_cmd(s, &all));
+    chown_pg(&d);
+    let c = Cluster::start(&d, free_port(), conf);
+    (markers(&c).await, c)
+}
+
+async fn base_backup(s: &Setup) -> String {
+    let url = format!("postgres://postgres@127.0.0.1:{}/postgres", s.src.port);
+    let out = repo_cmd(
+        s,
+        &[
+            "backup",
+            "--source",
+            &url,
+            "--engine-tool",
+            "basebackup",
+            "--json",
+        ],
+    );
+    ok(&out);
+    json_of(&out)["backup_id"].as_str().unwrap().to_owned()
+}
+
+async fn insert_marker(c: &mut PgConnection, id: i32) {
+    sqlx::query("INSERT INTO markers (id) VALUES ($1)")
+        .bind(id)
+        .execute(&mut *c)
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_points_lsns_timelines_gaps_and_retention() {
+    let s = archiving("timelines", "4d");
+    let mut c = s.src.conn().await;
+    sqlx::raw_sql(
+        "CREATE TABLE markers (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
+         INSERT INTO markers (id) VALUES (1);",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    archive_all(&mut c).await;
+    let b1 = base_backup(&s).await;
+    insert_marker(&mut c, 2).await;
+    sqlx::raw_sql("SELECT pg_create_restore_point('after-2')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    insert_marker(&mut c, 3).await;
+    let (l3, seg3): (String, String) =
+        sqlx::query_as("SELECT pg_current_wal_lsn()::text, pg_walfile_name(pg_current_wal_lsn())")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let t3: String = sqlx::query_scalar("SELECT clock_timestamp()::text")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    insert_marker(&mut c, 4).await;
+    archive_all(&mut c).await;
+    let b2 = base_backup(&s).await;
+    insert_marker(&mut c, 5).await;
+    archive_all(&mut c).await;
+    drop(c);
+    s.src.stop();
+
+    // What the repository can recover, and proof that its WAL reads.
+    let list = json_of(&repo_cmd(&s, &["list", "--json"]));
+    let rec = |id: &str, list: &serde_json::Value| {
+        list["backups"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|b| b["backup_id"] == id)
+            .unwrap()["recovery"]
+            .clone()
+    };
+    let r1 = rec(&b1, &list);
+    assert_eq!(r1["restorable"], true, "{list}");
+    assert_eq!(r1["timeline"], 1, "{list}");
+    assert_eq!(r1["gap"], serde_json::Value::Null, "{list}");
+    let first1 = r1["first_segment"].as_str().unwrap().to_owned();
+    let out = repo_cmd(&s, &["verify", "--backup", "all"]);
+    ok(&out);
+    assert!(
+        text(&out).contains(&format!("WAL of {b1}")),
+        "{}",
+        text(&out)
+    );
+
+    // To a named restore point, to an LSN, and `latest` before a time picks the older backup.
+    let (m, _r) = restore_and_start(
+        &s,
+        "at_name",
+        &["--backup", &b1, "--to-name", "after-2"],
+        "archive_mode = off",
+    )
+    .await;
+    assert_eq!(m, vec![1, 2]);
+    drop(_r);
+    let (m, _r) = restore_and_start(
+        &s,
+        "at_lsn",
+        &["--backup", &b1, "--to-lsn", &l3],
+        "archive_mode = off",
+    )
+    .await;
+    assert_eq!(m, vec![1, 2, 3]);
+    drop(_r);
+    let d = s.dir.p("at_t3");
+    let out = repo_cmd(
+        &s,
+        &[
+            "restore",
+            "--data-dir",
+            d.to_str().unwrap(),
+            "--to-time",
+            &t3,
+            "--json",
+        ],
+    );
+    ok(&out);
+    assert_eq!(json_of(&out)["backup_id"], b1.as_str());
+    chown_pg(&d);
+    let r = Cluster::start(&d, free_port(), "archive_mode = off");
+    assert_eq!(markers(&r).await, vec![1, 2, 3]);
+    drop(r);
+    let out = repo_cmd(
+        &s,
+        &[
+            "restore",
+            "--data-dir",
+            s.dir.p("too_early").to_str().unwrap(),
+            "--to-time",
+            "2001-01-01 00:00:00+00",
+        ],
+    );
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains("no base backup ends before"),
+        "{}",
+        text(&out)
+    );
+    let out = repo_cmd(
+        &s,
+        &[
+            "restore",
+            "--data-dir",
+            s.dir.p("no_zone").to_str().unwrap(),
+            "--to-time",
+            "2026-12-01 10:00:00",
+        ],
+    );
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("offset"), "{}", text(&out));
+
+    // A new timeline: restored to the restore point and promoted, it archives into the same
+    // repository as timeline 2.
+    let (m, tl2) =
+        restore_and_start(&s, "tl2", &["--backup", &b1, "--to-name", "after-2"], "").await;
+    assert_eq!(m, vec![1, 2]);
+    let mut c2 = tl2.conn().await;
+    insert_marker(&mut c2, 20).await;
+    archive_all(&mut c2).await;
+    drop(c2);
+    drop(tl2);
+    assert!(walk(&s.repo.join("logs/wal")).contains(&"00000002.history.seal".to_owned()));
+    let (m, _r) =
+        restore_and_start(&s, "latest_tl", &["--backup", &b1], "archive_mode = off").await;
+    assert_eq!(m, vec![1, 2, 20]);
+    drop(_r);
+    let (m, _r) = restore_and_start(
+        &s,
+        "tl1",
+        &["--backup", &b1, "--timeline", "1"],
+        "archive_mode = off",
+    )
+    .await;
+    assert_eq!(m, vec![1, 2, 3, 4, 5]);
+    drop(_r);
+    let list = json_of(&repo_cmd(&s, &["list", "--json"]));
+    assert_eq!(rec(&b1, &list)["timeline"], 2, "{list}");
+    assert_eq!(rec(&b2, &list)["timeline"], 1, "{list}");
+
+    // A damaged segment: verify says so (exit 3). (Timeline 1's, which B2 replays: from
+    // B1, recovery now reads timeline 2's copy of the segments after the switch.)
+    let first2 = rec(&b2, &list)["first_segment"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let object = s.repo.join("logs/wal").join(&first2);
+    let good = std::fs::read(&object).unwrap();
+    let mut bad = good.clone();
+    let mid = bad.len() / 2;
+    bad[mid] ^= 1;
+    std::fs::write(&object, &bad).unwrap();
+    let out = repo_cmd(&s, &["verify", "--backup", &b2]);
+    assert_eq!(code(&out), Some(3), "{}", text(&out));
+    assert!(text(&out).contains(&first2), "{}", text(&out));
+    std::fs::write(&object, &good).unwrap();
+
+    // A missing segment in the middle: verify names the gap, and a restore across it stops
+    // before writing anything.
+    std::fs::rename(
+        s.repo.join("logs/wal").join(format!("{seg3}.seal")),
+        s.dir.p("seg3.seal"),
+    )
+    .unwrap();
+    let out = repo_cmd(&s, &["verify", "--backup", &b1]);
+    assert_eq!(code(&out), Some(3), "{}", text(&out));
+    assert!(
+        text(&out).contains(&format!("gap on timeline 1: {seg3} is missing")),
+        "{}",
+        text(&out)
+    );
+    let gap_dir = s.dir.p("across_gap");
+    let out = repo_cmd(
+        &s,
+        &[
+            "restore",
+            "--backup",
+            &b1,
+            "--timeline",
+            "1",
+            "--data-dir",
+            gap_dir.to_str().unwrap(),
+        ],
+    );
+    assert_ne!(code(&out), Some(0), "{}", text(&out));
+    assert!(text(&out).contains(&seg3), "{}", text(&out));
+    assert!(walk(&gap_dir).is_empty(), "{:?}", walk(&gap_dir));
+    ok(&repo_cmd(&s, &["verify", "--backup", &b2]));
+
+    // Retention: with the older base backup gone, its WAL goes too; the history stays, and
+    // the kept backup still restores.
+    let out = repo_cmd(&s, &["prune", "--keep-last", "1", "--json"]);
+    ok(&out);
+    let pruned = json_of(&out);
+    assert!(
+        pruned["wal_deleted"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n == first1.as_str()),
+        "{pruned}"
+    );
+    let left = walk(&s.repo.join("logs/wal"));
+    assert!(!left.contains(&format!("{first1}.seal")), "{left:?}");
+    assert!(
+        left.contains(&"00000002.history.seal".to_owned()),
+        "{left:?}"
+    );
+    ok(&repo_cmd(&s, &["verify", "--backup", &b2]));
+    let (m, _r) = restore_and_start(
+        &s,
+        "after_prune",
+        &["--backup", &b2, "--timeline", "1"],
+        "archive_mode = off",
+    )
+    .await;
+    assert_eq!(m, vec![1, 2, 3, 4, 5]);
+}

@@ -325,6 +325,8 @@ impl Backup {
             }
         })?;
 
+        let mut info = info;
+        info.position.extend(summary.position);
         let manifest = Manifest {
             format_version: manifest::FORMAT_VERSION,
             backup_id: id.to_owned(),
