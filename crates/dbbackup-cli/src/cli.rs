@@ -45,6 +45,10 @@ pub enum Command {
     /// when it is not archived (the end of the archive), 126 on any other failure, which makes
     /// PostgreSQL stop recovery instead of ending it early.
     WalFetch(WalFetchArgs),
+    /// Stream WAL into the repository over the replication protocol, from a physical
+    /// replication slot, until SIGINT/SIGTERM: completed segments as they fill, the unfinished
+    /// one every --partial-interval (the recovery point). Resumes where the archive ends.
+    WalStream(WalStreamArgs),
 }
 
 /// The repository.
@@ -291,6 +295,28 @@ pub struct WalPushArgs {
     /// The WAL file (PostgreSQL's `%p`: its path relative to the data directory).
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `wal-stream`.
+#[derive(Debug, Args)]
+pub struct WalStreamArgs {
+    /// The server: postgres://user@host/db (a user with REPLICATION, and a replication line in
+    /// pg_hba.conf).
+    #[arg(long, env = "DBBACKUP_SOURCE", value_name = "URL")]
+    pub source: Option<String>,
+    /// The physical replication slot that keeps the server's WAL while the stream is down.
+    #[arg(long, default_value = "dbbackup")]
+    pub slot: String,
+    /// Create the slot when it does not exist.
+    #[arg(long)]
+    pub create_slot: bool,
+    /// How often the unfinished segment is archived: the recovery point (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub partial_interval: Option<String>,
     #[command(flatten)]
     pub repo: RepoArgs,
     #[command(flatten)]

@@ -102,6 +102,7 @@ async fn dispatch(command: Command, json: bool) -> Result<ExitCode> {
         Command::Rekey(a) => commands::rekey::run(a, json).await,
         Command::Gc(a) => commands::gc::run(a, json).await,
         Command::WalPush(a) => commands::wal::push(a, json).await,
+        Command::WalStream(a) => commands::wal::stream(a, json).await,
         Command::WalFetch(a) => match commands::wal::fetch(a, json).await {
             Ok(code) => Ok(code),
             // PostgreSQL ends recovery at a restore_command that exits 1..=125 (the file is

@@ -457,7 +457,16 @@ impl LogArchive {
     /// # Errors
     /// Storage errors.
     pub async fn names(&self) -> Result<Vec<String>> {
-        let prefix = format!("{LOGS_PREFIX}{}/", self.kind);
+        self.names_starting("").await
+    }
+
+    /// The names of the committed pieces that start with `start`, sorted.
+    ///
+    /// # Errors
+    /// Storage errors.
+    pub async fn names_starting(&self, start: &str) -> Result<Vec<String>> {
+        let dir = format!("{LOGS_PREFIX}{}/", self.kind);
+        let prefix = format!("{dir}{start}");
         let mut names: Vec<String> = self
             .repo
             .sink()
@@ -466,7 +475,7 @@ impl LogArchive {
             .into_iter()
             .filter_map(|o| {
                 o.key
-                    .strip_prefix(&prefix)?
+                    .strip_prefix(&dir)?
                     .strip_suffix(".seal")
                     .map(str::to_owned)
             })

@@ -65,6 +65,7 @@ pub use migrate::{not_migration_table, snapshot_before_migrate, MIGRATIONS_TABLE
 pub use physical::{PgBaseBackupSource, PgDataDirTarget, RecoveryTarget};
 pub use schema::{ident, literal, Statement};
 pub use source::PgSource;
+pub use stream::{newest_partial, StreamEvent, StreamListener, WalStreamer};
 pub use target::PgTarget;
 pub use wal::{Lsn, PathPart, PhysicalBackup, Segment, WalArchive, Window, WAL_ARCHIVE};
 
@@ -77,5 +78,6 @@ mod migrate;
 mod physical;
 mod schema;
 mod source;
+mod stream;
 mod target;
 pub mod wal;

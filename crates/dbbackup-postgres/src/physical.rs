@@ -240,14 +240,23 @@ impl Source for PgBaseBackupSource {
                 "cannot read the server's WAL settings",
             )
         })?;
-        if archive_mode == "off" || archive_command.trim().is_empty() {
+        // WAL reaches the archive through archive_command or a streaming slot (wal-stream).
+        let streaming: bool = sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM pg_replication_slots WHERE slot_type = 'physical' AND active)",
+        )
+        .fetch_one(&mut c)
+        .await
+        .map_err(|e| pg_error(e, ErrorKind::Source, "cannot read pg_replication_slots"))?;
+        let archiving = archive_mode != "off" && !archive_command.trim().is_empty();
+        if !archiving && !streaming {
             return Err(Error::new(
                 ErrorKind::Source,
                 format!(
                     "the server does not archive its WAL (archive_mode = {archive_mode}, \
-                     archive_command = {archive_command:?}): a base backup without the WAL \
-                     archive cannot be restored. Set archive_mode = on and archive_command = \
-                     'dbbackup wal-push %p --repo ... --key-file ...' (docs/POSTGRES.md), then \
+                     archive_command = {archive_command:?}, and no physical replication slot is \
+                     being streamed): a base backup without the WAL archive cannot be restored. \
+                     Set archive_mode = on and archive_command = 'dbbackup wal-push %p --repo \
+                     ... --key-file ...', or run dbbackup wal-stream (docs/POSTGRES.md), then \
                      back up"
                 ),
             ));

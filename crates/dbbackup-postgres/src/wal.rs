@@ -377,6 +377,8 @@ impl WalArchive {
         let mut segments = Vec::new();
         let mut gap = None;
         let mut missing_needed = None;
+        // The end of the WAL: a complete segment's end, or a streamed partial's.
+        let mut partial: Option<(String, Lsn)> = None;
         'parts: for part in &path {
             let start = b.segment_of(part.from);
             // A switch inside a segment: that segment is read from the next timeline.
@@ -391,6 +393,17 @@ impl WalArchive {
                     number: n,
                 };
                 if !self.has(s, size) {
+                    let name = s.name(size);
+                    if let Some(p) = crate::stream::newest_partial(self.names(), &name) {
+                        let bytes = u64::from_str_radix(&p[25..33], 16).unwrap_or(0);
+                        let upto = Lsn(n * size + bytes);
+                        segments.push(p.clone());
+                        if n < needed_through || upto < b.end_lsn {
+                            missing_needed = Some(name);
+                        }
+                        partial = Some((p, upto));
+                        break 'parts;
+                    }
                     if n <= needed_through {
                         missing_needed = Some(s.name(size));
                     }
@@ -404,7 +417,10 @@ impl WalArchive {
                 n += 1;
             }
         }
-        if missing_needed.is_none() && last.is_none_or(|l| l.number < needed_through) {
+        if missing_needed.is_none()
+            && partial.is_none()
+            && last.is_none_or(|l| l.number < needed_through)
+        {
             let n = last.map_or(first.number, |l| l.number + 1);
             missing_needed = Some(
                 Segment {
@@ -418,8 +434,14 @@ impl WalArchive {
             timeline: target,
             path,
             first: first.name(size),
-            last: last.map(|l| l.name(size)),
-            reaches: last.map_or(b.start_lsn, |l| Lsn((l.number + 1) * size)),
+            reaches: match &partial {
+                Some((_, upto)) => *upto,
+                None => last.map_or(b.start_lsn, |l| Lsn((l.number + 1) * size)),
+            },
+            last: match partial {
+                Some((p, _)) => Some(p),
+                None => last.map(|l| l.name(size)),
+            },
             gap,
             missing_needed,
             missing_history,
@@ -452,8 +474,8 @@ impl WalArchive {
                 let stem = n.get(..24).unwrap_or("");
                 let rest = n.get(24..).unwrap_or("");
                 let kind_ok = rest.is_empty()
-                    || rest == ".partial"
-                    || (rest.starts_with('.') && rest.ends_with(".backup"));
+                    || (rest.starts_with('.')
+                        && (rest.ends_with(".backup") || rest.ends_with(".partial")));
                 kind_ok && Segment::parse(stem, size).is_some_and(|s| s.number < floor)
             })
             .cloned()
@@ -681,6 +703,28 @@ mod tests {
         let w = a.window(&backup(2, 3), None).unwrap();
         assert_eq!(w.gap, None);
         assert_eq!(w.missing_needed.as_deref(), Some(seg(1, 3).as_str()));
+    }
+
+    #[test]
+    fn a_streamed_partial_ends_the_window_where_its_wal_ends() {
+        let mut names: Vec<String> = (2..=4).map(|n| seg(1, n)).collect();
+        names.push(format!("{}.00001000.partial", seg(1, 5)));
+        names.push(format!("{}.00A00000.partial", seg(1, 5)));
+        let a = WalArchive::from_parts(names, BTreeMap::new());
+        let w = a.window(&backup(2, 3), None).unwrap();
+        assert!(w.restorable());
+        assert_eq!(w.reaches, Lsn(5 * MB16 + 0xA0_0000));
+        assert_eq!(
+            w.last.as_deref(),
+            Some(format!("{}.00A00000.partial", seg(1, 5)).as_str())
+        );
+        // A backup that ends in the partial's segment, before its end, is restorable; after
+        // it, not yet.
+        let mut b = backup(2, 5);
+        b.end_lsn = Lsn(5 * MB16 + 0x1000);
+        assert!(a.window(&b, None).unwrap().restorable());
+        b.end_lsn = Lsn(5 * MB16 + 0xB0_0000);
+        assert!(!a.window(&b, None).unwrap().restorable());
     }
 
     #[test]

@@ -58,7 +58,20 @@ pub(crate) async fn push(a: crate::cli::WalPushArgs, json: bool) -> Result<ExitC
 
 /// Runs `wal-fetch`.
 pub(crate) async fn fetch(a: crate::cli::WalFetchArgs, json: bool) -> Result<ExitCode> {
-    let data = archive(a.repo.repo, &a.key)?.fetch(&a.name).await?;
+    let archive = archive(a.repo.repo, &a.key)?;
+    let data = match archive.fetch(&a.name).await {
+        Ok(d) => d,
+        // A segment not archived yet may have been streamed in part (`wal-stream`): its newest
+        // partial piece, zeros after the WAL received, ends recovery at its last record.
+        Err(e) if e.kind() == ErrorKind::NotFound && a.name.len() == 24 => {
+            let names = archive.names_starting(&a.name).await?;
+            match dbbackup::postgres::newest_partial(names.iter().map(String::as_str), &a.name) {
+                Some(p) => archive.fetch(&p).await?,
+                None => return Err(e),
+            }
+        }
+        Err(e) => return Err(e),
+    };
     // Written beside the destination and renamed, so PostgreSQL never reads half a file.
     let tmp = a.dest.with_file_name(format!(
         ".{}.dbbackup-{}",
@@ -181,4 +194,74 @@ impl Recoverable {
                "first_segment": w.first, "last_segment": w.last, "gap": w.gap,
                "missing": w.missing_needed.clone().or(w.missing_history.clone())})
     }
+}
+
+/// Runs `wal-stream`: until SIGINT or SIGTERM.
+pub(crate) async fn stream(a: crate::cli::WalStreamArgs, json: bool) -> Result<ExitCode> {
+    let source = required(a.source.clone(), "source", "DBBACKUP_SOURCE")?;
+    let archive = archive(a.repo.repo.clone(), &a.key)?;
+    let every = match &a.partial_interval {
+        Some(d) => dbbackup::parse_duration(d)?,
+        None => Duration::from_secs(10),
+    };
+    let listener: dbbackup::postgres::StreamListener = Arc::new(move |e| {
+        use dbbackup::postgres::StreamEvent as E;
+        let line = match e {
+            E::Connected { timeline, from } => {
+                json!({"event": "connected", "timeline": timeline, "from_lsn": from.to_string()})
+            }
+            E::Archived { name } => json!({"event": "archived", "name": name}),
+            E::Partial { name, upto } => {
+                json!({"event": "partial", "name": name, "upto_lsn": upto.to_string()})
+            }
+            E::Gap { first, resumes } => {
+                json!({"event": "gap", "first_missing": first, "resumes_at": resumes})
+            }
+            E::Lost { error, retry_in } => {
+                json!({"event": "lost", "error": error, "retry_in_seconds": retry_in.as_secs_f64()})
+            }
+            _ => json!({"event": "other"}),
+        };
+        if json {
+            println!("{line}");
+        } else {
+            let text = match e {
+                E::Connected { timeline, from } => {
+                    format!("streaming timeline {timeline} from {from}")
+                }
+                E::Archived { name } => format!("{name}: archived"),
+                E::Partial { name, upto } => format!("{name}: archived up to {upto}"),
+                E::Gap { first, resumes } => format!(
+                    "WARNING: the WAL from {first} up to {resumes} is not in the archive and \
+                     the server no longer has it: recovery cannot cross it; take a new base \
+                     backup"
+                ),
+                E::Lost { error, retry_in } => format!(
+                    "connection lost ({error}); retrying in {:.0}s",
+                    retry_in.as_secs_f64()
+                ),
+                _ => String::new(),
+            };
+            eprintln!("wal-stream: {text}");
+        }
+    });
+    let streamer = dbbackup::postgres::WalStreamer::new(&source, archive, &a.slot)?
+        .create_slot(a.create_slot)
+        .partial_interval(every)
+        .on_event(listener);
+    let cancel = CancellationToken::new();
+    {
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            let mut term =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
+            }
+            c.cancel();
+        });
+    }
+    streamer.run(cancel).await?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -164,6 +164,12 @@ struct Setup {
 }
 
 fn archiving(name: &str, key_byte: &str) -> Setup {
+    setup(name, key_byte, true)
+}
+
+/// A scratch cluster with an encrypted repository beside it, archiving through `wal-push` or
+/// not archiving at all (for `wal-stream`).
+fn setup(name: &str, key_byte: &str, archive: bool) -> Setup {
     let dir = Dir::new(name);
     chmod(&dir.0, 0o777);
     let repo = dir.p("repo");
@@ -190,9 +196,13 @@ fn archiving(name: &str, key_byte: &str) -> Setup {
     let src = Cluster::start(
         &data,
         free_port(),
-        &format!(
-            "wal_level = replica\narchive_mode = on\narchive_command = '{bin} wal-push %p {tail}'\nmax_wal_senders = 4"
-        ),
+        &if archive {
+            format!(
+                "wal_level = replica\narchive_mode = on\narchive_command = '{bin} wal-push %p {tail}'\nmax_wal_senders = 4"
+            )
+        } else {
+            "wal_level = replica\nmax_wal_senders = 4\nmax_replication_slots = 4".to_owned()
+        },
     );
     Setup {
         src,
@@ -863,4 +873,143 @@ async fn restore_points_lsns_timelines_gaps_and_retention() {
     )
     .await;
     assert_eq!(m, vec![1, 2, 3, 4, 5]);
+}
+
+/// `dbbackup wal-stream` as a child process, killed when dropped.
+struct Streamer(std::process::Child);
+
+impl Streamer {
+    fn start(s: &Setup, log: &Path) -> Streamer {
+        let url = format!("postgres://postgres@127.0.0.1:{}/postgres", s.src.port);
+        let err = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .unwrap();
+        Streamer(
+            Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+                .args([
+                    "wal-stream",
+                    "--source",
+                    &url,
+                    "--create-slot",
+                    "--partial-interval",
+                    "500ms",
+                ])
+                .args(["--repo", &s.repo_s, "--key-file", &s.key_s])
+                .env_remove("DBBACKUP_REPO")
+                .stderr(err)
+                .spawn()
+                .unwrap(),
+        )
+    }
+
+    fn signal(&self, sig: &str) {
+        let st = Command::new("kill")
+            .args([sig, &self.0.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+    }
+}
+
+impl Drop for Streamer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Waits until `list` says the newest base backup recovers to at least `lsn`.
+fn wait_recoverable(s: &Setup, lsn: &str, log: &Path) {
+    let want: dbbackup::postgres::Lsn = lsn.parse().unwrap();
+    for _ in 0..300 {
+        let list = json_of(&repo_cmd(s, &["list", "--json"]));
+        let reached = list["backups"].as_array().unwrap().iter().any(|b| {
+            b["recovery"]["to_lsn"]
+                .as_str()
+                .and_then(|l| l.parse::<dbbackup::postgres::Lsn>().ok())
+                .is_some_and(|l| l >= want)
+        });
+        if reached {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    panic!(
+        "the archive did not reach {lsn} within 30 s; streamer log:\n{}",
+        std::fs::read_to_string(log).unwrap_or_default()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streamed_wal_survives_a_killed_streamer_and_recovers_the_last_commit_without_a_switch() {
+    let s = setup("stream", "3e", false);
+    let log = s.dir.p("stream.log");
+    let streamer = Streamer::start(&s, &log);
+    let mut c = s.src.conn().await;
+    for _ in 0..300 {
+        let active: Option<bool> = sqlx::query_scalar(
+            "SELECT active FROM pg_replication_slots WHERE slot_name = 'dbbackup'",
+        )
+        .fetch_optional(&mut c)
+        .await
+        .unwrap();
+        if active == Some(true) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    sqlx::raw_sql(
+        "CREATE TABLE markers (id int PRIMARY KEY, at timestamptz DEFAULT clock_timestamp());
+         INSERT INTO markers (id) VALUES (1);",
+    )
+    .execute(&mut c)
+    .await
+    .unwrap();
+    // No archive_command: the base backup is accepted because a slot is being streamed.
+    let b = base_backup(&s).await;
+    insert_marker(&mut c, 2).await;
+    let l2: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    wait_recoverable(&s, &l2, &log);
+
+    // Killed mid-segment: marker 3 is written while nothing streams; the slot keeps it.
+    streamer.signal("-KILL");
+    drop(streamer);
+    insert_marker(&mut c, 3).await;
+    let streamer = Streamer::start(&s, &log);
+    insert_marker(&mut c, 4).await;
+    let l4: String = sqlx::query_scalar("SELECT pg_current_wal_lsn()::text")
+        .fetch_one(&mut c)
+        .await
+        .unwrap();
+    // No segment switch anywhere: marker 4 is in the unfinished segment's partial.
+    wait_recoverable(&s, &l4, &log);
+    streamer.signal("-TERM");
+    let mut streamer = streamer;
+    let status = streamer.0.wait().unwrap();
+    assert!(
+        status.success(),
+        "wal-stream exited with {status}: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
+    );
+    let segments: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM pg_stat_archiver WHERE archived_count > 0")
+            .fetch_one(&mut c)
+            .await
+            .unwrap();
+    assert_eq!(segments, 0, "nothing went through archive_command");
+    drop(c);
+    s.src.stop();
+    let logged = std::fs::read_to_string(&log).unwrap();
+    assert!(logged.contains("streaming timeline 1"), "{logged}");
+    ok(&repo_cmd(&s, &["verify", "--backup", &b]));
+
+    // The restored server's restore_command runs as postgres; the streamer ran as this user.
+    chown_pg(&s.repo);
+    let (m, _r) = restore_and_start(&s, "streamed", &["--backup", &b], "archive_mode = off").await;
+    assert_eq!(m, vec![1, 2, 3, 4]);
 }
