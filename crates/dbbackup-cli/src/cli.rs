@@ -113,6 +113,14 @@ pub struct BackupArgs {
     /// (SQL Server's BACKUP DATABASE / BACKUP LOG, with --shared-dir).
     #[arg(long, env = "DBBACKUP_ENGINE_TOOL", value_name = "TOOL")]
     pub engine_tool: Option<String>,
+    /// logical (default) or physical (PostgreSQL: a base backup with pg_basebackup, for
+    /// point-in-time recovery; the same as --engine-tool basebackup).
+    #[arg(long, env = "DBBACKUP_KIND", value_name = "KIND")]
+    pub kind: Option<String>,
+    /// PostgreSQL 17+ physical: an incremental base backup on top of the newest base backup in
+    /// the repository (the server needs summarize_wal = on).
+    #[arg(long)]
+    pub incremental: bool,
     #[command(flatten)]
     pub select: SelectArgs,
     /// SQL Server server-backup: a directory as SERVER_PATH=LOCAL_PATH (the server writes there,

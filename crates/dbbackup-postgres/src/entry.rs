@@ -27,6 +27,10 @@ pub(crate) enum Format {
     /// `backup_manifest` included (`physical.rs`).
     #[serde(rename = "base-tar")]
     BaseTar,
+    /// The server's `backup_manifest` of a base backup, kept apart too (the parent of an
+    /// incremental backup is named by it).
+    #[serde(rename = "backup-manifest")]
+    BaseManifest,
 }
 
 /// An entry's metadata.

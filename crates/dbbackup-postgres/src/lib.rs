@@ -62,7 +62,9 @@ pub use config::{glob, redact, Filter, PgUrl, ENGINE};
 pub use dump::{PgDumpSource, Tools};
 pub use error::pg_error;
 pub use migrate::{not_migration_table, snapshot_before_migrate, MIGRATIONS_TABLE};
-pub use physical::{PgBaseBackupSource, PgDataDirTarget, RecoveryTarget};
+pub use physical::{
+    read_base_manifest, PgBaseBackupSource, PgDataDirTarget, RecoveryTarget, BASE_MANIFEST,
+};
 pub use schema::{ident, literal, Statement};
 pub use source::PgSource;
 pub use stream::{newest_partial, StreamEvent, StreamListener, WalStreamer};

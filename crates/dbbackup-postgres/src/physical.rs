@@ -28,14 +28,35 @@ use crate::dump::{child_uri, server_major, CheckTool, Tools};
 use crate::entry::{EntryMeta, Format};
 use crate::error::pg_error;
 
-/// The one entry of a physical base backup.
+/// The entry of a physical base backup that holds the data directory.
 pub(crate) const BASE_TAR: &str = "base.tar";
+/// The entry that holds the server's `backup_manifest` (also inside `base.tar`).
+pub const BASE_MANIFEST: &str = "backup_manifest";
 
 /// A PostgreSQL cluster backed up physically by `pg_basebackup`.
 #[derive(Debug, Clone)]
 pub struct PgBaseBackupSource {
     url: PgUrl,
     tools: Tools,
+    incremental: Option<Parent>,
+}
+
+/// The base backup an incremental one builds on.
+#[derive(Debug, Clone)]
+struct Parent {
+    backup_id: String,
+    system_identifier: Option<String>,
+    manifest: bytes::Bytes,
+}
+
+/// A file removed when dropped.
+#[derive(Debug)]
+struct TempFile(PathBuf);
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
 }
 
 impl PgBaseBackupSource {
@@ -48,7 +69,21 @@ impl PgBaseBackupSource {
         Ok(PgBaseBackupSource {
             url: url.parse()?,
             tools: Tools::from_path(),
+            incremental: None,
         })
+    }
+
+    /// An incremental base backup (PostgreSQL 17+, `summarize_wal = on`) on top of the base
+    /// backup `parent` (a trusted manifest), whose `backup_manifest` entry is `parent_manifest`
+    /// ([`read_base_manifest`]). It records `parent` as its parent, so retention keeps the
+    /// chain, and restoring it combines the chain (`pg_combinebackup`).
+    pub fn incremental(mut self, parent: &Manifest, parent_manifest: bytes::Bytes) -> Self {
+        self.incremental = Some(Parent {
+            backup_id: parent.backup_id.clone(),
+            system_identifier: parent.source.position.get("system_identifier").cloned(),
+            manifest: parent_manifest,
+        });
+        self
     }
 
     /// Where the tools are.
@@ -62,6 +97,10 @@ struct BaseSnapshot {
     info: SourceInfo,
     url: PgUrl,
     tool: PathBuf,
+    /// The parent's id and its manifest, written for `--incremental`.
+    parent: Option<(String, TempFile)>,
+    /// Set when `base.tar` has streamed to its end (the manifest entry waits for it).
+    done: tokio::sync::watch::Sender<bool>,
     /// The members of the tar stream the manifest needs, caught as they pass.
     watch: Arc<Mutex<TarWatch>>,
 }
@@ -281,10 +320,78 @@ impl Source for PgBaseBackupSource {
                 ),
             ));
         }
+        let parent = match &self.incremental {
+            None => None,
+            Some(p) => {
+                if major < 17 {
+                    return Err(Error::new(
+                        ErrorKind::Unsupported,
+                        format!(
+                            "incremental base backups need PostgreSQL 17 or later; {} runs \
+                             {version}: take full base backups",
+                            self.url
+                        ),
+                    ));
+                }
+                let summarize: String =
+                    sqlx::query_scalar("SELECT current_setting('summarize_wal')")
+                        .fetch_one(&mut c)
+                        .await
+                        .map_err(|e| pg_error(e, ErrorKind::Source, "cannot read summarize_wal"))?;
+                if summarize != "on" {
+                    return Err(Error::new(
+                        ErrorKind::Source,
+                        "an incremental base backup needs summarize_wal = on on the server \
+                         (set it, reload, and take a full base backup for the summaries to \
+                         start from)",
+                    ));
+                }
+                if p.system_identifier.as_ref().is_some_and(|s| *s != system) {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "the parent base backup {} is of another cluster (system identifier \
+                             {}, this server's is {system}): take a full base backup",
+                            p.backup_id,
+                            p.system_identifier.as_deref().unwrap_or("-")
+                        ),
+                    ));
+                }
+                let path = std::env::temp_dir().join(format!(
+                    "dbbackup-parent-manifest-{}-{}",
+                    std::process::id(),
+                    p.backup_id
+                ));
+                let file = TempFile(path.clone());
+                {
+                    use std::io::Write;
+                    use std::os::unix::fs::OpenOptionsExt;
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .create(true)
+                        .truncate(true)
+                        .mode(0o600)
+                        .open(&path)
+                        .and_then(|mut f| f.write_all(&p.manifest))
+                        .map_err(|e| {
+                            Error::new(
+                                ErrorKind::Io,
+                                format!("cannot write {}: {e}", path.display()),
+                            )
+                        })?;
+                }
+                Some((p.backup_id.clone(), file))
+            }
+        };
         let mut position = std::collections::BTreeMap::new();
         position.insert(
             "tool".to_owned(),
-            "pg_basebackup --format=tar --wal-method=none".to_owned(),
+            if parent.is_some() {
+                "pg_basebackup --format=tar --wal-method=none --incremental"
+            } else {
+                "pg_basebackup --format=tar --wal-method=none"
+            }
+            .to_owned(),
         );
         position.insert("timeline".to_owned(), timeline);
         position.insert("wal_segment_size".to_owned(), segment_size);
@@ -299,8 +406,26 @@ impl Source for PgBaseBackupSource {
             },
             url: self.url.clone(),
             tool,
+            parent,
+            done: tokio::sync::watch::Sender::new(false),
             watch: Arc::default(),
         }))
+    }
+}
+
+impl BaseSnapshot {
+    fn manifest(&self) -> Result<Vec<u8>> {
+        self.watch
+            .lock()
+            .ok()
+            .and_then(|w| w.files.get("backup_manifest").cloned())
+            .ok_or_else(|| {
+                Error::new(
+                    ErrorKind::Source,
+                    "pg_basebackup's tar stream held no backup_manifest: the backup cannot say \
+                     which WAL it needs, and cannot be checked on restore",
+                )
+            })
     }
 }
 
@@ -311,11 +436,33 @@ impl Snapshot for BaseSnapshot {
     }
 
     fn entries(&self) -> Vec<EntrySpec> {
-        vec![EntrySpec::new(BASE_TAR, EntryKind::Dump, 0)
-            .with_meta_of(&EntryMeta::of(Format::BaseTar))]
+        vec![
+            EntrySpec::new(BASE_TAR, EntryKind::Dump, 0)
+                .with_meta_of(&EntryMeta::of(Format::BaseTar)),
+            EntrySpec::new(BASE_MANIFEST, EntryKind::Other, 0)
+                .with_meta_of(&EntryMeta::of(Format::BaseManifest)),
+        ]
     }
 
-    async fn read(&self, _entry: &EntrySpec) -> Result<EntryData> {
+    fn parent(&self) -> Option<String> {
+        self.parent.as_ref().map(|p| p.0.clone())
+    }
+
+    async fn read(&self, entry: &EntrySpec) -> Result<EntryData> {
+        if entry.name == BASE_MANIFEST {
+            // Caught from base.tar as it streamed: wait for its end.
+            let mut done = self.done.subscribe();
+            done.wait_for(|d| *d).await.map_err(|_| {
+                Error::new(
+                    ErrorKind::Source,
+                    "the base backup ended before its manifest",
+                )
+            })?;
+            let manifest = self.manifest()?;
+            return Ok(EntryData::bytes(Box::pin(futures::stream::once(
+                futures::future::ready(Ok(bytes::Bytes::from(manifest))),
+            ))));
+        }
         let uri = child_uri(&self.url, self.url.database());
         let mut cmd = dbbackup_core::tool::command(&self.tool);
         cmd.args([
@@ -328,8 +475,12 @@ impl Snapshot for BaseSnapshot {
             "--dbname",
             &uri,
         ]);
+        if let Some((_, file)) = &self.parent {
+            cmd.arg(format!("--incremental={}", file.0.display()));
+        }
         self.url.child_env(&mut cmd);
         let watch = self.watch.clone();
+        let done = self.done.clone();
         let stream = dbbackup_core::tool::stream_stdout(cmd, "pg_basebackup", ErrorKind::Source)?
             .map_ok(move |b| {
                 if let Ok(mut w) = watch.lock() {
@@ -337,22 +488,21 @@ impl Snapshot for BaseSnapshot {
                 }
                 b
             });
-        Ok(EntryData::bytes(Box::pin(stream)))
+        // After the last block (and pg_basebackup's exit status), the manifest is complete.
+        let end = futures::StreamExt::filter_map(
+            futures::stream::once(async move {
+                done.send_replace(true);
+                None
+            }),
+            futures::future::ready,
+        );
+        Ok(EntryData::bytes(Box::pin(futures::StreamExt::chain(
+            stream, end,
+        ))))
     }
 
     async fn finish(self: Box<Self>) -> Result<SnapshotSummary> {
-        let manifest = self
-            .watch
-            .lock()
-            .ok()
-            .and_then(|w| w.files.get("backup_manifest").cloned())
-            .ok_or_else(|| {
-                Error::new(
-                    ErrorKind::Source,
-                    "pg_basebackup's tar stream held no backup_manifest: the backup cannot say \
-                     which WAL it needs, and cannot be checked on restore",
-                )
-            })?;
+        let manifest = self.manifest()?;
         let (start_tli, start, end_tli, end) = manifest_wal_range(&manifest)?;
         let mut summary = SnapshotSummary::default();
         summary.position.insert("start_lsn".into(), start);
@@ -390,6 +540,7 @@ pub struct PgDataDirTarget {
     timeline: Option<String>,
     tools: Tools,
     archive: Option<LogArchive>,
+    unpack_only: bool,
 }
 
 impl PgDataDirTarget {
@@ -403,7 +554,176 @@ impl PgDataDirTarget {
             timeline: None,
             tools: Tools::from_path(),
             archive: None,
+            unpack_only: false,
         }
+    }
+
+    /// Only unpacks the backup (a member of an incremental chain, before
+    /// [`combine`](Self::combine)): no check against the archive, no recovery settings, and an
+    /// incremental backup is accepted.
+    pub fn unpack_only(mut self) -> Self {
+        self.unpack_only = true;
+        self
+    }
+
+    /// Restores an incremental chain: `parts` are its members unpacked with
+    /// [`unpack_only`](Self::unpack_only), the full backup first and `tip` (the manifest of the
+    /// last) last. Checks the archive for `tip`'s WAL, combines them into this target's
+    /// directory with `pg_combinebackup` (17+), then checks and prepares it as a restore of a
+    /// full backup does.
+    ///
+    /// # Errors
+    /// As a restore; [`ErrorKind::Target`] when `pg_combinebackup` fails (its message).
+    pub async fn combine(&self, tip: &Manifest, parts: &[PathBuf]) -> Result<RestoreSummary> {
+        let mut warnings = self.check_archive(tip).await?;
+        self.prepare_dir()?;
+        // pg_combinebackup creates the output directory itself.
+        std::fs::remove_dir(&self.dir).map_err(|e| io(e, &self.dir))?;
+        let version = std::fs::read_to_string(parts[0].join("PG_VERSION"))
+            .map_err(|e| io(e, &parts[0].join("PG_VERSION")))?;
+        let major: u32 = version.trim().parse().unwrap_or(0);
+        let tool = self.server_tool("pg_combinebackup", major).await?;
+        let mut cmd = dbbackup_core::tool::command(&tool);
+        cmd.args(parts).arg("--output").arg(&self.dir);
+        let out = cmd.output().await.map_err(|e| {
+            Error::new(
+                ErrorKind::Target,
+                format!("cannot run pg_combinebackup: {e}"),
+            )
+        })?;
+        if !out.status.success() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+            return Err(Error::new(
+                ErrorKind::Target,
+                format!(
+                    "pg_combinebackup failed: {}",
+                    String::from_utf8_lossy(&out.stderr).trim()
+                ),
+            ));
+        }
+        let mut summary = self.finalize().await?;
+        warnings.append(&mut summary.warnings);
+        summary.warnings = warnings;
+        Ok(summary)
+    }
+
+    /// Checks the restored directory against its `backup_manifest` and writes the recovery
+    /// settings.
+    async fn finalize(&self) -> Result<RestoreSummary> {
+        let dir = &self.dir;
+        let mut warnings = Vec::new();
+        let version = std::fs::read_to_string(dir.join("PG_VERSION"))
+            .map_err(|e| io(e, &dir.join("PG_VERSION")))?;
+        let major: u32 = version.trim().parse().unwrap_or(0);
+        // The server's own manifest: every file's size and checksum (WAL is checked by recovery).
+        // Debian keeps it out of PATH, in the server's own directory.
+        match self.server_tool("pg_verifybackup", major).await {
+            Ok(tool) => {
+                let mut cmd = dbbackup_core::tool::command(&tool);
+                cmd.args(["--no-parse-wal", "--quiet"]).arg(dir);
+                let out = cmd.output().await.map_err(|e| {
+                    Error::new(
+                        ErrorKind::Target,
+                        format!("cannot run pg_verifybackup: {e}"),
+                    )
+                })?;
+                if !out.status.success() {
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "the restored base backup does not match its backup_manifest: {}",
+                            String::from_utf8_lossy(&out.stderr).trim()
+                        ),
+                    ));
+                }
+            }
+            Err(e) => warnings.push(format!(
+                "the base backup was not checked against its backup_manifest: {e}"
+            )),
+        }
+        std::fs::write(dir.join("recovery.signal"), b"").map_err(|e| io(e, dir))?;
+        let mut conf = String::from(
+            "\n# Written by dbbackup restore: recovery from the repository's WAL archive.\n",
+        );
+        conf.push_str(&format!(
+            "restore_command = {}\n",
+            conf_literal(&self.restore_command)
+        ));
+        match &self.target {
+            Some(RecoveryTarget::Time(t)) => {
+                conf.push_str(&format!("recovery_target_time = {}\n", conf_literal(t)));
+            }
+            Some(RecoveryTarget::Lsn(l)) => {
+                conf.push_str(&format!("recovery_target_lsn = {}\n", conf_literal(l)));
+            }
+            Some(RecoveryTarget::Name(n)) => {
+                conf.push_str(&format!("recovery_target_name = {}\n", conf_literal(n)));
+            }
+            Some(RecoveryTarget::Xid(x)) => {
+                conf.push_str(&format!("recovery_target_xid = {}\n", conf_literal(x)));
+            }
+            None => {}
+        }
+        if self.target.is_some() {
+            conf.push_str("recovery_target_action = 'promote'\n");
+        }
+        if let Some(tl) = &self.timeline {
+            conf.push_str(&format!(
+                "recovery_target_timeline = {}\n",
+                conf_literal(tl)
+            ));
+        }
+        let auto = dir.join("postgresql.auto.conf");
+        let mut existing = std::fs::read_to_string(&auto).unwrap_or_default();
+        existing.push_str(&conf);
+        std::fs::write(&auto, existing).map_err(|e| io(e, &auto))?;
+        Ok(RestoreSummary { warnings })
+    }
+
+    /// A server tool of `major`: from the tools' directory or PATH, else Debian's
+    /// `/usr/lib/postgresql/N/bin`.
+    async fn server_tool(&self, name: &str, major: u32) -> Result<PathBuf> {
+        match self.tools.check(name, major).await {
+            Ok(t) => Ok(t),
+            Err(e) => Tools::in_dir(format!("/usr/lib/postgresql/{major}/bin"))
+                .check(name, major)
+                .await
+                .map_err(|_| e),
+        }
+    }
+
+    async fn check_archive(&self, manifest: &Manifest) -> Result<Vec<String>> {
+        let Some(archive) = &self.archive else {
+            return Ok(Vec::new());
+        };
+        let b = crate::wal::PhysicalBackup::of(manifest)?
+            .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "not a physical base backup"))?;
+        crate::wal::check_restore(archive, &b, self.target.as_ref(), self.timeline.as_deref()).await
+    }
+
+    /// Creates the directory, or checks that it is empty; mode 0700.
+    fn prepare_dir(&self) -> Result<()> {
+        match std::fs::read_dir(&self.dir) {
+            Ok(mut d) => {
+                if d.next().is_some() {
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "{} is not empty: a base backup is restored into a new or empty \
+                             directory only",
+                            self.dir.display()
+                        ),
+                    ));
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                std::fs::create_dir_all(&self.dir).map_err(|e| io(e, &self.dir))?;
+            }
+            Err(e) => return Err(io(e, &self.dir)),
+        }
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| io(e, &self.dir))
     }
 
     /// Checks, before anything is written, that `archive` (the repository's WAL archive, which
@@ -464,41 +784,23 @@ impl RestoreTarget for PgDataDirTarget {
                 ),
             ));
         }
-        let mut warnings = Vec::new();
-        if let Some(archive) = &self.archive {
-            let b = crate::wal::PhysicalBackup::of(manifest)?
-                .ok_or_else(|| Error::new(ErrorKind::InvalidInput, "not a physical base backup"))?;
-            warnings = crate::wal::check_restore(
-                archive,
-                &b,
-                self.target.as_ref(),
-                self.timeline.as_deref(),
-            )
-            .await?;
+        if manifest.parent.is_some() && !self.unpack_only {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!(
+                    "backup {} is an incremental base backup: it is restored with its chain \
+                     (dbbackup restore does; in the library, unpack each member with \
+                     unpack_only and combine them)",
+                    manifest.backup_id
+                ),
+            ));
         }
-        match std::fs::read_dir(&self.dir) {
-            Ok(mut d) => {
-                if d.next().is_some() {
-                    return Err(Error::new(
-                        ErrorKind::InvalidInput,
-                        format!(
-                            "{} is not empty: a base backup is restored into a new or empty \
-                         directory only",
-                            self.dir.display()
-                        ),
-                    ));
-                }
-            }
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                std::fs::create_dir_all(&self.dir).map_err(|e| io(e, &self.dir))?;
-            }
-            Err(e) => return Err(io(e, &self.dir)),
-        }
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&self.dir, std::fs::Permissions::from_mode(0o700))
-                .map_err(|e| io(e, &self.dir))?;
-        }
+        let warnings = if self.unpack_only {
+            Vec::new()
+        } else {
+            self.check_archive(manifest).await?
+        };
+        self.prepare_dir()?;
         Ok(Box::new(DataDirSession {
             target: self.clone(),
             warnings,
@@ -509,7 +811,14 @@ impl RestoreTarget for PgDataDirTarget {
 #[async_trait]
 impl RestoreSession for DataDirSession {
     async fn restore_entry(&self, entry: &EntryRecord, data: ByteStream) -> Result<Option<u64>> {
-        if EntryMeta::read(entry)?.format != Format::BaseTar {
+        let format = EntryMeta::read(entry)?.format;
+        if format == Format::BaseManifest {
+            // base.tar holds it too; read to the end so its checksum is checked.
+            let mut data = data;
+            while data.try_next().await?.is_some() {}
+            return Ok(None);
+        }
+        if format != Format::BaseTar {
             return Err(Error::new(
                 ErrorKind::Unsupported,
                 format!("entry {} is not a base backup", entry.name),
@@ -523,81 +832,16 @@ impl RestoreSession for DataDirSession {
     }
 
     async fn finish(self: Box<Self>) -> Result<RestoreSummary> {
-        let dir = &self.target.dir;
+        if self.target.unpack_only {
+            return Ok(RestoreSummary {
+                warnings: self.warnings.clone(),
+            });
+        }
+        let mut summary = self.target.finalize().await?;
         let mut warnings = self.warnings.clone();
-        let version = std::fs::read_to_string(dir.join("PG_VERSION"))
-            .map_err(|e| io(e, &dir.join("PG_VERSION")))?;
-        let major: u32 = version.trim().parse().unwrap_or(0);
-        // The server's own manifest: every file's size and checksum (WAL is checked by recovery).
-        // Debian keeps it out of PATH, in the server's own directory.
-        let found = match self.target.tools.check("pg_verifybackup", major).await {
-            Ok(t) => Ok(t),
-            Err(e) => Tools::in_dir(format!("/usr/lib/postgresql/{major}/bin"))
-                .check("pg_verifybackup", major)
-                .await
-                .map_err(|_| e),
-        };
-        match found {
-            Ok(tool) => {
-                let mut cmd = dbbackup_core::tool::command(&tool);
-                cmd.args(["--no-parse-wal", "--quiet"]).arg(dir);
-                let out = cmd.output().await.map_err(|e| {
-                    Error::new(
-                        ErrorKind::Target,
-                        format!("cannot run pg_verifybackup: {e}"),
-                    )
-                })?;
-                if !out.status.success() {
-                    return Err(Error::new(
-                        ErrorKind::Corrupt,
-                        format!(
-                            "the restored base backup does not match its backup_manifest: {}",
-                            String::from_utf8_lossy(&out.stderr).trim()
-                        ),
-                    ));
-                }
-            }
-            Err(e) => warnings.push(format!(
-                "the base backup was not checked against its backup_manifest: {e}"
-            )),
-        }
-        std::fs::write(dir.join("recovery.signal"), b"").map_err(|e| io(e, dir))?;
-        let mut conf = String::from(
-            "\n# Written by dbbackup restore: recovery from the repository's WAL archive.\n",
-        );
-        conf.push_str(&format!(
-            "restore_command = {}\n",
-            conf_literal(&self.target.restore_command)
-        ));
-        match &self.target.target {
-            Some(RecoveryTarget::Time(t)) => {
-                conf.push_str(&format!("recovery_target_time = {}\n", conf_literal(t)));
-            }
-            Some(RecoveryTarget::Lsn(l)) => {
-                conf.push_str(&format!("recovery_target_lsn = {}\n", conf_literal(l)));
-            }
-            Some(RecoveryTarget::Name(n)) => {
-                conf.push_str(&format!("recovery_target_name = {}\n", conf_literal(n)));
-            }
-            Some(RecoveryTarget::Xid(x)) => {
-                conf.push_str(&format!("recovery_target_xid = {}\n", conf_literal(x)));
-            }
-            None => {}
-        }
-        if self.target.target.is_some() {
-            conf.push_str("recovery_target_action = 'promote'\n");
-        }
-        if let Some(tl) = &self.target.timeline {
-            conf.push_str(&format!(
-                "recovery_target_timeline = {}\n",
-                conf_literal(tl)
-            ));
-        }
-        let auto = dir.join("postgresql.auto.conf");
-        let mut existing = std::fs::read_to_string(&auto).unwrap_or_default();
-        existing.push_str(&conf);
-        std::fs::write(&auto, existing).map_err(|e| io(e, &auto))?;
-        Ok(RestoreSummary { warnings })
+        warnings.append(&mut summary.warnings);
+        summary.warnings = warnings;
+        Ok(summary)
     }
 
     async fn abort(self: Box<Self>, _error: &Error) -> Result<()> {
@@ -614,6 +858,78 @@ impl RestoreSession for DataDirSession {
         }
         Ok(())
     }
+}
+
+/// The `backup_manifest` entry of the base backup `backup_id` (the parent an incremental
+/// backup is taken against), read, decrypted and checked like any entry.
+///
+/// # Errors
+/// [`ErrorKind::NotFound`] for a base backup without that entry (taken by an older build: take
+/// a full base backup); read errors as for a restore.
+pub async fn read_base_manifest(
+    sink: std::sync::Arc<dyn dbbackup_core::Sink>,
+    key: Option<dbbackup_core::Key>,
+    allow_unencrypted: bool,
+    backup_id: &str,
+) -> Result<bytes::Bytes> {
+    #[derive(Clone, Default)]
+    struct Capture(Arc<Mutex<Option<Vec<u8>>>>);
+    struct CaptureSession(Capture);
+    #[async_trait]
+    impl RestoreTarget for Capture {
+        async fn begin(&self, _m: &Manifest) -> Result<Box<dyn RestoreSession>> {
+            Ok(Box::new(CaptureSession(self.clone())))
+        }
+    }
+    #[async_trait]
+    impl RestoreSession for CaptureSession {
+        async fn restore_entry(&self, _e: &EntryRecord, data: ByteStream) -> Result<Option<u64>> {
+            let mut data = data;
+            let mut all = Vec::new();
+            while let Some(b) = data.try_next().await? {
+                all.extend_from_slice(&b);
+            }
+            if let Ok(mut c) = self.0 .0.lock() {
+                *c = Some(all);
+            }
+            Ok(None)
+        }
+        async fn finish(self: Box<Self>) -> Result<RestoreSummary> {
+            Ok(RestoreSummary::default())
+        }
+        async fn abort(self: Box<Self>, _error: &Error) -> Result<()> {
+            Ok(())
+        }
+    }
+    let capture = Capture::default();
+    let mut r = dbbackup_core::Restore::builder()
+        .sink(sink)
+        .backup(dbbackup_core::BackupSelector::Id(backup_id.to_owned()))
+        .allow_unencrypted(allow_unencrypted)
+        .filter(|e| e.name == BASE_MANIFEST)
+        .target(capture.clone());
+    if let Some(k) = key {
+        r = r.key(k);
+    }
+    let missing = || {
+        Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "base backup {backup_id} does not keep its backup_manifest apart (taken by an \
+                 older build): an incremental backup cannot be taken against it; take a full \
+                 base backup"
+            ),
+        )
+    };
+    match r.build()?.run().await {
+        Ok(_) => {}
+        Err(e) if e.kind() == ErrorKind::NotFound || e.kind() == ErrorKind::InvalidInput => {
+            return Err(missing())
+        }
+        Err(e) => return Err(e),
+    }
+    let got = capture.0.lock().ok().and_then(|mut c| c.take());
+    got.map(bytes::Bytes::from).ok_or_else(missing)
 }
 
 #[cfg(test)]

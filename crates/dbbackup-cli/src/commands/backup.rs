@@ -9,12 +9,34 @@ use crate::common::*;
 pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Result<ExitCode> {
     let source_url = required(a.source.clone(), "source", "DBBACKUP_SOURCE")?;
     let sink = open_repo(a.repo.repo.clone())?;
-    let tool: dbbackup::EngineTool = a
+    let mut tool: dbbackup::EngineTool = a
         .engine_tool
         .clone()
         .as_deref()
         .unwrap_or("native")
         .parse()?;
+    match a.kind.as_deref() {
+        None | Some("logical") => {}
+        Some("physical") if a.engine_tool.is_none() || tool == dbbackup::EngineTool::BaseBackup => {
+            tool = dbbackup::EngineTool::BaseBackup;
+        }
+        Some("physical") => {
+            return Err(invalid(format!(
+                "--kind physical is a base backup; drop --engine-tool {tool}"
+            )))
+        }
+        Some(other) => {
+            return Err(invalid(format!(
+                "--kind {other:?}: use logical (the default) or physical"
+            )))
+        }
+    }
+    if a.incremental && tool != dbbackup::EngineTool::BaseBackup {
+        return Err(invalid(
+            "--incremental is for PostgreSQL physical backups (--kind physical); SQL Server's \
+             differential backups are --backup-kind differential",
+        ));
+    }
     let jobs = a.jobs.unwrap_or(2);
     let selection = dbbackup::Selection {
         filter: dbbackup::Filter {
@@ -36,8 +58,12 @@ pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Re
         repo: Some(sink.clone()),
         allow_incomplete: a.allow_incomplete,
     };
-    let source = dbbackup::source(&source_url, &options)?;
     let key = load_key(&a.key)?;
+    let source = if a.incremental {
+        incremental_source(&source_url, sink.clone(), key.clone(), &a).await?
+    } else {
+        dbbackup::source(&source_url, &options)?
+    };
     let mut b = Backup::builder()
         .source_arc(source)
         .sink(sink)
@@ -100,4 +126,34 @@ pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Re
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// An incremental base backup on top of the newest trusted base backup in the repository.
+async fn incremental_source(
+    url: &str,
+    sink: Arc<dyn dbbackup::Sink>,
+    key: Option<Key>,
+    a: &crate::cli::BackupArgs,
+) -> Result<Arc<dyn dbbackup::Source>> {
+    let allow = allow_unencrypted(&a.key);
+    let repo = Repository::new(sink.clone())
+        .with_key(key.clone())
+        .allow_unencrypted(allow);
+    let catalog = repo.catalog().await?;
+    let parent = catalog
+        .trusted()
+        .filter(|m| dbbackup::postgres::PhysicalBackup::of(m).is_ok_and(|b| b.is_some()))
+        .max_by_key(|m| (m.finished_at, m.backup_id.clone()))
+        .ok_or_else(|| {
+            Error::new(
+                ErrorKind::NotFound,
+                "--incremental needs a base backup to build on, and the repository holds none: \
+                 take a full one first (backup --kind physical)",
+            )
+        })?;
+    let manifest =
+        dbbackup::postgres::read_base_manifest(sink, key, allow, &parent.backup_id).await?;
+    Ok(Arc::new(
+        dbbackup::postgres::PgBaseBackupSource::new(url)?.incremental(parent, manifest),
+    ))
 }

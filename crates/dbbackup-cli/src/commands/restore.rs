@@ -40,6 +40,9 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
                 repo.clone(),
                 dbbackup::postgres::WAL_ARCHIVE,
             )?);
+        if manifest.parent.is_some() {
+            return restore_chain(&repo, &manifest, target, &dir, &a, json, mode).await;
+        }
         (Arc::new(target) as Arc<dyn dbbackup::RestoreTarget>, dir)
     } else {
         if point.is_some() {
@@ -201,4 +204,94 @@ fn restore_command(a: &crate::cli::RestoreArgs) -> Result<String> {
         cmd.push_str(" --allow-unencrypted");
     }
     Ok(cmd)
+}
+
+/// An incremental base backup: every member of its chain unpacked beside the target directory,
+/// combined into it with `pg_combinebackup`, the parts removed whatever happens.
+async fn restore_chain(
+    repo: &Repository,
+    tip: &dbbackup::Manifest,
+    target: dbbackup::postgres::PgDataDirTarget,
+    dir: &str,
+    a: &crate::cli::RestoreArgs,
+    json: bool,
+    mode: Mode,
+) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    if std::fs::read_dir(dir).is_ok_and(|mut d| d.next().is_some()) {
+        return Err(invalid(format!(
+            "{dir} is not empty: a base backup is restored into a new or empty directory only"
+        )));
+    }
+    let mut chain = vec![tip.clone()];
+    while let Some(p) = chain.last().and_then(|m| m.parent.clone()) {
+        let parent = repo
+            .resolve(&BackupSelector::Id(p.clone()))
+            .await
+            .map_err(|e| {
+                Error::new(
+                    e.kind(),
+                    format!(
+                        "the chain of incremental backup {} is broken at {p}: {e}",
+                        tip.backup_id
+                    ),
+                )
+            })?;
+        chain.push(parent.manifest);
+    }
+    chain.reverse();
+    let path = std::path::Path::new(dir);
+    let parts_root = path.with_file_name(format!(
+        ".{}.dbbackup-chain-{}",
+        path.file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("restore"),
+        std::process::id()
+    ));
+    let result = async {
+        let mut parts = Vec::new();
+        let mut bytes = 0;
+        for (i, m) in chain.iter().enumerate() {
+            let part = parts_root.join(format!("{i}"));
+            let mut r = Restore::builder()
+                .sink(repo.sink().clone())
+                .allow_unencrypted(allow_unencrypted(&a.key))
+                .target(dbbackup::postgres::PgDataDirTarget::new(&part, "").unpack_only())
+                .backup(BackupSelector::Id(m.backup_id.clone()))
+                .subscribe(Progress::new(mode))
+                .cancel_token(cancel_on_ctrl_c());
+            if let Some(k) = load_key(&a.key)? {
+                r = r.key(k);
+            }
+            bytes += r.build()?.run().await?.raw_bytes;
+            parts.push(part);
+        }
+        let summary = target.combine(tip, &parts).await?;
+        Ok::<_, Error>((summary, bytes))
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&parts_root);
+    let (summary, bytes) = result?;
+    let ids: Vec<&str> = chain.iter().map(|m| m.backup_id.as_str()).collect();
+    if json {
+        println!(
+            "{}",
+            json!({"ok": true, "command": "restore", "backup_id": tip.backup_id, "chain": ids,
+                   "raw_bytes": bytes, "duration_seconds": started.elapsed().as_secs_f64(),
+                   "warnings": summary.warnings})
+        );
+    } else {
+        println!(
+            "restored incremental backup {} into {dir}: {} backups combined ({}), {} in {:.1}s",
+            tip.backup_id,
+            ids.len(),
+            ids.join(" + "),
+            human(bytes),
+            started.elapsed().as_secs_f64()
+        );
+        for w in &summary.warnings {
+            println!("warning: {w}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }
