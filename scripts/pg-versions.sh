@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # Runs the PostgreSQL engine's tests on PostgreSQL 13, 14, 16 and 17 (15 is the machine's own, on
-# 5432, covered by the main run), and restores a backup taken on each into 17 (the upgrade path).
+# 5432, covered by the main run), restores a backup taken on each into 17 (the upgrade path), and
+# runs the command line's WAL / physical backup tests (wal::*) on scratch clusters of each
+# version, incremental base backups on 17.
 #
 #   scripts/pg-versions.sh [VERSION...]      (default: 13 14 16 17)
 #   PGV_TESTS='test(/^extensions::/)' scripts/pg-versions.sh 14   (only the tests a nextest filter picks)
@@ -133,9 +135,18 @@ for v in "${VERSIONS[@]}"; do
         cargo nextest run --workspace --all-features --no-fail-fast --run-ignored all \
         -E "package(dbbackup-postgres) and not test(/^tls::/) and (not test(/^versions::/) or $upgrade) and (${PGV_TESTS:-all()})" ||
         failed+=("$v")
+    log "dbbackup-cli WAL archiving, streaming and physical backup tests on PostgreSQL $v"
+    # Scratch clusters of this version (DBBACKUP_PG_BIN); pg_basebackup, pg_verifybackup and
+    # pg_combinebackup from PATH. Incremental base backups exist from 17 on.
+    wal='test(/^wal::/) and not test(/^wal::incremental/)'
+    [ "$v" = 17 ] && wal='test(/^wal::/)'
+    env PATH="$tools:$PATH" DBBACKUP_PG_BIN="$CACHE/$v/bin" \
+        cargo nextest run --workspace --all-features --no-fail-fast --run-ignored all \
+        -E "package(dbbackup-cli) and $wal and (${PGV_TESTS:-all()})" ||
+        failed+=("$v (wal)")
 done
 if [ ${#failed[@]} -gt 0 ]; then
     echo "dbbackup-postgres tests failed on PostgreSQL ${failed[*]}" >&2
     exit 1
 fi
-echo "dbbackup-postgres tests passed on PostgreSQL ${VERSIONS[*]}"
+echo "dbbackup-postgres and WAL tests passed on PostgreSQL ${VERSIONS[*]}"

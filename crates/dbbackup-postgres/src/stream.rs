@@ -122,8 +122,15 @@ fn quote_conninfo(v: &str) -> String {
     format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
+/// A replication client error; one the client calls permanent (authentication, a refused
+/// slot, an unsupported server) ends the streamer instead of being retried.
 fn repl_error(e: pg_walstream::ReplicationError, what: &str) -> Error {
-    Error::new(ErrorKind::Source, format!("{what}: {e}"))
+    let kind = if e.is_permanent() {
+        ErrorKind::Unsupported
+    } else {
+        ErrorKind::Source
+    };
+    Error::new(kind, format!("{what}: {e}"))
 }
 
 /// Whether an error ends the streamer rather than a connection.
@@ -237,6 +244,23 @@ impl WalStreamer {
                 &format!("cannot connect to {}", self.url),
             )
         })?;
+        let version: i32 = sqlx::query_scalar("SELECT current_setting('server_version_num')::int")
+            .fetch_one(&mut c)
+            .await
+            .map_err(|e| pg_error(e, ErrorKind::Source, "cannot read the server version"))?;
+        if version < 140000 {
+            return Err(Error::new(
+                ErrorKind::Unsupported,
+                format!(
+                    "wal-stream needs PostgreSQL 14 or later (its replication client, \
+                     pg_walstream, supports 14+); {} runs {}.{}: archive with archive_command = \
+                     'dbbackup wal-push %p ...' instead",
+                    self.url,
+                    version / 10000,
+                    version % 100
+                ),
+            ));
+        }
         let size: String =
             sqlx::query_scalar("SELECT setting FROM pg_settings WHERE name = 'wal_segment_size'")
                 .fetch_one(&mut c)

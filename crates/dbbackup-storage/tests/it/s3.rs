@@ -169,3 +169,85 @@ async fn server_gone_mid_upload_fails_cleanly_and_gc_leaves_no_orphans() {
     assert_eq!(repo.list().await.unwrap().len(), 1);
     let _: Arc<dyn Sink> = direct;
 }
+
+/// The WAL archive (`LogArchive`) on S3 with the server going away mid-push: the push fails (so
+/// PostgreSQL keeps the segment and retries), nothing half-pushed is visible, and once the
+/// server is back the retry stores it and what was archived before is intact.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_pushes_fail_cleanly_while_the_server_is_gone_and_succeed_on_retry() {
+    use dbbackup_core::{LogArchive, Pushed};
+    let moto = tokio::task::spawn_blocking(Moto::start).await.unwrap();
+    moto.create_bucket("walfaults");
+    let proxy = Proxy::start(moto.port).await;
+    let extra = "&retry_timeout=2s&max_retries=2&part_size=5MiB&concurrency=1";
+    let sink = open_sink(&url_for(proxy.port, "walfaults", "repo", extra)).unwrap();
+    let key = Key::raw(MasterKey::generate().unwrap());
+    let repo = Repository::new(sink.clone()).with_key(key.clone());
+    let archive = LogArchive::new(repo, "wal").unwrap();
+    // Incompressible, so a segment is a multipart upload of several parts.
+    let segment = |seed: u8| {
+        let mut v = vec![0u8; 16 << 20];
+        let mut x: u32 = 0x9e37_79b9 ^ u32::from(seed);
+        for b in v.iter_mut() {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            *b = x as u8;
+        }
+        Bytes::from(v)
+    };
+    let (one, two) = (segment(1), segment(2));
+    let first = "000000010000000000000001";
+    let second = "000000010000000000000002";
+    assert_eq!(
+        archive.push(first, one.clone()).await.unwrap(),
+        Pushed::Stored
+    );
+
+    // Cut while the second segment's multipart upload runs.
+    let moto_port = moto.port;
+    let cutter = tokio::spawn(async move {
+        loop {
+            let n = tokio::task::spawn_blocking(move || {
+                crate::moto::http(moto_port, "GET", "/walfaults?uploads", "")
+                    .map(|r| r.matches("<UploadId>").count())
+                    .unwrap_or(0)
+            })
+            .await
+            .unwrap();
+            if n > 0 {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    });
+    let push = {
+        let (archive, two) = (archive.clone(), two.clone());
+        tokio::spawn(async move { archive.push(second, two).await })
+    };
+    cutter.await.unwrap();
+    proxy.cut();
+    let e = push
+        .await
+        .unwrap()
+        .expect_err("a push must fail while the server is gone");
+    eprintln!("push with the server gone: {e}");
+    // And one that starts while it is gone fails too, without hanging.
+    let e2 = archive.push(second, two.clone()).await.unwrap_err();
+    eprintln!("push to a gone server: {e2}");
+
+    proxy.restore();
+    let e = archive.fetch(second).await.unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::NotFound, "half a push is visible: {e}");
+    assert_eq!(archive.names().await.unwrap(), vec![first.to_owned()]);
+    assert_eq!(
+        archive.push(second, two.clone()).await.unwrap(),
+        Pushed::Stored
+    );
+    assert_eq!(
+        archive.push(first, one.clone()).await.unwrap(),
+        Pushed::AlreadyArchived
+    );
+    assert_eq!(archive.fetch(first).await.unwrap(), one);
+    assert_eq!(archive.fetch(second).await.unwrap(), two);
+}
