@@ -4,6 +4,7 @@
 # binlog position, and binlog.rs replays the log from it on top of a restore.
 #
 #   scripts/mariadb-binlog.sh
+#   MB_TESTS='test(/binlog_streams/)' scripts/mariadb-binlog.sh   (only the tests a nextest filter picks)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=3307
@@ -49,4 +50,4 @@ echo "MariaDB $(mariadb -h 127.0.0.1 -P $PORT -uroot -N -e 'SELECT VERSION()') w
 # The binlog tests are ignored in the main run (its server has no binary log); here they run too.
 env DBBACKUP_MYSQL_URL="mysql://root@127.0.0.1:$PORT" \
     cargo nextest run --workspace --all-features --no-fail-fast --run-ignored all \
-    -E 'package(dbbackup-mysql) and not test(/^tls::/)'
+    -E "package(dbbackup-mysql) and not test(/^tls::/) and (${MB_TESTS:-all()})"

@@ -47,6 +47,10 @@
 //! # Ok(()) }
 //! ```
 
+pub use binlog_archive::{
+    archive_end, parse_piece, piece_name, BinlogEvent, BinlogListener, BinlogStreamer,
+    BINLOG_ARCHIVE,
+};
 pub use config::{redact, Filter, MyUrl, SslMode, ENGINE};
 pub use dump::{MyDumpSource, Tools};
 pub use error::my_error;
@@ -54,6 +58,7 @@ pub use schema::{ident, strip_definer, Statement};
 pub use source::MySqlSource;
 pub use target::MySqlTarget;
 
+mod binlog_archive;
 mod config;
 mod dump;
 mod entry;

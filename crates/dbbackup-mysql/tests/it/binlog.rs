@@ -176,3 +176,139 @@ async fn point_in_time(no_lock: bool) {
         shape(&dst).await
     );
 }
+
+/// The archive's pieces, decoded by the server's own tool: every event of `db` the writer made,
+/// in order, with no gap between pieces.
+fn decoded(mem: &dbbackup_core::MemorySink, names: &[String], dir: &std::path::Path) -> String {
+    let _ = mem;
+    let mut files = Vec::new();
+    for (i, n) in names.iter().enumerate() {
+        files.push(dir.join(format!("{i:04}-{n}")));
+    }
+    let out = Command::new("mariadb-binlog")
+        .args(["--base64-output=decode-rows", "--verbose"])
+        .args(&files)
+        .output()
+        .expect("mariadb-binlog");
+    assert!(
+        out.status.success(),
+        "mariadb-binlog: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a server with the binary log on: scripts/mariadb-binlog.sh runs it"]
+async fn the_binlog_streams_into_the_repository_in_contiguous_pieces_and_resumes_at_its_end() {
+    use dbbackup_core::{CancellationToken, LogArchive, MemorySink, Repository};
+    use dbbackup_mysql::{parse_piece, BinlogStreamer, BINLOG_ARCHIVE};
+    let log_bin: i64 = sqlx::query_scalar("SELECT @@log_bin")
+        .fetch_one(&mut admin().await)
+        .await
+        .unwrap();
+    assert_ne!(log_bin, 0, "{} has no binary log", server());
+    let db = TestDb::new("binlog_stream").await;
+    let mut c = db.conn().await;
+    sqlx::raw_sql("CREATE TABLE m (id INT PRIMARY KEY, note VARCHAR(100))")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    for i in 1..=50 {
+        sqlx::query("INSERT INTO m VALUES (?, 'before')")
+            .bind(i)
+            .execute(&mut c)
+            .await
+            .unwrap();
+    }
+    // A rotate in the middle: the archive follows into the next file.
+    sqlx::raw_sql("FLUSH BINARY LOGS")
+        .execute(&mut admin().await)
+        .await
+        .unwrap();
+    sqlx::query("INSERT INTO m VALUES (51, 'after the rotate')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+
+    let mem = MemorySink::new();
+    let repo = Repository::new(std::sync::Arc::new(mem.clone())).with_key(key());
+    let archive = LogArchive::new(repo, BINLOG_ARCHIVE).unwrap();
+    let streamer = BinlogStreamer::new(&server(), archive.clone())
+        .unwrap()
+        .server_id(7001)
+        .max_bytes(8192);
+    // One shot, up to now.
+    streamer
+        .clone()
+        .until_now(true)
+        .run(CancellationToken::new())
+        .await
+        .unwrap();
+    let first = archive.names().await.unwrap();
+    assert!(first.len() >= 2, "{first:?}");
+
+    // Continuous: a new commit reaches the archive within the piece age, after the first run's
+    // end and with no gap.
+    let cancel = CancellationToken::new();
+    let run = {
+        let s = streamer
+            .clone()
+            .max_age(std::time::Duration::from_millis(500));
+        let t = cancel.clone();
+        tokio::spawn(async move { s.run(t).await })
+    };
+    sqlx::query("INSERT INTO m VALUES (52, 'streamed')")
+        .execute(&mut c)
+        .await
+        .unwrap();
+    let mut all = Vec::new();
+    for _ in 0..100 {
+        all = archive.names().await.unwrap();
+        if all.len() > first.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    cancel.cancel();
+    run.await.unwrap().unwrap();
+    assert!(all.len() > first.len(), "nothing new archived: {all:?}");
+
+    // Contiguous within each file; each file's pieces start where the last one ended.
+    let mut pieces: Vec<(String, u64, u64, String)> = all
+        .iter()
+        .map(|n| {
+            let (f, a, b) = parse_piece(n).unwrap();
+            (f, a, b, n.clone())
+        })
+        .collect();
+    pieces.sort();
+    for w in pieces.windows(2) {
+        if w[0].0 == w[1].0 {
+            assert_eq!(w[0].2, w[1].1, "gap between {} and {}", w[0].3, w[1].3);
+        }
+    }
+    let dir = std::env::temp_dir().join(format!("dbbackup-binlog-pieces-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let names: Vec<String> = pieces.iter().map(|p| p.3.clone()).collect();
+    for (i, n) in names.iter().enumerate() {
+        std::fs::write(
+            dir.join(format!("{i:04}-{n}")),
+            archive.fetch(n).await.unwrap(),
+        )
+        .unwrap();
+    }
+    let text = decoded(&mem, &names, &dir);
+    std::fs::remove_dir_all(&dir).unwrap();
+    for marker in ["'before'", "'after the rotate'", "'streamed'"] {
+        assert!(text.contains(marker), "{marker} is not in the archive");
+    }
+    // Every insert of the writer, each once and in order.
+    let ids: Vec<i64> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("INSERT INTO m VALUES ("))
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect();
+    let want: Vec<i64> = (1..=52).collect();
+    assert_eq!(ids, want, "{text}");
+}

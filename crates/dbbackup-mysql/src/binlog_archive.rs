@@ -1,0 +1,494 @@
+//! Continuous binlog archiving (`dbbackup binlog-stream`): the server's binary log received as
+//! a replica does (`COM_REGISTER_SLAVE` + `COM_BINLOG_DUMP`, MariaDB and MySQL), stored in the
+//! repository's `binlog` log archive in pieces.
+//!
+//! A piece is a small binlog file of its own: the magic bytes, the server's format description
+//! event of its file, then the events it holds, byte for byte as the server sent them (with
+//! their checksums), so `mariadb-binlog`/`mysqlbinlog` read it as they read the server's files.
+//! It is named `<file>.<from>-<to>` (the binlog file and the byte range of its events, 12
+//! digits each), so the archive's end, where streaming resumes, is in the names alone. A piece is
+//! closed on the server's rotate, at `max_bytes`, or `max_age` after its first event (default
+//! 10 s: the recovery point).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use dbbackup_core::{CancellationToken, Error, ErrorKind, LogArchive, Result};
+use futures::StreamExt;
+use mysql_async::{BinlogStreamRequest, Conn, OptsBuilder};
+
+use crate::config::MyUrl;
+
+/// The binlog archive's kind in a repository (`logs/binlog/`).
+pub const BINLOG_ARCHIVE: &str = "binlog";
+
+const ROTATE: u8 = 4;
+const FORMAT_DESCRIPTION: u8 = 15;
+const HEARTBEAT: u8 = 27;
+const MAGIC: &[u8] = b"\xfebin";
+
+/// The name of the piece of `file` holding its bytes `from..to`.
+pub fn piece_name(file: &str, from: u64, to: u64) -> String {
+    format!("{file}.{from:012}-{to:012}")
+}
+
+/// The binlog file and byte range a piece name says.
+pub fn parse_piece(name: &str) -> Option<(String, u64, u64)> {
+    let (file, range) = name.rsplit_once('.')?;
+    let (from, to) = range.split_once('-')?;
+    if from.len() != 12 || to.len() != 12 {
+        return None;
+    }
+    Some((file.to_owned(), from.parse().ok()?, to.parse().ok()?))
+}
+
+/// Binlog files sort by their numeric suffix (`binlog.000010` after `binlog.000009`, also past
+/// 999999).
+fn file_order(file: &str) -> (String, u64) {
+    match file.rsplit_once('.') {
+        Some((base, n)) => (base.to_owned(), n.parse().unwrap_or(0)),
+        None => (file.to_owned(), 0),
+    }
+}
+
+/// Where the archive ends: the file and position after its last piece.
+pub fn archive_end<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<(String, u64)> {
+    names
+        .into_iter()
+        .filter_map(parse_piece)
+        .max_by(|a, b| (file_order(&a.0), a.2).cmp(&(file_order(&b.0), b.2)))
+        .map(|(f, _, to)| (f, to))
+}
+
+/// What the streamer reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum BinlogEvent {
+    /// Streaming (re)started at `file:position`.
+    Connected {
+        /// The binlog file.
+        file: String,
+        /// The position in it.
+        position: u64,
+    },
+    /// A piece was archived.
+    Archived {
+        /// Its name.
+        name: String,
+        /// Events in it.
+        events: u64,
+    },
+    /// The connection was lost; streaming resumes after `retry_in`.
+    Lost {
+        /// Why.
+        error: String,
+        /// The wait before the next attempt.
+        retry_in: Duration,
+    },
+}
+
+/// A listener for [`BinlogEvent`]s.
+pub type BinlogListener = Arc<dyn Fn(&BinlogEvent) + Send + Sync>;
+
+/// Streams a server's binary log into a repository's binlog archive.
+#[derive(Clone)]
+pub struct BinlogStreamer {
+    url: MyUrl,
+    archive: LogArchive,
+    server_id: u32,
+    max_bytes: usize,
+    max_age: Duration,
+    until_now: bool,
+    listener: Option<BinlogListener>,
+}
+
+impl std::fmt::Debug for BinlogStreamer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BinlogStreamer")
+            .field("url", &self.url.redacted)
+            .field("server_id", &self.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Piece {
+    file: String,
+    from: u64,
+    to: u64,
+    fde: Vec<u8>,
+    events: Vec<u8>,
+    count: u64,
+    opened: Option<Instant>,
+}
+
+fn fatal(e: &Error) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::AlreadyExists
+            | ErrorKind::WrongKey
+            | ErrorKind::InvalidInput
+            | ErrorKind::NotFound
+            | ErrorKind::Corrupt
+            | ErrorKind::Unsupported
+    )
+}
+
+fn my_err(e: mysql_async::Error, what: &str) -> Error {
+    let text = e.to_string();
+    // 1236: the server no longer has what was asked for (purged), or the position is bad.
+    let kind = match &e {
+        mysql_async::Error::Server(s) if s.code == 1236 => ErrorKind::NotFound,
+        mysql_async::Error::Server(s) if s.code == 1045 || s.code == 1227 => ErrorKind::Unsupported,
+        _ => ErrorKind::Source,
+    };
+    Error::new(kind, format!("{what}: {text}"))
+}
+
+impl BinlogStreamer {
+    /// Streams the binary log of the server at `url` (a user with `REPLICATION SLAVE` and
+    /// `REPLICATION CLIENT`; the URL's database is ignored) into `archive`.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] for a malformed URL.
+    pub fn new(url: &str, archive: LogArchive) -> Result<Self> {
+        // The binary log is the server's: a URL without a database is fine.
+        let parsed = match url.parse::<MyUrl>() {
+            Ok(u) => u,
+            Err(e) => {
+                let (base, query) = url
+                    .split_once('?')
+                    .map_or((url, None), |(b, q)| (b, Some(q)));
+                let after_host = base.split_once("://").map_or("", |(_, r)| r);
+                if after_host.trim_end_matches('/').contains('/') {
+                    return Err(e);
+                }
+                let mut with_db = format!("{}/mysql", base.trim_end_matches('/'));
+                if let Some(q) = query {
+                    with_db.push('?');
+                    with_db.push_str(q);
+                }
+                with_db.parse()?
+            }
+        };
+        Ok(BinlogStreamer {
+            url: parsed,
+            archive,
+            server_id: 4_473_419,
+            max_bytes: 16 << 20,
+            max_age: Duration::from_secs(10),
+            until_now: false,
+            listener: None,
+        })
+    }
+
+    /// The server id this replica registers with (default 4473419): unique among the
+    /// server's replicas.
+    pub fn server_id(mut self, id: u32) -> Self {
+        self.server_id = id.max(1);
+        self
+    }
+
+    /// A piece is closed this long after its first event (default 10 s: the recovery point).
+    pub fn max_age(mut self, d: Duration) -> Self {
+        self.max_age = d.max(Duration::from_millis(100));
+        self
+    }
+
+    /// A piece is closed at this many bytes (default 16 MiB).
+    pub fn max_bytes(mut self, n: usize) -> Self {
+        self.max_bytes = n.max(4096);
+        self
+    }
+
+    /// Copies what the server has up to now, then stops (for cron).
+    pub fn until_now(mut self, yes: bool) -> Self {
+        self.until_now = yes;
+        self
+    }
+
+    /// Reports progress to `listener`.
+    pub fn on_event(mut self, listener: BinlogListener) -> Self {
+        self.listener = Some(listener);
+        self
+    }
+
+    fn emit(&self, e: BinlogEvent) {
+        tracing::info!(event = ?e, "binlog-stream");
+        if let Some(l) = &self.listener {
+            l(&e);
+        }
+    }
+
+    /// Streams until `cancel` fires (or, with [`until_now`](Self::until_now), to the server's
+    /// current end), reconnecting after a lost connection (1 s, doubling to 30 s).
+    ///
+    /// # Errors
+    /// What a retry cannot fix: the server purged binlog the archive needs (a gap:
+    /// [`ErrorKind::NotFound`] naming where the archive ends), a refused login or missing
+    /// privilege, a piece archived with other content, a wrong key.
+    pub async fn run(&self, cancel: CancellationToken) -> Result<()> {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            let started = Instant::now();
+            match self.session(&cancel).await {
+                Ok(()) => return Ok(()),
+                Err(e) if fatal(&e) || self.until_now => return Err(e),
+                Err(e) => {
+                    if started.elapsed() > Duration::from_secs(60) {
+                        wait = Duration::from_secs(1);
+                    }
+                    self.emit(BinlogEvent::Lost {
+                        error: e.to_string(),
+                        retry_in: wait,
+                    });
+                    tokio::select! {
+                        _ = cancel.cancelled() => return Ok(()),
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+            }
+        }
+    }
+
+    /// Connects with the URL's TLS mode (`PREFERRED`: plaintext when the server has no TLS).
+    async fn connect(&self) -> Result<Conn> {
+        let o = &self.url.options;
+        let mut b = OptsBuilder::default()
+            .ip_or_hostname(o.get_host())
+            .tcp_port(o.get_port())
+            .user(Some(o.get_username()))
+            .pass(self.url.password.clone())
+            .prefer_socket(false);
+        if let Some(socket) = o.get_socket() {
+            b = b.socket(Some(socket.to_string_lossy()));
+        }
+        let mode = self.url.tls.mode;
+        let tls = b.clone().ssl_opts(
+            self.url
+                .tls
+                .ssl_opts(mode != crate::config::SslMode::Disabled),
+        );
+        let what = format!("cannot connect to {}", self.url.redacted);
+        match Conn::new(tls).await {
+            Ok(c) => Ok(c),
+            Err(mysql_async::Error::Driver(
+                mysql_async::DriverError::NoClientSslFlagFromServer,
+            )) if mode == crate::config::SslMode::Preferred => {
+                Conn::new(b).await.map_err(|e| my_err(e, &what))
+            }
+            Err(e) => Err(my_err(e, &what)),
+        }
+    }
+
+    async fn flush(&self, p: &mut Piece) -> Result<()> {
+        if p.count == 0 {
+            p.from = p.to;
+            p.opened = None;
+            return Ok(());
+        }
+        let mut data = Vec::with_capacity(MAGIC.len() + p.fde.len() + p.events.len());
+        data.extend_from_slice(MAGIC);
+        data.extend_from_slice(&p.fde);
+        data.extend_from_slice(&p.events);
+        let name = piece_name(&p.file, p.from, p.to);
+        self.archive.push(&name, Bytes::from(data)).await?;
+        self.emit(BinlogEvent::Archived {
+            name,
+            events: p.count,
+        });
+        p.events.clear();
+        p.count = 0;
+        p.from = p.to;
+        p.opened = None;
+        Ok(())
+    }
+
+    // Long on purpose: one replication session, from the resume point to the end of the stream; its steps share the piece being filled.
+    async fn session(&self, cancel: &CancellationToken) -> Result<()> {
+        let mut conn = self.connect().await?;
+        let names = self.archive.names().await?;
+        let (file, pos) = match archive_end(names.iter().map(String::as_str)) {
+            Some(end) => end,
+            None => {
+                // An empty archive starts with the oldest binlog the server still has.
+                let logs: Vec<mysql_async::Row> =
+                    mysql_async::prelude::Queryable::query(&mut conn, "SHOW BINARY LOGS")
+                        .await
+                        .map_err(|e| {
+                            my_err(e, "SHOW BINARY LOGS failed (is the binary log on?)")
+                        })?;
+                let first: Option<String> = logs.first().and_then(|r| r.get(0));
+                (
+                    first.ok_or_else(|| {
+                        Error::new(
+                            ErrorKind::Unsupported,
+                            format!("{} has no binary log (log_bin is off)", self.url.redacted),
+                        )
+                    })?,
+                    4,
+                )
+            }
+        };
+        for q in [
+            // MariaDB: send its own events (GTID, annotate); MySQL ignores the variable.
+            "SET @mariadb_slave_capability = 4",
+            // A heartbeat every second, so an idle piece still closes on time.
+            "SET @master_heartbeat_period = 1000000000",
+        ] {
+            mysql_async::prelude::Queryable::query_drop(&mut conn, q)
+                .await
+                .map_err(|e| my_err(e, q))?;
+        }
+        let mut req = BinlogStreamRequest::new(self.server_id)
+            .with_filename(file.as_bytes())
+            .with_pos(pos);
+        if self.until_now {
+            req = req.with_non_blocking();
+        }
+        let mut stream = conn
+            .get_binlog_stream(req)
+            .await
+            .map_err(|e| my_err(e, &format!("cannot read the binary log from {file}:{pos}")))?;
+        self.emit(BinlogEvent::Connected {
+            file: file.clone(),
+            position: pos,
+        });
+        let mut p = Piece {
+            file,
+            from: pos,
+            to: pos,
+            fde: Vec::new(),
+            events: Vec::new(),
+            count: 0,
+            opened: None,
+        };
+        loop {
+            let due = p
+                .opened
+                .map(|o| self.max_age.saturating_sub(o.elapsed()))
+                .unwrap_or(Duration::from_secs(3600));
+            let next = tokio::select! {
+                _ = cancel.cancelled() => {
+                    self.flush(&mut p).await?;
+                    return Ok(());
+                }
+                _ = tokio::time::sleep(due) => {
+                    self.flush(&mut p).await?;
+                    continue;
+                }
+                n = stream.next() => n,
+            };
+            let ev = match next {
+                None => {
+                    self.flush(&mut p).await?;
+                    return if self.until_now {
+                        Ok(())
+                    } else {
+                        Err(Error::new(ErrorKind::Source, "the binlog stream ended"))
+                    };
+                }
+                Some(Err(e)) => {
+                    self.flush(&mut p).await?;
+                    return Err(my_err(
+                        e,
+                        &format!("the binary log stream stopped at {}:{}", p.file, p.to),
+                    ));
+                }
+                Some(Ok(ev)) => ev,
+            };
+            let h = ev.header();
+            let kind = h.event_type_raw();
+            let log_pos = u64::from(h.log_pos());
+            let mut raw = Vec::with_capacity(h.event_size() as usize);
+            ev.write(mysql_async::binlog::BinlogVersion::Version4, &mut raw)
+                .map_err(|e| Error::new(ErrorKind::Source, format!("binlog event: {e}")))?;
+            match kind {
+                ROTATE => {
+                    // Position (8 bytes), the next file's name, and the checksum when the
+                    // server writes them (the event's data keeps it).
+                    let d = ev.data();
+                    // Whether the event ends in a CRC32 of itself (the fake rotate at the
+                    // stream's start comes before the format description, so its parse does
+                    // not know).
+                    let crc = raw.len() > 4 && {
+                        let (body, sum) = raw.split_at(raw.len() - 4);
+                        crc32fast::hash(body).to_le_bytes() == sum
+                    };
+                    let trailing = if crc && d.ends_with(&raw[raw.len() - 4..]) {
+                        4
+                    } else {
+                        0
+                    };
+                    let end = d.len().saturating_sub(trailing);
+                    if end < 8 {
+                        continue;
+                    }
+                    let mut n = [0u8; 8];
+                    n.copy_from_slice(&d[..8]);
+                    let next_pos = u64::from_le_bytes(n);
+                    let next_file = String::from_utf8_lossy(&d[8..end]).into_owned();
+                    if log_pos != 0 {
+                        // The file's own last event.
+                        p.events.extend_from_slice(&raw);
+                        p.count += 1;
+                        p.to = log_pos;
+                    }
+                    self.flush(&mut p).await?;
+                    if next_file != p.file || log_pos != 0 {
+                        p.fde.clear();
+                    }
+                    p.file = next_file;
+                    p.from = next_pos;
+                    p.to = next_pos;
+                }
+                FORMAT_DESCRIPTION => {
+                    p.fde = raw;
+                    if log_pos != 0 && p.count == 0 && log_pos > p.to {
+                        // At the file's start: the piece's events begin after it.
+                        p.from = log_pos;
+                        p.to = log_pos;
+                    }
+                }
+                HEARTBEAT => {}
+                _ if log_pos == 0 => {}
+                _ => {
+                    if p.count == 0 {
+                        p.from = log_pos.saturating_sub(u64::from(h.event_size()));
+                        p.opened = Some(Instant::now());
+                    }
+                    p.events.extend_from_slice(&raw);
+                    p.count += 1;
+                    p.to = log_pos;
+                    if p.events.len() >= self.max_bytes {
+                        self.flush(&mut p).await?;
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn piece_names_carry_the_range_and_the_end_is_the_newest_file() {
+        let n = piece_name("binlog.000003", 4, 1234);
+        assert_eq!(n, "binlog.000003.000000000004-000000001234");
+        assert_eq!(parse_piece(&n), Some(("binlog.000003".into(), 4, 1234)));
+        let names = [
+            piece_name("binlog.000009", 4, 900),
+            piece_name("binlog.000010", 4, 100),
+            piece_name("binlog.000010", 100, 200),
+            "binlog.000011.seal-not-a-piece".to_owned(),
+        ];
+        assert_eq!(
+            archive_end(names.iter().map(String::as_str)),
+            Some(("binlog.000010".into(), 200))
+        );
+        assert_eq!(archive_end(std::iter::empty()), None);
+    }
+}
