@@ -138,6 +138,16 @@ impl Snapshot for DumpSnapshot {
 /// host whatever the dump holds (`\! cmd`, `system cmd`): MariaDB's client runs with `--sandbox`,
 /// MySQL's with `--system-command=OFF`; a client with neither is refused.
 pub(crate) async fn client_restore(url: &MyUrl, tools: &Tools, data: ByteStream) -> Result<()> {
+    client_apply(url, tools, data, None).await
+}
+
+/// [`client_restore`] with an `--init-command` run first (e.g. `SET sql_log_bin = 0`).
+pub(crate) async fn client_apply(
+    url: &MyUrl,
+    tools: &Tools,
+    data: ByteStream,
+    init: Option<&str>,
+) -> Result<()> {
     let (tool, _) = tools.find(&["mariadb", "mysql"], HINT).await?;
     let guard = if dbbackup_core::tool::help_mentions(&tool, "--sandbox").await? {
         "--sandbox"
@@ -158,6 +168,10 @@ pub(crate) async fn client_restore(url: &MyUrl, tools: &Tools, data: ByteStream)
     let mut cmd = dbbackup_core::tool::command(&tool);
     let mysql_flavour = dbbackup_core::tool::help_mentions(&tool, "--ssl-mode").await?;
     connection_args(&mut cmd, url, mysql_flavour);
-    cmd.arg(guard).arg("--").arg(url.database());
+    cmd.arg(guard);
+    if let Some(i) = init {
+        cmd.arg(format!("--init-command={i}"));
+    }
+    cmd.arg("--").arg(url.database());
     dbbackup_core::tool::feed_stdin(cmd, "the mariadb client", data, ErrorKind::Target).await
 }

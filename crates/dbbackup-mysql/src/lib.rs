@@ -48,8 +48,8 @@
 //! ```
 
 pub use binlog_archive::{
-    archive_end, parse_piece, piece_name, BinlogEvent, BinlogListener, BinlogStreamer,
-    BINLOG_ARCHIVE,
+    archive_end, parse_piece, piece_name, replay_binlog, BinlogEvent, BinlogListener,
+    BinlogStreamer, ReplayReport, ReplayStop, BINLOG_ARCHIVE,
 };
 pub use config::{redact, Filter, MyUrl, SslMode, ENGINE};
 pub use dump::{MyDumpSource, Tools};

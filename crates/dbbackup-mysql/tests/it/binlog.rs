@@ -312,3 +312,144 @@ async fn the_binlog_streams_into_the_repository_in_contiguous_pieces_and_resumes
     let want: Vec<i64> = (1..=52).collect();
     assert_eq!(ids, want, "{text}");
 }
+
+async fn marker(db: &TestDb, id: i32) -> String {
+    let mut c = db.conn().await;
+    sqlx::query("INSERT INTO markers (id) VALUES (?)")
+        .bind(id)
+        .execute(&mut c)
+        .await
+        .unwrap();
+    sqlx::query_scalar(
+        "SELECT DATE_FORMAT(at, '%Y-%m-%dT%H:%i:%s.%f+00:00') FROM markers WHERE id = ?",
+    )
+    .bind(id)
+    .fetch_one(&mut c)
+    .await
+    .unwrap()
+}
+
+async fn markers_of(db: &TestDb) -> Vec<i32> {
+    sqlx::query_scalar("SELECT id FROM markers ORDER BY id")
+        .fetch_all(&mut db.conn().await)
+        .await
+        .unwrap()
+}
+
+async fn master_status() -> (String, u64) {
+    sqlx::query_as("SHOW MASTER STATUS")
+        .fetch_one(&mut admin().await)
+        .await
+        .map(|(f, p): (String, u64)| (f, p))
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "needs a server with the binary log on: scripts/mariadb-binlog.sh runs it"]
+async fn a_backup_plus_the_archived_binlog_restores_one_database_to_a_time_a_position_and_the_end()
+{
+    use dbbackup_core::{CancellationToken, LogArchive, MemorySink, Repository};
+    use dbbackup_mysql::{archive_end, replay_binlog, BinlogStreamer, ReplayStop, Tools};
+    let a = TestDb::new("pitr_a").await;
+    let b = TestDb::new("pitr_b").await;
+    for db in [&a, &b] {
+        sqlx::raw_sql(
+            "SET time_zone = '+00:00';
+             CREATE TABLE markers (id INT PRIMARY KEY, at DATETIME(6) DEFAULT UTC_TIMESTAMP(6))",
+        )
+        .execute(&mut db.conn().await)
+        .await
+        .unwrap();
+    }
+    let mem = MemorySink::new();
+    let key = key();
+    let repo = Repository::new(Arc::new(mem.clone())).with_key(key.clone());
+    let archive = LogArchive::new(repo, dbbackup_mysql::BINLOG_ARCHIVE).unwrap();
+    let cancel = CancellationToken::new();
+    let streaming = {
+        let s = BinlogStreamer::new(&server(), archive.clone())
+            .unwrap()
+            .server_id(7002)
+            .max_age(std::time::Duration::from_millis(300));
+        let t = cancel.clone();
+        tokio::spawn(async move { s.run(t).await })
+    };
+    let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
+    marker(&a, 1).await;
+    marker(&b, 101).await;
+    let report = backup(&a, &mem, &key, 2).await;
+    marker(&a, 2).await;
+    pause().await;
+    let t3 = marker(&a, 3).await;
+    marker(&b, 103).await;
+    pause().await;
+    marker(&a, 4).await;
+    let p4 = master_status().await;
+    pause().await;
+    marker(&a, 5).await;
+    let end = master_status().await;
+    for _ in 0..100 {
+        let names = archive.names().await.unwrap();
+        if archive_end(names.iter().map(String::as_str))
+            .is_some_and(|e| e.0 == end.0 && e.1 >= end.1)
+        {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    cancel.cancel();
+    streaming.await.unwrap().unwrap();
+    let pos = &report.manifest.source.position;
+    let from = (
+        pos["binlog_file"].as_str(),
+        pos["binlog_position"].parse::<u64>().unwrap(),
+    );
+
+    let restore_to = |stop: ReplayStop, tag: &'static str| {
+        let (mem, key, archive, a_name) =
+            (mem.clone(), key.clone(), archive.clone(), a.name.clone());
+        let from = (from.0.to_owned(), from.1);
+        async move {
+            let dst = TestDb::reserve(tag);
+            Restore::builder()
+                .sink(Arc::new(mem))
+                .key(key)
+                .backup(dbbackup_core::BackupSelector::Latest)
+                .target(target(&dst).create(true))
+                .build()
+                .unwrap()
+                .run()
+                .await
+                .unwrap();
+            replay_binlog(
+                &archive,
+                (&from.0, from.1),
+                &stop,
+                &a_name,
+                &dst.url(),
+                false,
+                &Tools::from_path(),
+            )
+            .await
+            .unwrap();
+            dst
+        }
+    };
+    let t =
+        time::OffsetDateTime::parse(&t3, &time::format_description::well_known::Rfc3339).unwrap();
+    let dst = restore_to(ReplayStop::Time(t), "pitr_time").await;
+    assert_eq!(markers_of(&dst).await, vec![1, 2, 3], "to {t3}");
+    let dst = restore_to(
+        ReplayStop::Position {
+            file: p4.0.clone(),
+            position: p4.1,
+        },
+        "pitr_pos",
+    )
+    .await;
+    assert_eq!(markers_of(&dst).await, vec![1, 2, 3, 4], "to {p4:?}");
+    let dst = restore_to(ReplayStop::End, "pitr_end").await;
+    assert_eq!(markers_of(&dst).await, vec![1, 2, 3, 4, 5]);
+    // B's markers stayed out of every replay (the backup and the replay are of A only).
+    assert_eq!(markers_of(&b).await, vec![101, 103]);
+}
