@@ -556,7 +556,7 @@ pub async fn replay_binlog(
         .into_iter()
         .filter_map(|n| parse_piece(&n).map(|(f, a, b)| (f, a, b, n)))
         .collect();
-    pieces.sort_by(|a, b| (file_order(&a.0), a.1).cmp(&(file_order(&b.0), b.1)));
+    pieces.sort_by_key(|p| (file_order(&p.0), p.1));
     let start_key = (file_order(from_file), from_pos);
     let stop_key = match stop {
         ReplayStop::Position { file, position } => Some((file_order(file), *position)),
