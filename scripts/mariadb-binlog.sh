@@ -47,7 +47,8 @@ mariadb-admin -h 127.0.0.1 -P $PORT -uroot ping >/dev/null 2>&1 || {
 }
 echo "MariaDB $(mariadb -h 127.0.0.1 -P $PORT -uroot -N -e 'SELECT VERSION()') with the binary log on 127.0.0.1:$PORT"
 
-# The binlog tests are ignored in the main run (its server has no binary log); here they run too.
+# The binlog tests are ignored in the main run (its server has no binary log); here they run too,
+# with the command line's binlog-stream / point-in-time restore tests (binlog::*).
 env DBBACKUP_MYSQL_URL="mysql://root@127.0.0.1:$PORT" \
     cargo nextest run --workspace --all-features --no-fail-fast --run-ignored all \
-    -E "package(dbbackup-mysql) and not test(/^tls::/) and (${MB_TESTS:-all()})"
+    -E "((package(dbbackup-mysql) and not test(/^tls::/)) or (package(dbbackup-cli) and test(/^binlog::/))) and (${MB_TESTS:-all()})"

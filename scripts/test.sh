@@ -135,7 +135,7 @@ for svc in GCS AZURE; do
 done
 
 log "what was not tested here"
-echo "ran in their own scripts (ignored in the main run): versions::* and wal::incremental_* (pg-versions.sh), binlog::* (mariadb-binlog.sh), tls::* of dbbackup-mysql (mariadb-tls.sh)"
+echo "ran in their own scripts (ignored in the main run): versions::* and wal::incremental_* (pg-versions.sh), binlog::* of dbbackup-mysql and dbbackup-cli (mariadb-binlog.sh), tls::* of dbbackup-mysql (mariadb-tls.sh)"
 if [ ${#skipped[@]} -eq 0 ]; then
     echo "nothing skipped"
 else

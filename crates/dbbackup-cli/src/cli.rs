@@ -45,6 +45,10 @@ pub enum Command {
     /// when it is not archived (the end of the archive), 126 on any other failure, which makes
     /// PostgreSQL stop recovery instead of ending it early.
     WalFetch(WalFetchArgs),
+    /// Archive a MySQL/MariaDB server's binary log into the repository, as a replica, until
+    /// SIGINT/SIGTERM (or with --until-now up to the server's current position): pieces closed on
+    /// the server's rotate, at 16 MiB or after --piece-age. Resumes where the archive ends.
+    BinlogStream(BinlogStreamArgs),
     /// Stream WAL into the repository over the replication protocol, from a physical
     /// replication slot, until SIGINT/SIGTERM: completed segments as they fill, the unfinished
     /// one every --partial-interval (the recovery point). Resumes where the archive ends.
@@ -206,11 +210,23 @@ pub struct RestoreArgs {
     /// differential or log backup.
     #[arg(long, env = "DBBACKUP_NO_RECOVERY")]
     pub no_recovery: bool,
-    /// PostgreSQL physical backups: recover to this time (RFC 3339 with an offset, e.g.
-    /// 2026-12-01T17:55:03.5+00:00, or PostgreSQL's timestamptz text) instead of the end of the
-    /// WAL archive.
-    #[arg(long, value_name = "TIME", conflicts_with_all = ["to_lsn", "to_name", "to_xid"])]
+    /// Point in time (RFC 3339 with an offset, e.g. 2026-12-01T17:55:03.5+00:00, or
+    /// PostgreSQL's timestamptz text). PostgreSQL physical backups: recover to it instead of the
+    /// end of the WAL archive. MySQL/MariaDB: after the restore, replay the archived binlog
+    /// (binlog-stream) up to it, to the second.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["to_lsn", "to_name", "to_xid", "to_position"])]
     pub to_time: Option<String>,
+    /// MySQL/MariaDB: after the restore, replay the archived binlog up to FILE:POS (a
+    /// transaction boundary, as SHOW MASTER STATUS gives).
+    #[arg(long, value_name = "FILE:POS", conflicts_with_all = ["to_lsn", "to_name", "to_xid"])]
+    pub to_position: Option<String>,
+    /// MySQL/MariaDB: after the restore, replay the archived binlog to its end.
+    #[arg(long, conflicts_with_all = ["to_time", "to_position"])]
+    pub replay_binlog: bool,
+    /// MySQL/MariaDB binlog replay: log the replayed events on the target (default: not, with
+    /// sql_log_bin = 0).
+    #[arg(long)]
+    pub relog: bool,
     /// PostgreSQL physical backups: recover to this LSN (e.g. 0/3000060).
     #[arg(long, value_name = "LSN", conflicts_with_all = ["to_name", "to_xid"])]
     pub to_lsn: Option<String>,
@@ -303,6 +319,27 @@ pub struct WalPushArgs {
     /// The WAL file (PostgreSQL's `%p`: its path relative to the data directory).
     #[arg(value_name = "PATH")]
     pub path: PathBuf,
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `binlog-stream`.
+#[derive(Debug, Args)]
+pub struct BinlogStreamArgs {
+    /// The server: mysql://user@host (a user with REPLICATION SLAVE and REPLICATION CLIENT).
+    #[arg(long, env = "DBBACKUP_SOURCE", value_name = "URL")]
+    pub source: Option<String>,
+    /// Copy up to the server's current position, then stop (for cron).
+    #[arg(long)]
+    pub until_now: bool,
+    /// The server id to register with; unique among the server's replicas (default 4473419).
+    #[arg(long, value_name = "N")]
+    pub server_id: Option<u32>,
+    /// A piece is closed this long after its first event: the recovery point (default 10s).
+    #[arg(long, value_name = "DURATION")]
+    pub piece_age: Option<String>,
     #[command(flatten)]
     pub repo: RepoArgs,
     #[command(flatten)]

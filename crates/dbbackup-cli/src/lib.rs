@@ -103,6 +103,7 @@ async fn dispatch(command: Command, json: bool) -> Result<ExitCode> {
         Command::Gc(a) => commands::gc::run(a, json).await,
         Command::WalPush(a) => commands::wal::push(a, json).await,
         Command::WalStream(a) => commands::wal::stream(a, json).await,
+        Command::BinlogStream(a) => commands::binlog::stream(a, json).await,
         Command::WalFetch(a) => match commands::wal::fetch(a, json).await {
             Ok(code) => Ok(code),
             // PostgreSQL ends recovery at a restore_command that exits 1..=125 (the file is

@@ -470,6 +470,87 @@ impl BinlogStreamer {
     }
 }
 
+/// How far the binlog archive reaches from a backup's recorded position without a gap.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinlogWindow {
+    /// The archive holds the position itself (a piece starts at or before it, or one ends at it).
+    pub covers_start: bool,
+    /// Where replay can reach: the end of the last contiguous piece (the start position when
+    /// nothing follows it).
+    pub reaches: (String, u64),
+    /// The last contiguous piece.
+    pub last: Option<String>,
+    /// The pieces after the position, in order, up to the first gap.
+    pub pieces: Vec<String>,
+    /// Where the first gap begins, when more pieces follow it.
+    pub gap_after: Option<(String, u64)>,
+}
+
+/// The window of the archive `names` from `from` (a backup's `binlog_file`, `binlog_position`).
+pub fn binlog_window<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    from: (&str, u64),
+) -> BinlogWindow {
+    let mut all: Vec<(String, u64, u64, String)> = names
+        .into_iter()
+        .filter_map(|n| parse_piece(n).map(|(f, a, b)| (f, a, b, n.to_owned())))
+        .collect();
+    all.sort_by_key(|p| (file_order(&p.0), p.1));
+    let (ff, fp) = from;
+    let ends_at_start = all.iter().any(|p| p.0 == ff && p.2 == fp);
+    let mut w = BinlogWindow {
+        covers_start: ends_at_start || all.iter().any(|p| p.0 == ff && p.1 <= fp && p.2 > fp),
+        reaches: (ff.to_owned(), fp),
+        last: None,
+        pieces: Vec::new(),
+        gap_after: None,
+    };
+    if !w.covers_start {
+        return w;
+    }
+    let after: Vec<&(String, u64, u64, String)> = all
+        .iter()
+        .filter(|p| (file_order(&p.0), p.2) > (file_order(ff), fp))
+        .collect();
+    let mut cur = (ff.to_owned(), fp);
+    for (i, p) in after.iter().enumerate() {
+        let contiguous = if p.0 == cur.0 {
+            p.1 <= cur.1
+        } else {
+            let (cb, cn) = file_order(&cur.0);
+            let (pb, pn) = file_order(&p.0);
+            cb == pb && pn == cn + 1
+        };
+        if !contiguous {
+            w.gap_after = Some(cur.clone());
+            let _ = i;
+            break;
+        }
+        cur = (p.0.clone(), p.2);
+        w.last = Some(p.3.clone());
+        w.pieces.push(p.3.clone());
+    }
+    w.reaches = cur;
+    w
+}
+
+/// The pieces no kept backup needs: those that end at or before the oldest kept position
+/// (`(binlog_file, binlog_position)` of each kept backup). None kept: nothing.
+pub fn unneeded_pieces<'a>(
+    names: impl IntoIterator<Item = &'a str>,
+    kept: &[(String, u64)],
+) -> Vec<String> {
+    let Some(oldest) = kept.iter().min_by_key(|(f, p)| (file_order(f), *p)) else {
+        return Vec::new();
+    };
+    let floor = (file_order(&oldest.0), oldest.1);
+    names
+        .into_iter()
+        .filter(|n| parse_piece(n).is_some_and(|(f, _, to)| (file_order(&f), to) < floor))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Where a binlog replay stops.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ReplayStop {
@@ -716,6 +797,30 @@ pub async fn replay_binlog(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_follow_contiguous_pieces_across_files_and_stop_at_a_gap() {
+        let names = [
+            piece_name("binlog.000001", 256, 1000),
+            piece_name("binlog.000001", 1000, 2000),
+            piece_name("binlog.000002", 256, 500),
+            piece_name("binlog.000002", 600, 900),
+        ];
+        let n = || names.iter().map(String::as_str);
+        let w = binlog_window(n(), ("binlog.000001", 1500));
+        assert!(w.covers_start);
+        assert_eq!(w.reaches, ("binlog.000002".to_owned(), 500));
+        assert_eq!(w.gap_after, Some(("binlog.000002".to_owned(), 500)));
+        assert_eq!(w.pieces.len(), 2);
+        let w = binlog_window(n(), ("binlog.000001", 100));
+        assert!(!w.covers_start);
+        let kept = vec![("binlog.000002".to_owned(), 300)];
+        assert_eq!(
+            unneeded_pieces(n(), &kept),
+            vec![names[0].clone(), names[1].clone()]
+        );
+        assert!(unneeded_pieces(n(), &[]).is_empty());
+    }
 
     #[test]
     fn piece_names_carry_the_range_and_the_end_is_the_newest_file() {

@@ -48,8 +48,9 @@
 //! ```
 
 pub use binlog_archive::{
-    archive_end, parse_piece, piece_name, replay_binlog, BinlogEvent, BinlogListener,
-    BinlogStreamer, ReplayReport, ReplayStop, BINLOG_ARCHIVE,
+    archive_end, binlog_window, parse_piece, piece_name, replay_binlog, unneeded_pieces,
+    BinlogEvent, BinlogListener, BinlogStreamer, BinlogWindow, ReplayReport, ReplayStop,
+    BINLOG_ARCHIVE,
 };
 pub use config::{redact, Filter, MyUrl, SslMode, ENGINE};
 pub use dump::{MyDumpSource, Tools};

@@ -15,6 +15,13 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
     let catalog = repo.catalog().await?;
     // Base backups: how far the WAL archive recovers from each.
     let windows = super::wal::windows(&repo, super::wal::physical(catalog.trusted())?).await;
+    let binlog_windows = super::binlog::windows(&repo, catalog.trusted()).await;
+    let binlog_of = |id: &str| {
+        binlog_windows
+            .as_ref()
+            .ok()
+            .and_then(|w| w.iter().find(|r| r.backup_id == id))
+    };
     let window_of = |id: &str| {
         windows
             .as_ref()
@@ -52,6 +59,9 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                         if let Some(r) = window_of(&m.backup_id) {
                             o.insert("recovery".into(), r.json());
                         }
+                        if let Some(r) = binlog_of(&m.backup_id) {
+                            o.insert("recovery".into(), r.json());
+                        }
                     }
                 }
                 item
@@ -60,7 +70,8 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
         println!(
             "{}",
             json!({"ok": true, "command": "list", "encrypted": catalog.config.as_ref().is_some_and(|c| c.is_encrypted()),
-                   "backups": items, "wal_archive_error": windows.as_ref().err().map(|e| e.to_string())})
+                   "backups": items, "wal_archive_error": windows.as_ref().err().map(|e| e.to_string()),
+                   "binlog_archive_error": binlog_windows.as_ref().err().map(|e| e.to_string())})
         );
     } else if catalog.entries.is_empty() {
         println!("no backups yet");
@@ -102,6 +113,10 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
         match &windows {
             Ok(w) => w.iter().for_each(|r| println!("{}", r.line())),
             Err(e) => println!("recovery windows unknown: the WAL archive cannot be read: {e}"),
+        }
+        match &binlog_windows {
+            Ok(w) => w.iter().for_each(|r| println!("{}", r.line())),
+            Err(e) => println!("recovery windows unknown: the binlog archive cannot be read: {e}"),
         }
         for e in &catalog.entries {
             if let BackupStatus::Refused { reason, .. } = &e.status {

@@ -1,6 +1,7 @@
 //! One module per command.
 
 pub(crate) mod backup;
+pub(crate) mod binlog;
 pub(crate) mod gc;
 pub(crate) mod list;
 pub(crate) mod prune;

@@ -68,6 +68,18 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode
             .trusted()
             .filter(|m| !gone.contains(&m.backup_id.as_str())),
     )?;
+    let (binlog, binlog_deleted) = super::binlog::unneeded(
+        &repo,
+        catalog
+            .trusted()
+            .filter(|m| !gone.contains(&m.backup_id.as_str())),
+    )
+    .await?;
+    if !dry_run {
+        for name in &binlog_deleted {
+            binlog.delete(name).await?;
+        }
+    }
     let mut wal_deleted = Vec::new();
     if !kept.is_empty() {
         let archive = dbbackup::LogArchive::new(repo.clone(), dbbackup::postgres::WAL_ARCHIVE)?;
@@ -83,7 +95,8 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode
         println!(
             "{}",
             json!({"ok": refused.is_empty(), "command": "prune", "dry_run": dry_run, "decisions": plan.decisions,
-                   "deleted": deleted, "wal_deleted": wal_deleted, "refused": refused})
+                   "deleted": deleted, "wal_deleted": wal_deleted, "binlog_deleted": binlog_deleted,
+                   "refused": refused})
         );
     } else {
         for d in &plan.decisions {
@@ -102,6 +115,13 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode
                 d.backup_id,
                 d.group,
                 d.reasons.join("; ")
+            );
+        }
+        if !binlog_deleted.is_empty() {
+            println!(
+                "{} {} binlog piece(s) that no kept backup needs",
+                if dry_run { "would delete" } else { "deleted" },
+                binlog_deleted.len()
             );
         }
         if !wal_deleted.is_empty() {

@@ -17,6 +17,36 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
     let point = recovery_target(&a)?;
     if a.data_dir.is_some() && selector == BackupSelector::Latest {
         selector = BackupSelector::Id(latest_base_backup(&repo, point.as_ref()).await?);
+    } else if selector == BackupSelector::Latest && a.to_time.is_some() {
+        // MySQL: the newest backup with a binlog position that ends before the time.
+        let t = dbbackup::postgres::wal::parse_target_time(a.to_time.as_deref().unwrap_or(""))?;
+        let catalog = repo.catalog().await?;
+        let candidates: Vec<&dbbackup::Manifest> = catalog
+            .trusted()
+            .filter(|m| super::binlog::recorded(m).is_some())
+            .collect();
+        if !candidates.is_empty() {
+            let pick = candidates
+                .iter()
+                .filter(|m| m.finished_at <= t)
+                .max_by_key(|m| (m.finished_at, m.backup_id.clone()))
+                .ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::NotFound,
+                        format!(
+                            "no backup with a binlog position ends before {}: the oldest ends at {}",
+                            rfc3339(t),
+                            candidates
+                                .iter()
+                                .map(|m| m.finished_at)
+                                .min()
+                                .map(rfc3339)
+                                .unwrap_or_default()
+                        ),
+                    )
+                })?;
+            selector = BackupSelector::Id(pick.backup_id.clone());
+        }
     }
     let resolved = repo.resolve(&selector).await?;
     report_skipped(&resolved.skipped, json);
@@ -45,10 +75,18 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
         }
         (Arc::new(target) as Arc<dyn dbbackup::RestoreTarget>, dir)
     } else {
-        if point.is_some() {
+        let mysql = manifest.source.engine == dbbackup::mysql::ENGINE;
+        if mysql && (a.to_lsn.is_some() || a.to_name.is_some() || a.to_xid.is_some()) {
+            return Err(invalid(
+                "--to-lsn, --to-name and --to-xid are PostgreSQL's; a MySQL backup rolls \
+                 forward with --to-time, --to-position FILE:POS or --replay-binlog",
+            ));
+        }
+        if !mysql && (point.is_some() || a.to_position.is_some() || a.replay_binlog) {
             return Err(invalid(
                 "--to-time, --to-lsn, --to-name and --to-xid apply to physical PostgreSQL base \
-                 backups (backup --engine-tool basebackup)",
+                 backups (backup --kind physical); --to-position and --replay-binlog to MySQL \
+                 backups",
             ));
         }
         let target_url = required(a.target.clone(), "target", "DBBACKUP_TARGET")?;
@@ -74,13 +112,22 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
         r = r.key(k);
     }
     let report = r.build()?.run().await?;
+    let replayed = match super::binlog::stop_of(&a)? {
+        Some(stop) if manifest.source.engine == dbbackup::mysql::ENGINE => {
+            let url = required(a.target.clone(), "target", "DBBACKUP_TARGET")?;
+            Some(super::binlog::replay(&repo, &manifest, &stop, &url, a.relog).await?)
+        }
+        _ => None,
+    };
     if json {
         println!(
             "{}",
             json!({"ok": true, "command": "restore", "backup_id": report.backup_id, "entries": report.entries,
                    "raw_bytes": report.raw_bytes, "rows": report.rows,
                    "duration_seconds": report.elapsed.as_secs_f64(), "warnings": report.warnings,
-                   "skipped": resolved.skipped})
+                   "skipped": resolved.skipped,
+                   "binlog_replayed_to": replayed.as_ref().map(|r| format!("{}:{}", r.reached.0, r.reached.1)),
+                   "binlog_pieces": replayed.as_ref().map(|r| r.pieces)})
         );
     } else {
         println!(
@@ -91,6 +138,12 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
             human(report.raw_bytes),
             report.elapsed.as_secs_f64()
         );
+        if let Some(r) = &replayed {
+            println!(
+                "replayed the archived binlog: {} piece(s), up to {}:{}",
+                r.pieces, r.reached.0, r.reached.1
+            );
+        }
         for w in &report.warnings {
             println!("warning: {w}");
         }

@@ -108,6 +108,10 @@ pub(crate) async fn run(a: crate::cli::VerifyArgs, json: bool, mode: Mode) -> Re
             Ok(checked) => ok.extend(checked),
             Err(mut errs) => failed.append(&mut errs),
         }
+        match super::binlog::check(&repo, &ids, json).await {
+            Ok(checked) => ok.extend(checked),
+            Err(mut errs) => failed.append(&mut errs),
+        }
     }
     let code = if failed.iter().any(|e| e.kind() == ErrorKind::Corrupt) {
         3

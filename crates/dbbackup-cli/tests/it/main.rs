@@ -8,6 +8,7 @@ use serde_json::Value;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
+mod binlog;
 mod wal;
 
 struct Dir(PathBuf);
