@@ -105,6 +105,31 @@ pub(crate) fn parse_selector(s: Option<String>) -> Result<BackupSelector> {
     s.as_deref().unwrap_or("latest").parse()
 }
 
+/// A token cancelled on SIGINT or SIGTERM, for the long-running commands (`wal-stream`,
+/// `binlog-stream`): they stop cleanly, their last piece stored.
+pub(crate) fn cancel_on_signals() -> CancellationToken {
+    let token = CancellationToken::new();
+    let t = token.clone();
+    tokio::spawn(async move {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminated => {}
+        }
+        t.cancel();
+    });
+    token
+}
+
 pub(crate) fn cancel_on_ctrl_c() -> CancellationToken {
     let token = CancellationToken::new();
     let t = token.clone();

@@ -93,6 +93,7 @@ mod manifest;
 mod memory;
 mod pattern;
 mod pipeline;
+pub mod reconnect;
 mod repo;
 mod restore;
 mod retention;

@@ -5,8 +5,10 @@
 //! A piece is a small binlog file of its own: the magic bytes, the server's format description
 //! event of its file, then the events it holds, byte for byte as the server sent them (with
 //! their checksums), so `mariadb-binlog`/`mysqlbinlog` read it as they read the server's files.
-//! It is named `<file>.<from>-<to>` (the binlog file and the byte range of its events, 12
-//! digits each), so the archive's end, where streaming resumes, is in the names alone. A piece is
+//! It is named `<file>.<from>-<to>` (the binlog file and the byte range it covers, 12 digits
+//! each: from the end of the previous piece, or where streaming resumed, to its last event's
+//! end), so the archive's end, where streaming resumes, is in the names alone, and pieces chain
+//! exactly even where the server leaves events out of the stream (MariaDB's annotate-rows). A piece is
 //! closed on the server's rotate, at `max_bytes`, or `max_age` after its first event (default
 //! 10 s: the recovery point).
 
@@ -122,18 +124,6 @@ struct Piece {
     opened: Option<Instant>,
 }
 
-fn fatal(e: &Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::AlreadyExists
-            | ErrorKind::WrongKey
-            | ErrorKind::InvalidInput
-            | ErrorKind::NotFound
-            | ErrorKind::Corrupt
-            | ErrorKind::Unsupported
-    )
-}
-
 fn my_err(e: mysql_async::Error, what: &str) -> Error {
     let text = e.to_string();
     // 1236: the server no longer has what was asked for (purged), or the position is bad.
@@ -228,28 +218,18 @@ impl BinlogStreamer {
     /// [`ErrorKind::NotFound`] naming where the archive ends), a refused login or missing
     /// privilege, a piece archived with other content, a wrong key.
     pub async fn run(&self, cancel: CancellationToken) -> Result<()> {
-        let mut wait = Duration::from_secs(1);
-        loop {
-            let started = Instant::now();
-            match self.session(&cancel).await {
-                Ok(()) => return Ok(()),
-                Err(e) if fatal(&e) || self.until_now => return Err(e),
-                Err(e) => {
-                    if started.elapsed() > Duration::from_secs(60) {
-                        wait = Duration::from_secs(1);
-                    }
-                    self.emit(BinlogEvent::Lost {
-                        error: e.to_string(),
-                        retry_in: wait,
-                    });
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
+        dbbackup_core::reconnect::keep_running(
+            &cancel,
+            !self.until_now,
+            || self.session(&cancel),
+            |e, wait| {
+                self.emit(BinlogEvent::Lost {
+                    error: e.to_string(),
+                    retry_in: wait,
+                })
+            },
+        )
+        .await
     }
 
     /// Connects with the URL's TLS mode (`PREFERRED`: plaintext when the server has no TLS).
@@ -351,6 +331,24 @@ impl BinlogStreamer {
             .get_binlog_stream(req)
             .await
             .map_err(|e| my_err(e, &format!("cannot read the binary log from {file}:{pos}")))?;
+        // The stream's reads are not cancel-safe (a dropped `next()` loses what it had read of
+        // an event): a task of its own reads it, and the loop below waits on a channel.
+        let (tx, mut events) = tokio::sync::mpsc::channel(256);
+        let reader = tokio::spawn(async move {
+            while let Some(ev) = stream.next().await {
+                let end = ev.is_err();
+                if tx.send(ev).await.is_err() || end {
+                    break;
+                }
+            }
+        });
+        struct Abort(tokio::task::JoinHandle<()>);
+        impl Drop for Abort {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let _reader = Abort(reader);
         self.emit(BinlogEvent::Connected {
             file: file.clone(),
             position: pos,
@@ -378,7 +376,7 @@ impl BinlogStreamer {
                     self.flush(&mut p).await?;
                     continue;
                 }
-                n = stream.next() => n,
+                n = events.recv() => n,
             };
             let ev = match next {
                 None => {
@@ -401,6 +399,7 @@ impl BinlogStreamer {
             let h = ev.header();
             let kind = h.event_type_raw();
             let log_pos = u64::from(h.log_pos());
+
             let mut raw = Vec::with_capacity(h.event_size() as usize);
             ev.write(mysql_async::binlog::BinlogVersion::Version4, &mut raw)
                 .map_err(|e| Error::new(ErrorKind::Source, format!("binlog event: {e}")))?;
@@ -454,8 +453,11 @@ impl BinlogStreamer {
                 HEARTBEAT => {}
                 _ if log_pos == 0 => {}
                 _ => {
+                    // A piece starts where the previous one ended (or where streaming
+                    // resumed), not at its first event: the server leaves some events out of
+                    // the stream (MariaDB's annotate-rows events, unless asked for), so event
+                    // offsets are not contiguous, while pieces always are.
                     if p.count == 0 {
-                        p.from = log_pos.saturating_sub(u64::from(h.event_size()));
                         p.opened = Some(Instant::now());
                     }
                     p.events.extend_from_slice(&raw);

@@ -133,19 +133,6 @@ fn repl_error(e: pg_walstream::ReplicationError, what: &str) -> Error {
     Error::new(kind, format!("{what}: {e}"))
 }
 
-/// Whether an error ends the streamer rather than a connection.
-fn fatal(e: &Error) -> bool {
-    matches!(
-        e.kind(),
-        ErrorKind::AlreadyExists
-            | ErrorKind::WrongKey
-            | ErrorKind::InvalidInput
-            | ErrorKind::NotFound
-            | ErrorKind::Corrupt
-            | ErrorKind::Unsupported
-    )
-}
-
 impl WalStreamer {
     /// Streams the server at `url` (a user with the REPLICATION attribute, and a `replication`
     /// line in `pg_hba.conf`) into `archive` through the physical replication slot `slot`.
@@ -209,28 +196,18 @@ impl WalStreamer {
     /// What a retry cannot fix: a missing slot (without [`create_slot`](Self::create_slot)),
     /// a refused login, a segment archived with other content, a wrong key.
     pub async fn run(&self, cancel: CancellationToken) -> Result<()> {
-        let mut wait = Duration::from_secs(1);
-        loop {
-            let started = Instant::now();
-            match self.session(&cancel).await {
-                Ok(()) => return Ok(()),
-                Err(e) if fatal(&e) => return Err(e),
-                Err(e) => {
-                    if started.elapsed() > Duration::from_secs(60) {
-                        wait = Duration::from_secs(1);
-                    }
-                    self.emit(StreamEvent::Lost {
-                        error: e.to_string(),
-                        retry_in: wait,
-                    });
-                    tokio::select! {
-                        _ = cancel.cancelled() => return Ok(()),
-                        _ = tokio::time::sleep(wait) => {}
-                    }
-                    wait = (wait * 2).min(Duration::from_secs(30));
-                }
-            }
-        }
+        dbbackup_core::reconnect::keep_running(
+            &cancel,
+            true,
+            || self.session(&cancel),
+            |e, wait| {
+                self.emit(StreamEvent::Lost {
+                    error: e.to_string(),
+                    retry_in: wait,
+                })
+            },
+        )
+        .await
     }
 
     /// The slot's restart LSN (created if asked) and the segment size, over a normal

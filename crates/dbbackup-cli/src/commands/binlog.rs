@@ -61,19 +61,7 @@ pub(crate) async fn stream(a: crate::cli::BinlogStreamArgs, json: bool) -> Resul
     if let Some(id) = a.server_id {
         s = s.server_id(id);
     }
-    let cancel = CancellationToken::new();
-    {
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            c.cancel();
-        });
-    }
+    let cancel = cancel_on_signals();
     s.run(cancel).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -249,19 +249,7 @@ pub(crate) async fn stream(a: crate::cli::WalStreamArgs, json: bool) -> Result<E
         .create_slot(a.create_slot)
         .partial_interval(every)
         .on_event(listener);
-    let cancel = CancellationToken::new();
-    {
-        let c = cancel.clone();
-        tokio::spawn(async move {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = async { match term.as_mut() { Some(t) => { t.recv().await; } None => std::future::pending().await } } => {}
-            }
-            c.cancel();
-        });
-    }
+    let cancel = cancel_on_signals();
     streamer.run(cancel).await?;
     Ok(ExitCode::SUCCESS)
 }
