@@ -89,26 +89,29 @@ async fn a_database_rolls_forward_from_its_backup_with_the_archived_binlog() {
         .await;
     }
     let (repo, key) = (dir.p("repo"), dir.p("key"));
-    let mut streamer = Command::new(env!("CARGO_BIN_EXE_dbbackup"))
-        .args([
-            "binlog-stream",
-            "--source",
-            &server(),
-            "--piece-age",
-            "300ms",
-            "--server-id",
-            "7003",
-        ])
-        .args([
-            "--repo",
-            repo.to_str().unwrap(),
-            "--key-file",
-            key.to_str().unwrap(),
-        ])
-        .env_remove("DBBACKUP_REPO")
-        .stderr(std::fs::File::create(dir.p("stream.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let start = || {
+        Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+            .args([
+                "binlog-stream",
+                "--source",
+                &server(),
+                "--piece-age",
+                "300ms",
+            ])
+            .args(["--server-id", "7003", "--repo", repo.to_str().unwrap()])
+            .args(["--key-file", key.to_str().unwrap()])
+            .env_remove("DBBACKUP_REPO")
+            .stderr(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(dir.p("stream.log"))
+                    .unwrap(),
+            )
+            .spawn()
+            .unwrap()
+    };
+    let mut streamer = start();
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
     marker(&a, 1).await;
     marker(&b, 101).await;
@@ -117,7 +120,13 @@ async fn a_database_rolls_forward_from_its_backup_with_the_archived_binlog() {
         &["backup", "--source", &format!("{}/{a}", server()), "--json"],
     ));
     let id = backup["backup_id"].as_str().unwrap().to_owned();
+    // Killed (SIGKILL, mid-piece): marker 2 is committed while nothing streams; the restarted
+    // streamer resumes where the archive ends, and the restores below cross that point.
+    tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    streamer.kill().unwrap();
+    streamer.wait().unwrap();
     marker(&a, 2).await;
+    let mut streamer = start();
     pause().await;
     let t2 = marker(&a, 3).await;
     pause().await;
