@@ -145,6 +145,13 @@ impl Error {
         self
     }
 
+    /// The error without its backup id (an operation that failed before it wrote anything under
+    /// that id: naming it would suggest a backup that never existed).
+    pub(crate) fn without_backup(mut self) -> Self {
+        self.backup = None;
+        self
+    }
+
     /// Adds the entry name, unless one is already set.
     pub fn with_entry(mut self, entry: impl Into<String>) -> Self {
         if self.entry.is_none() {

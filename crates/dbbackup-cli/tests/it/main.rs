@@ -1316,3 +1316,27 @@ async fn secrets_in_urls_that_fail_never_print() {
     );
     assert!(!text(&out).contains("s3c"), "{}", text(&out));
 }
+
+/// A backup whose database cannot be reached leaves nothing behind: no repository directory, no
+/// config, and its error names no backup id (none was ever committed).
+#[test]
+fn a_backup_that_cannot_reach_its_database_leaves_no_trace() {
+    let dir = Dir::new("unreachable");
+    for source in [
+        "postgres://postgres@127.0.0.1:1/nothing",
+        "mysql://root@127.0.0.1:1/nothing",
+        "sqlite:///nonexistent-dir/missing.db",
+    ] {
+        let out = dbbackup(&dir, &["backup", "--source", source, "--repo", "repo"]);
+        assert_ne!(code(&out), Some(0), "{source}: {}", text(&out));
+        assert!(
+            !dir.p("repo").exists(),
+            "{source}: a failed backup created the repository"
+        );
+        assert!(
+            !text(&out).contains("(backup 2"),
+            "{source}: the error names a backup that was never written: {}",
+            text(&out)
+        );
+    }
+}

@@ -208,10 +208,11 @@ impl Backup {
         let id = manifest::new_backup_id(started_at)?;
         let lease = LeaseHolder::new(self.sink.as_ref(), &id);
         let committing = AtomicBool::new(false);
+        let touched = AtomicBool::new(false);
         // The lease is refreshed for as long as the backup runs, however long an entry streams.
         let work = async {
             let r = tokio::select! {
-                r = self.run_inner(&id, started_at, t0, &lease, &committing) => r,
+                r = self.run_inner(&id, started_at, t0, &lease, &committing, &touched) => r,
                 never = lease.keep_alive() => match never {},
             };
             if r.is_ok() {
@@ -239,7 +240,7 @@ impl Backup {
                 }
             }
         };
-        run_operation(
+        let r = run_operation(
             Operation::Backup,
             &id,
             &self.emitter,
@@ -248,7 +249,12 @@ impl Backup {
             totals,
             on_error,
         )
-        .await
+        .await;
+        match r {
+            // Nothing was written under the id: the error does not name a backup.
+            Err(e) if !touched.load(Ordering::SeqCst) => Err(e.without_backup()),
+            r => r,
+        }
     }
 
     // Long on purpose: the commit protocol (key check, lease, entries, manifest written create-only) in order; every failure path must release the lease and leave no manifest.
@@ -259,7 +265,13 @@ impl Backup {
         t0: Instant,
         lease: &LeaseHolder<'_>,
         committing: &AtomicBool,
+        touched: &AtomicBool,
     ) -> Result<BackupReport> {
+        // The source first: a database that cannot be reached leaves nothing in the repository
+        // (not even a new repository's config).
+        let ctx = crate::source::OpenContext::new(id, self.emitter.clone());
+        let snapshot = self.source.open_with(&ctx).await?;
+        touched.store(true, Ordering::SeqCst);
         let repo = Repository::new(self.sink.clone())
             .with_key(self.key.clone())
             .allow_unencrypted(self.allow_unencrypted);
@@ -276,9 +288,6 @@ impl Backup {
             data_key = Some(dk);
         }
         let specs = transforms.iter().map(|t| t.spec()).collect();
-
-        let ctx = crate::source::OpenContext::new(id, self.emitter.clone());
-        let snapshot = self.source.open_with(&ctx).await?;
         let info = snapshot.info();
         let parent = self.parent.clone().or_else(|| snapshot.parent());
         if parent.is_some() {
