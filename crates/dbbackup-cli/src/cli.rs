@@ -220,8 +220,12 @@ pub struct RestoreArgs {
     /// transaction boundary, as SHOW MASTER STATUS gives).
     #[arg(long, value_name = "FILE:POS", conflicts_with_all = ["to_lsn", "to_name", "to_xid"])]
     pub to_position: Option<String>,
+    /// MariaDB: after the restore, replay the archived binlog up to and including this GTID's
+    /// transaction (e.g. 0-1-1234).
+    #[arg(long, value_name = "GTID", conflicts_with_all = ["to_time", "to_position", "to_lsn", "to_name", "to_xid"])]
+    pub to_gtid: Option<String>,
     /// MySQL/MariaDB: after the restore, replay the archived binlog to its end.
-    #[arg(long, conflicts_with_all = ["to_time", "to_position"])]
+    #[arg(long, conflicts_with_all = ["to_time", "to_position", "to_gtid"])]
     pub replay_binlog: bool,
     /// MySQL/MariaDB binlog replay: log the replayed events on the target (default: not, with
     /// sql_log_bin = 0).

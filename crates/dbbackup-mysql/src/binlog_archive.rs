@@ -560,6 +560,9 @@ pub enum ReplayStop {
     End,
     /// After the last event at or before this time (binlog times are whole seconds).
     Time(time::OffsetDateTime),
+    /// After the transaction of this GTID (MariaDB's `domain-server-sequence`, e.g.
+    /// `0-1-1234`; several domains comma-separated): `mariadb-binlog --stop-position=GTID`.
+    Gtid(String),
     /// At this position of this binlog file (a transaction boundary, as `SHOW MASTER STATUS`
     /// gives).
     Position {
@@ -780,6 +783,23 @@ pub async fn replay_binlog(
             next.format(&f)
                 .map_err(|e| Error::new(ErrorKind::InvalidInput, e.to_string()))?
         ));
+    }
+    if let ReplayStop::Gtid(g) = stop {
+        let valid = !g.is_empty()
+            && g.split(',').all(|one| {
+                let parts: Vec<&str> = one.trim().split('-').collect();
+                parts.len() == 3
+                    && parts
+                        .iter()
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
+            });
+        if !valid {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                format!("{g:?} is not a MariaDB GTID (domain-server-sequence, e.g. 0-1-1234)"),
+            ));
+        }
+        cmd.arg(format!("--stop-position={g}"));
     }
     cmd.args(&files);
     let decoded = dbbackup_core::tool::stream_stdout(cmd, "mariadb-binlog", ErrorKind::Target)?;

@@ -99,6 +99,9 @@ pub(crate) fn stop_of(a: &crate::cli::RestoreArgs) -> Result<Option<ReplayStop>>
             position: pos,
         }));
     }
+    if let Some(g) = &a.to_gtid {
+        return Ok(Some(ReplayStop::Gtid(g.clone())));
+    }
     Ok(a.replay_binlog.then_some(ReplayStop::End))
 }
 

@@ -82,11 +82,16 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
                  forward with --to-time, --to-position FILE:POS or --replay-binlog",
             ));
         }
-        if !mysql && (point.is_some() || a.to_position.is_some() || a.replay_binlog) {
+        if !mysql
+            && (point.is_some()
+                || a.to_position.is_some()
+                || a.to_gtid.is_some()
+                || a.replay_binlog)
+        {
             return Err(invalid(
                 "--to-time, --to-lsn, --to-name and --to-xid apply to physical PostgreSQL base \
-                 backups (backup --kind physical); --to-position and --replay-binlog to MySQL \
-                 backups",
+                 backups (backup --kind physical); --to-position, --to-gtid and --replay-binlog \
+                 to MySQL backups",
             ));
         }
         let target_url = required(a.target.clone(), "target", "DBBACKUP_TARGET")?;

@@ -115,6 +115,8 @@ async fn a_database_rolls_forward_from_its_backup_with_the_archived_binlog() {
     let pause = || tokio::time::sleep(std::time::Duration::from_millis(1100));
     marker(&a, 1).await;
     marker(&b, 101).await;
+    // A rotate before the backup: the older file's pieces are what retention removes below.
+    sql("mysql", "FLUSH BINARY LOGS").await;
     let backup = json(&run(
         &dir,
         &["backup", "--source", &format!("{}/{a}", server()), "--json"],
@@ -131,6 +133,10 @@ async fn a_database_rolls_forward_from_its_backup_with_the_archived_binlog() {
     let t2 = marker(&a, 3).await;
     pause().await;
     marker(&a, 4).await;
+    let gtid4: String = sqlx::query_scalar("SELECT @@GLOBAL.gtid_binlog_pos")
+        .fetch_one(&mut sql("mysql", "SELECT 1").await)
+        .await
+        .unwrap();
     let (file, pos): (String, u64) = sqlx::query_as("SHOW MASTER STATUS")
         .fetch_one(&mut sql("mysql", "SELECT 1").await)
         .await
@@ -209,6 +215,28 @@ async fn a_database_rolls_forward_from_its_backup_with_the_archived_binlog() {
         ],
     ));
     assert_eq!(markers(&at_p).await, vec![1, 2, 3, 4]);
+    let at_g = format!("cli_pitr_g_{tag}");
+    ok(&run(
+        &dir,
+        &[
+            "restore",
+            "--backup",
+            &id,
+            "--target",
+            &format!("{}/{at_g}", server()),
+            "--create",
+            "--to-gtid",
+            &gtid4,
+        ],
+    ));
+    assert_eq!(markers(&at_g).await, vec![1, 2, 3, 4], "to GTID {gtid4}");
+    // Retention: the pieces before the backup's position go, and the backup still rolls
+    // forward to the end.
+    let pruned = json(&run(&dir, &["prune", "--keep-last", "1", "--json"]));
+    assert!(
+        !pruned["binlog_deleted"].as_array().unwrap().is_empty(),
+        "{pruned}"
+    );
     let at_end = format!("cli_pitr_e_{tag}");
     ok(&run(
         &dir,
@@ -238,7 +266,7 @@ async fn a_database_rolls_forward_from_its_backup_with_the_archived_binlog() {
     );
     assert_eq!(code(&out), Some(1), "{}", text(&out));
     assert!(text(&out).contains("ends before"), "{}", text(&out));
-    for db in [&a, &b, &at_t, &at_p, &at_end] {
+    for db in [&a, &b, &at_t, &at_p, &at_g, &at_end] {
         sql("mysql", &format!("DROP DATABASE IF EXISTS {db}")).await;
     }
 }
