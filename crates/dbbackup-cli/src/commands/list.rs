@@ -46,8 +46,8 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                 let mut item = json!({"backup_id": e.backup_id, "status": status_word(e).to_lowercase(),
                                       "problem_kind": kind, "problem": reason});
                 if let Some(m) = &e.manifest {
-                    let extra = json!({"started_at": m.started_at.to_string(),
-                       "finished_at": m.finished_at.to_string(), "engine": m.source.engine,
+                    let extra = json!({"started_at": rfc3339(m.started_at),
+                       "finished_at": rfc3339(m.finished_at), "engine": m.source.engine,
                        "server_version": m.source.server_version, "database": m.source.database,
                        "entries": m.entries.len(),
                        "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(), "stored_bytes": m.stored_size(),

@@ -144,6 +144,14 @@ async fn backup_list_verify_restore_compare_with_json() {
     assert_eq!(l["backups"][0]["backup_id"], id.as_str());
     assert_eq!(l["backups"][0]["engine"], "sqlite");
     assert_eq!(l["backups"][0]["encrypted"], true);
+    // Times in RFC 3339 (2026-12-01T17:57:29.66Z), which every JSON consumer parses.
+    for field in ["started_at", "finished_at"] {
+        let t = l["backups"][0][field].as_str().unwrap();
+        assert!(
+            time::OffsetDateTime::parse(t, &time::format_description::well_known::Rfc3339).is_ok(),
+            "{field} {t:?} is not RFC 3339"
+        );
+    }
     let human = ok(&dbbackup(&d, &["list", "--repo", "repo"]));
     assert!(human.contains(&id) && human.contains("env=ci"), "{human}");
 
