@@ -636,77 +636,49 @@ pub async fn replay_binlog(
 ) -> Result<ReplayReport> {
     let target: MyUrl = target_url.parse()?;
     let (from_file, from_pos) = from;
-    let mut pieces: Vec<(String, u64, u64, String)> = archive
-        .names()
-        .await?
-        .into_iter()
-        .filter_map(|n| parse_piece(&n).map(|(f, a, b)| (f, a, b, n)))
-        .collect();
-    pieces.sort_by_key(|p| (file_order(&p.0), p.1));
-    let start_key = (file_order(from_file), from_pos);
-    let stop_key = match stop {
-        ReplayStop::Position { file, position } => Some((file_order(file), *position)),
-        _ => None,
-    };
-    let selected: Vec<&(String, u64, u64, String)> = pieces
-        .iter()
-        .filter(|p| (file_order(&p.0), p.2) > start_key)
-        .filter(|p| {
-            stop_key
-                .as_ref()
-                .is_none_or(|s| (file_order(&p.0), p.1) < *s)
-        })
-        .collect();
+    let names = archive.names().await?;
+    // Continuity is the window's: the same rule `list` and `verify` apply.
+    let w = binlog_window(names.iter().map(String::as_str), from);
     let gap = |what: String| Error::new(ErrorKind::NotFound, what);
-    // The archive must reach back to the backup's position.
-    let covers_start = pieces
-        .iter()
-        .any(|p| p.0 == from_file && p.1 <= from_pos && p.2 >= from_pos)
-        || pieces.iter().any(|p| p.0 == from_file && p.2 == from_pos);
-    let first_of_file = selected
-        .first()
-        .is_some_and(|p| p.0 == from_file && p.1 <= from_pos);
-    if !covers_start && !first_of_file {
-        let begins = pieces
-            .first()
+    if !w.covers_start {
+        let begins = names
+            .iter()
+            .filter_map(|n| parse_piece(n))
+            .min_by_key(|p| (file_order(&p.0), p.1))
             .map_or("nothing".to_owned(), |p| format!("{}:{}", p.0, p.1));
         return Err(gap(format!(
             "the binlog archive does not reach back to the backup's position {from_file}:{from_pos} \
              (it begins at {begins}): was binlog-stream running when the backup was taken?"
         )));
     }
-    let mut prev: Option<&(String, u64, u64, String)> = pieces
-        .iter()
-        .rfind(|p| p.0 == from_file && p.2 <= from_pos.max(p.1) && p.2 == from_pos);
-    for p in &selected {
-        if let Some(q) = prev {
-            let contiguous = if q.0 == p.0 {
-                q.2 == p.1
-            } else {
-                let (qb, qn) = file_order(&q.0);
-                let (pb, pn) = file_order(&p.0);
-                qb == pb && pn == qn + 1
-            };
-            if !contiguous {
-                return Err(gap(format!(
-                    "the binlog archive has a gap after {}:{} (the next piece starts at {}:{}): \
-                     the replay would skip transactions",
-                    q.0, q.2, p.0, p.1
-                )));
-            }
+    let stop_key = match stop {
+        ReplayStop::Position { file, position } => Some((file_order(file), *position)),
+        _ => None,
+    };
+    if let Some((f, p)) = &w.gap_after {
+        if stop_key.as_ref().is_none_or(|s| (file_order(f), *p) < *s) {
+            return Err(gap(format!(
+                "the binlog archive has a gap after {f}:{p}: the replay would skip transactions"
+            )));
         }
-        prev = Some(p);
     }
-    if let ReplayStop::Position { file, position } = stop {
-        let reached = selected.last().is_some_and(|p| {
-            file_order(&p.0) > file_order(file) || (p.0 == *file && p.2 >= *position)
-        }) || (file == from_file && *position <= from_pos);
-        if !reached {
+    if let (ReplayStop::Position { file, position }, Some(s)) = (stop, &stop_key) {
+        if (file_order(&w.reaches.0), w.reaches.1) < *s {
             return Err(gap(format!(
                 "the binlog archive ends before {file}:{position}"
             )));
         }
     }
+    let selected: Vec<(String, u64, u64, String)> = w
+        .pieces
+        .iter()
+        .filter_map(|n| parse_piece(n).map(|(f, a, b)| (f, a, b, n.clone())))
+        .filter(|p| {
+            stop_key
+                .as_ref()
+                .is_none_or(|s| (file_order(&p.0), p.1) < *s)
+        })
+        .collect();
     let dir = std::env::temp_dir().join(format!(
         "dbbackup-binlog-replay-{}-{}",
         std::process::id(),

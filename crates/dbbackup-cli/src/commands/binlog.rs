@@ -236,10 +236,7 @@ pub(crate) async fn check(
         }
         let mut bytes = 0u64;
         for n in &r.window.pieces {
-            match archive.fetch(n).await {
-                Ok(d) => bytes += d.len() as u64,
-                Err(e) => problems.push(format!("binlog {n}: {e}")),
-            }
+            bytes += super::verify::read_piece(&archive, n, "binlog", &mut problems).await;
         }
         if problems.is_empty() {
             if !json {
@@ -256,14 +253,13 @@ pub(crate) async fn check(
                            "binlog_bytes": bytes,
                            "replayable_to": format!("{}:{}", r.window.reaches.0, r.window.reaches.1)}));
         }
-        for p in problems {
-            let e = Error::new(ErrorKind::Corrupt, format!("binlog of the backup: {p}"))
-                .with_backup(r.backup_id.clone());
-            if !json {
-                println!("FAILED  {}: {e}", r.backup_id);
-            }
-            failed.push(e);
-        }
+        super::verify::report_problems(
+            &r.backup_id,
+            "binlog of the backup",
+            problems,
+            json,
+            &mut failed,
+        );
     }
     if failed.is_empty() {
         Ok(ok)

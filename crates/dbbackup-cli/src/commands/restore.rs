@@ -202,12 +202,7 @@ async fn latest_base_backup(
     point: Option<&dbbackup::postgres::RecoveryTarget>,
 ) -> Result<String> {
     let catalog = repo.catalog().await?;
-    let mut backups = Vec::new();
-    for m in catalog.trusted() {
-        if let Some(b) = dbbackup::postgres::PhysicalBackup::of(m)? {
-            backups.push(b);
-        }
-    }
+    let backups = super::wal::physical(catalog.trusted())?;
     if backups.is_empty() {
         return Err(Error::new(
             ErrorKind::NotFound,

@@ -177,10 +177,7 @@ async fn check_wal(
                     continue;
                 }
                 segments += 1;
-                match archive.fetch(name).await {
-                    Ok(d) => bytes += d.len() as u64,
-                    Err(e) => problems.push(format!("WAL {name}: {e}")),
-                }
+                bytes += read_piece(&archive, name, "WAL", &mut problems).await;
             }
         }
         let w = &r.window;
@@ -200,18 +197,51 @@ async fn check_wal(
                            "wal_bytes": bytes, "recoverable_to_lsn": w.reaches.to_string(),
                            "timeline": w.timeline}));
         }
-        for p in problems {
-            let e = Error::new(ErrorKind::Corrupt, format!("WAL of base backup: {p}"))
-                .with_backup(b.backup_id.clone());
-            if !json {
-                println!("FAILED  {}: {e}", b.backup_id);
-            }
-            failed.push(e);
-        }
+        report_problems(
+            &b.backup_id,
+            "WAL of base backup",
+            problems,
+            json,
+            &mut failed,
+        );
     }
     if failed.is_empty() {
         Ok(ok)
     } else {
         Err(failed)
+    }
+}
+
+/// Reads one log piece through every check `fetch` makes; a failure becomes a problem.
+/// Returns its bytes (0 when it failed).
+pub(super) async fn read_piece(
+    archive: &dbbackup::LogArchive,
+    name: &str,
+    what: &str,
+    problems: &mut Vec<String>,
+) -> u64 {
+    match archive.fetch(name).await {
+        Ok(d) => d.len() as u64,
+        Err(e) => {
+            problems.push(format!("{what} {name}: {e}"));
+            0
+        }
+    }
+}
+
+/// The problems found in a backup's log archive, as damage (exit 3) naming the backup.
+pub(super) fn report_problems(
+    backup_id: &str,
+    what: &str,
+    problems: Vec<String>,
+    json: bool,
+    failed: &mut Vec<Error>,
+) {
+    for p in problems {
+        let e = Error::new(ErrorKind::Corrupt, format!("{what}: {p}")).with_backup(backup_id);
+        if !json {
+            println!("FAILED  {backup_id}: {e}");
+        }
+        failed.push(e);
     }
 }
