@@ -29,6 +29,8 @@ const ROTATE: u8 = 4;
 const FORMAT_DESCRIPTION: u8 = 15;
 const HEARTBEAT: u8 = 27;
 const MAGIC: &[u8] = b"\xfebin";
+/// Where a binlog file's first event (its format description) begins, after the magic.
+const FILE_START: u64 = 4;
 
 /// The name of the piece of `file` holding its bytes `from..to`.
 pub fn piece_name(file: &str, from: u64, to: u64) -> String {
@@ -133,6 +135,26 @@ fn my_err(e: mysql_async::Error, what: &str) -> Error {
         _ => ErrorKind::Source,
     };
     Error::new(kind, format!("{what}: {text}"))
+}
+
+/// A failed binlog read at `file:pos`; 1236 (the server no longer has it) says what that means
+/// for the archive and what to do.
+fn stream_err(e: mysql_async::Error, what: &str, file: &str, pos: u64) -> Error {
+    match &e {
+        mysql_async::Error::Server(s) if s.code == 1236 => Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "{what}: the server no longer has the binary log the archive needs next \
+                 ({e}): it was purged before it was archived, so the archive has a gap from \
+                 {file}:{pos} and nothing after it can be replayed onto older backups. Streaming \
+                 cannot continue this archive: take a new backup and stream into a new \
+                 repository beside it (or delete this repository's logs/binlog, losing the older \
+                 backups' roll-forward), and keep the server's binlogs longer than the streamer can be down \
+                 (binlog_expire_logs_seconds / expire_logs_days)"
+            ),
+        ),
+        _ => my_err(e, what),
+    }
 }
 
 impl BinlogStreamer {
@@ -264,7 +286,8 @@ impl BinlogStreamer {
 
     async fn flush(&self, p: &mut Piece) -> Result<()> {
         if p.count == 0 {
-            p.from = p.to;
+            // Nothing to store: the next piece still starts where this one would have (a
+            // file's first piece at 4, its format description inside).
             p.opened = None;
             return Ok(());
         }
@@ -327,10 +350,14 @@ impl BinlogStreamer {
         if self.until_now {
             req = req.with_non_blocking();
         }
-        let mut stream = conn
-            .get_binlog_stream(req)
-            .await
-            .map_err(|e| my_err(e, &format!("cannot read the binary log from {file}:{pos}")))?;
+        let mut stream = conn.get_binlog_stream(req).await.map_err(|e| {
+            stream_err(
+                e,
+                &format!("cannot read the binary log from {file}:{pos}"),
+                &file,
+                pos,
+            )
+        })?;
         // The stream's reads are not cancel-safe (a dropped `next()` loses what it had read of
         // an event): a task of its own reads it, and the loop below waits on a channel.
         let (tx, mut events) = tokio::sync::mpsc::channel(256);
@@ -389,9 +416,11 @@ impl BinlogStreamer {
                 }
                 Some(Err(e)) => {
                     self.flush(&mut p).await?;
-                    return Err(my_err(
+                    return Err(stream_err(
                         e,
                         &format!("the binary log stream stopped at {}:{}", p.file, p.to),
+                        &p.file,
+                        p.to,
                     ));
                 }
                 Some(Ok(ev)) => ev,
@@ -445,8 +474,9 @@ impl BinlogStreamer {
                 FORMAT_DESCRIPTION => {
                     p.fde = raw;
                     if log_pos != 0 && p.count == 0 && log_pos > p.to {
-                        // At the file's start: the piece's events begin after it.
-                        p.from = log_pos;
+                        // At the file's start: the piece covers the file from 4 (the format
+                        // description is in every piece), so that a file's first piece is
+                        // known to be one and a missing one is a gap.
                         p.to = log_pos;
                     }
                 }
@@ -519,9 +549,10 @@ pub fn binlog_window<'a>(
         let contiguous = if p.0 == cur.0 {
             p.1 <= cur.1
         } else {
+            // The next file, from its start.
             let (cb, cn) = file_order(&cur.0);
             let (pb, pn) = file_order(&p.0);
-            cb == pb && pn == cn + 1
+            cb == pb && pn == cn + 1 && p.1 <= FILE_START
         };
         if !contiguous {
             w.gap_after = Some(cur.clone());
@@ -795,9 +826,9 @@ mod tests {
     #[test]
     fn windows_follow_contiguous_pieces_across_files_and_stop_at_a_gap() {
         let names = [
-            piece_name("binlog.000001", 256, 1000),
+            piece_name("binlog.000001", 4, 1000),
             piece_name("binlog.000001", 1000, 2000),
-            piece_name("binlog.000002", 256, 500),
+            piece_name("binlog.000002", 4, 500),
             piece_name("binlog.000002", 600, 900),
         ];
         let n = || names.iter().map(String::as_str);
@@ -806,7 +837,16 @@ mod tests {
         assert_eq!(w.reaches, ("binlog.000002".to_owned(), 500));
         assert_eq!(w.gap_after, Some(("binlog.000002".to_owned(), 500)));
         assert_eq!(w.pieces.len(), 2);
-        let w = binlog_window(n(), ("binlog.000001", 100));
+        // The next file's first piece missing: a gap, not a jump to its second.
+        let w = binlog_window(
+            [&names[0], &names[1], &names[3]]
+                .into_iter()
+                .map(String::as_str),
+            ("binlog.000001", 1500),
+        );
+        assert_eq!(w.reaches, ("binlog.000001".to_owned(), 2000));
+        assert_eq!(w.gap_after, Some(("binlog.000001".to_owned(), 2000)));
+        let w = binlog_window(n(), ("binlog.000002", 550));
         assert!(!w.covers_start);
         let kept = vec![("binlog.000002".to_owned(), 300)];
         assert_eq!(
