@@ -110,6 +110,46 @@ pub enum Event {
         /// The error message.
         message: String,
     },
+    /// A scheduled job's run started (its backup's own events follow).
+    JobStarted {
+        /// The job's name.
+        job: String,
+        /// What the run does: `backup`, `prune` or `verify`.
+        operation: String,
+        /// Why it runs: `schedule`, `catch-up` or `manual`.
+        trigger: String,
+    },
+    /// A job's run was due but did not start.
+    JobSkipped {
+        /// The job's name.
+        job: String,
+        /// What the run would have done.
+        operation: String,
+        /// Why: `overlap` (its previous run is still going) or `paused`.
+        reason: String,
+    },
+    /// A job's run ended.
+    JobFinished {
+        /// The job's name.
+        job: String,
+        /// What the run did.
+        operation: String,
+        /// `succeeded`, `failed` or `cancelled`.
+        status: String,
+        /// The backup made or checked, when there is one.
+        backup_id: Option<String>,
+        /// Plaintext bytes of the backup.
+        raw_bytes: u64,
+        /// Stored bytes of the backup.
+        stored_bytes: u64,
+        /// Backups deleted by the prune that followed it.
+        pruned: Vec<String>,
+        /// Wall time of the whole run, hooks included.
+        #[serde(with = "duration_secs")]
+        elapsed: Duration,
+        /// Why it failed.
+        error: Option<String>,
+    },
 }
 
 mod duration_secs {

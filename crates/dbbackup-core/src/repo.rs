@@ -551,12 +551,12 @@ impl Repository {
     }
 
     /// The key given, if any.
-    pub(crate) fn key(&self) -> Option<&Key> {
+    pub fn key(&self) -> Option<&Key> {
         self.key.as_ref()
     }
 
     /// Whether unencrypted content is allowed in (see [`allow_unencrypted`](Self::allow_unencrypted)).
-    pub(crate) fn allows_unencrypted(&self) -> bool {
+    pub fn allows_unencrypted(&self) -> bool {
         self.allow_unencrypted
     }
 

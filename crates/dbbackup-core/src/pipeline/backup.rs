@@ -6,8 +6,9 @@ use super::*;
 // ---------------------------------------------------------------------------------------------
 // backup
 
-/// Builds a [`Backup`].
-#[derive(Default)]
+/// Builds a [`Backup`]. Cloneable: a scheduled job keeps one and builds each run's backup
+/// from a clone.
+#[derive(Clone, Default)]
 pub struct BackupBuilder {
     source: Option<Arc<dyn Source>>,
     sink: Option<Arc<dyn Sink>>,
@@ -107,6 +108,16 @@ impl BackupBuilder {
     pub fn cancel_token(mut self, token: CancellationToken) -> Self {
         self.cancel = Some(token);
         self
+    }
+
+    /// The repository this backup writes to, with its key (`None` before [`sink`](Self::sink)):
+    /// what a job reads its previous backups from and prunes.
+    pub fn repository(&self) -> Option<Repository> {
+        Some(
+            Repository::new(self.sink.clone()?)
+                .with_key(self.key.clone())
+                .allow_unencrypted(self.allow_unencrypted),
+        )
     }
 
     /// Validates the configuration.

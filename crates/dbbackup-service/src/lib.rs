@@ -1,0 +1,23 @@
+//! # dbbackup-service
+//!
+//! Backups that run themselves: [`Job`]s (a backup flow built with [`BackupBuilder`], its
+//! retention, hooks and cron [`Schedule`]s) run by a [`Scheduler`] on tokio, with no overlap, a
+//! limit on concurrent runs, jitter, catch-up after downtime (from the repository, not local
+//! state), graceful shutdown through a `CancellationToken`, and every run reported through the
+//! core's events ([`Event::JobStarted`], [`Event::JobSkipped`], [`Event::JobFinished`]).
+//! Database-agnostic: any [`Source`](dbbackup_core::Source) and any sink.
+//!
+//! [`BackupBuilder`]: dbbackup_core::BackupBuilder
+//! [`Event::JobStarted`]: dbbackup_core::Event::JobStarted
+//! [`Event::JobSkipped`]: dbbackup_core::Event::JobSkipped
+//! [`Event::JobFinished`]: dbbackup_core::Event::JobFinished
+
+mod hooks;
+mod job;
+mod schedule;
+mod scheduler;
+
+pub use hooks::{command_hook, hook, Hook, HookContext, HookStage};
+pub use job::{Job, JobBuilder, JobOperation, JobOutcome, KeepRetention, Prune, Trigger};
+pub use schedule::Schedule;
+pub use scheduler::{JobHandle, Scheduler, SchedulerHandle};
