@@ -53,6 +53,36 @@ pub enum Command {
     /// replication slot, until SIGINT/SIGTERM: completed segments as they fill, the unfinished
     /// one every --partial-interval (the recovery point). Resumes where the archive ends.
     WalStream(WalStreamArgs),
+    /// Run the jobs of the --config file (`[[job]]` tables: name, schedule, and the options of
+    /// `backup` and `prune` under their long names; docs/DAEMON.md) on their schedules until SIGTERM/SIGINT; SIGHUP reloads the
+    /// file (a broken file is reported and the old jobs keep running). One line per run on
+    /// stdout (JSON lines with --json).
+    Daemon(DaemonArgs),
+    /// Run one job of a daemon's --config file once, now (for cron and CI): exit 0 when it
+    /// succeeded, 1 when it failed.
+    RunJob(RunJobArgs),
+}
+
+/// `daemon`.
+#[derive(Debug, Args)]
+pub struct DaemonArgs {
+    /// Check the file (keys, cron expressions, secrets, repositories) and exit: 0 when valid,
+    /// 2 with every problem listed.
+    #[arg(long)]
+    pub check_config: bool,
+    /// How many runs may go at once across all jobs.
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub max_concurrent: usize,
+}
+
+/// `run-job`.
+#[derive(Debug, Args)]
+pub struct RunJobArgs {
+    /// The job's name in the file.
+    pub name: String,
+    /// backup (default; then the job's retention), verify (its newest backup) or prune.
+    #[arg(long, default_value = "backup", value_name = "OP")]
+    pub operation: String,
 }
 
 /// The repository.

@@ -34,6 +34,24 @@ pub fn path_in(args: &[OsString]) -> Option<PathBuf> {
     std::env::var_os("DBBACKUP_CONFIG").map(PathBuf::from)
 }
 
+/// Whether the command is `daemon` or `run-job`, whose `--config` is the jobs file, not
+/// defaults.
+pub fn is_jobs_command(args: &[OsString]) -> bool {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        let a = a.to_string_lossy();
+        if a == "--config" {
+            it.next();
+            continue;
+        }
+        if a.starts_with('-') {
+            continue;
+        }
+        return a == "daemon" || a == "run-job";
+    }
+    false
+}
+
 /// Reads `path`, or an empty table when there is none.
 pub fn load(path: Option<&Path>) -> Result<toml::Table> {
     let Some(path) = path else {
@@ -67,7 +85,7 @@ fn long_names(cmd: &clap::Command, out: &mut BTreeSet<String>) {
 }
 
 /// A file value as the strings clap parses (`None`: a `false` flag, which sets nothing).
-fn as_strings(key: &str, v: &toml::Value, flag: bool) -> Result<Option<Vec<String>>> {
+pub(crate) fn as_strings(key: &str, v: &toml::Value, flag: bool) -> Result<Option<Vec<String>>> {
     use toml::Value as V;
     let one = |v: &V| match v {
         V::String(s) => Ok(s.clone()),

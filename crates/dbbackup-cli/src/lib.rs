@@ -28,8 +28,14 @@ where
     T: Into<OsString> + Clone,
 {
     let args: Vec<OsString> = args.into_iter().map(Into::into).collect();
-    // The config file's values become the parser's defaults (flag > environment > file).
-    let command = config::load(config::path_in(&args).as_deref())
+    // The config file's values become the parser's defaults (flag > environment > file);
+    // for `daemon` and `run-job` it is the jobs file instead.
+    let defaults = if config::is_jobs_command(&args) {
+        None
+    } else {
+        config::path_in(&args)
+    };
+    let command = config::load(defaults.as_deref())
         .and_then(|file| config::with_defaults(Cli::command(), &file));
     let command = match command {
         Ok(c) => c,
@@ -65,7 +71,8 @@ where
         }
     };
     let json = cli.json;
-    match runtime.block_on(dispatch(cli.command, json)) {
+    let jobs = cli.config.clone();
+    match runtime.block_on(dispatch(cli.command, json, jobs)) {
         Ok(code) => code,
         Err(e) => report_error(&e, json),
     }
@@ -91,9 +98,15 @@ fn report_error(e: &Error, json: bool) -> ExitCode {
     ExitCode::from(exit_code(e))
 }
 
-async fn dispatch(command: Command, json: bool) -> Result<ExitCode> {
+async fn dispatch(
+    command: Command,
+    json: bool,
+    config: Option<std::path::PathBuf>,
+) -> Result<ExitCode> {
     let mode = Mode::pick(json);
     match command {
+        Command::Daemon(a) => commands::daemon::daemon(a, config, json).await,
+        Command::RunJob(a) => commands::daemon::run_job(a, config, json).await,
         Command::Backup(a) => commands::backup::run(a, json, mode).await,
         Command::Restore(a) => commands::restore::run(a, json, mode).await,
         Command::List(a) => commands::list::run(a, json).await,

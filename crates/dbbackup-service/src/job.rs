@@ -269,14 +269,20 @@ impl Job {
             elapsed: t0.elapsed(),
             error: out.error.clone(),
         };
-        let result = match self.hook(&self.before, ctx(&out, HookStage::Before)).await {
+        let cancelled = || Err(Error::new(ErrorKind::Cancelled, "cancelled"));
+        let before = tokio::select! {
+            r = self.hook(&self.before, ctx(&out, HookStage::Before)) => r,
+            _ = cancel.cancelled() => cancelled(),
+        };
+        let result = match before {
+            Err(e) if e.kind() == ErrorKind::Cancelled => Err(e),
             Err(e) => Err(Error::new(
                 e.kind(),
                 format!("the before hook aborted the run: {e}"),
             )),
             Ok(()) => tokio::select! {
                 r = self.operation(op, &cancel, subscribers, &mut out) => r,
-                _ = cancel.cancelled() => Err(Error::new(ErrorKind::Cancelled, "cancelled")),
+                _ = cancel.cancelled() => cancelled(),
             },
         };
         match result {

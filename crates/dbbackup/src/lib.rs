@@ -99,6 +99,12 @@ pub mod mssql {
     pub use dbbackup_mssql::*;
 }
 
+/// Jobs, the cron scheduler and hooks: backups that run themselves.
+#[cfg(feature = "service")]
+pub mod service {
+    pub use dbbackup_service::*;
+}
+
 /// Storage backends.
 pub mod storage {
     pub use dbbackup_storage::*;

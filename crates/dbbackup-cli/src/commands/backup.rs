@@ -7,6 +7,45 @@ use crate::common::*;
 
 /// Runs the command.
 pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Result<ExitCode> {
+    let (b, encrypted) = builder(&a).await?;
+    if !encrypted && !json {
+        eprintln!(
+            "dbbackup: warning: this backup is not encrypted (give --passphrase-env or --key-file)"
+        );
+    }
+    let b = b
+        .subscribe(Progress::new(mode))
+        .cancel_token(cancel_on_ctrl_c());
+    let report = b.build()?.run().await?;
+    let m = &report.manifest;
+    if json {
+        println!(
+            "{}",
+            json!({"ok": true, "command": "backup", "backup_id": m.backup_id, "engine": m.source.engine,
+                   "database": m.source.database, "entries": m.entries.len(),
+                   "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(),
+                   "stored_bytes": m.stored_size(), "duration_seconds": report.elapsed.as_secs_f64(),
+                   "encrypted": encrypted, "labels": m.labels, "warnings": m.warnings})
+        );
+    } else {
+        println!(
+            "backup {} committed: {} entries, {} -> {} stored in {:.1}s{}",
+            m.backup_id,
+            m.entries.len(),
+            human(m.raw_size()),
+            human(m.stored_size()),
+            report.elapsed.as_secs_f64(),
+            if encrypted { ", encrypted" } else { "" }
+        );
+        for w in &m.warnings {
+            println!("warning: {w}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The backup `a` describes (without progress or cancellation), and whether it is encrypted.
+pub(crate) async fn builder(a: &crate::cli::BackupArgs) -> Result<(dbbackup::BackupBuilder, bool)> {
     let source_url = required(a.source.clone(), "source", "DBBACKUP_SOURCE")?;
     let sink = open_repo(a.repo.repo.clone())?;
     let mut tool: dbbackup::EngineTool = a
@@ -60,16 +99,14 @@ pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Re
     };
     let key = load_key(&a.key)?;
     let source = if a.incremental {
-        incremental_source(&source_url, sink.clone(), key.clone(), &a).await?
+        incremental_source(&source_url, sink.clone(), key.clone(), a).await?
     } else {
         dbbackup::source(&source_url, &options)?
     };
     let mut b = Backup::builder()
         .source_arc(source)
         .sink(sink)
-        .allow_unencrypted(allow_unencrypted(&a.key))
-        .subscribe(Progress::new(mode))
-        .cancel_token(cancel_on_ctrl_c());
+        .allow_unencrypted(allow_unencrypted(&a.key));
     match a.compression.clone().as_deref().unwrap_or("zstd:3") {
         "none" => {}
         "zstd" => b = b.transform(Zstd::new(3)),
@@ -95,37 +132,8 @@ pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Re
     let encrypted = key.is_some();
     if let Some(k) = key {
         b = b.encryption(k);
-    } else if !json {
-        eprintln!(
-            "dbbackup: warning: this backup is not encrypted (give --passphrase-env or --key-file)"
-        );
     }
-    let report = b.build()?.run().await?;
-    let m = &report.manifest;
-    if json {
-        println!(
-            "{}",
-            json!({"ok": true, "command": "backup", "backup_id": m.backup_id, "engine": m.source.engine,
-                   "database": m.source.database, "entries": m.entries.len(),
-                   "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(),
-                   "stored_bytes": m.stored_size(), "duration_seconds": report.elapsed.as_secs_f64(),
-                   "encrypted": encrypted, "labels": m.labels, "warnings": m.warnings})
-        );
-    } else {
-        println!(
-            "backup {} committed: {} entries, {} -> {} stored in {:.1}s{}",
-            m.backup_id,
-            m.entries.len(),
-            human(m.raw_size()),
-            human(m.stored_size()),
-            report.elapsed.as_secs_f64(),
-            if encrypted { ", encrypted" } else { "" }
-        );
-        for w in &m.warnings {
-            println!("warning: {w}");
-        }
-    }
-    Ok(ExitCode::SUCCESS)
+    Ok((b, encrypted))
 }
 
 /// An incremental base backup on top of the newest trusted base backup in the repository.

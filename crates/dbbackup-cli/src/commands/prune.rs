@@ -5,13 +5,8 @@ use std::process::ExitCode;
 #[allow(unused_imports)]
 use crate::common::*;
 
-/// Runs the command.
-pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode> {
-    let key = load_key(&a.key)?;
-    let repo = Repository::new(open_repo(a.repo.repo.clone())?)
-        .with_key(key)
-        .allow_unencrypted(allow_unencrypted(&a.key));
-    repo.check_exists().await?;
+/// The keep rules and grouping of `a`.
+pub(crate) fn policy_of(a: &crate::cli::PruneArgs) -> Result<(KeepPolicy, GroupBy)> {
     let offset = match a.utc_offset.clone() {
         None => 0,
         Some(o) => time::UtcOffset::parse(
@@ -40,16 +35,35 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode
         keep_labels: parse_labels(&a.keep_labels.clone(), "--keep-label")?,
         utc_offset_seconds: offset,
     };
-    let dry_run = a.dry_run;
+    let group_by: GroupBy = a.group_by.clone().as_deref().unwrap_or("source").parse()?;
+    Ok((policy, group_by))
+}
+
+/// What a prune decided and deleted.
+pub(crate) struct Pruned {
+    pub plan: dbbackup::RetentionPlan,
+    pub deleted: Vec<String>,
+    pub wal_deleted: Vec<String>,
+    pub binlog_deleted: Vec<String>,
+    pub refused: Vec<SkippedBackup>,
+}
+
+/// Applies the keep rules to the backups of `repo`, then deletes the WAL and binlog pieces no
+/// kept backup needs (nothing with `dry_run`).
+pub(crate) async fn prune_repo(
+    repo: &Repository,
+    policy: &KeepPolicy,
+    group_by: &GroupBy,
+    dry_run: bool,
+) -> Result<Pruned> {
     let catalog = repo.catalog().await?;
     let refused: Vec<SkippedBackup> = catalog.refused().collect();
     repo.require_key_for_retention(&catalog)?;
     let summaries = catalog.summaries();
-    let group_by: GroupBy = a.group_by.clone().as_deref().unwrap_or("source").parse()?;
     let plan = plan_grouped(
-        &policy,
+        policy,
         &summaries,
-        &group_by,
+        group_by,
         time::OffsetDateTime::now_utc(),
     )?;
     let deleted = if dry_run {
@@ -69,7 +83,7 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode
             .filter(|m| !gone.contains(&m.backup_id.as_str())),
     )?;
     let (binlog, binlog_deleted) = super::binlog::unneeded(
-        &repo,
+        repo,
         catalog
             .trusted()
             .filter(|m| !gone.contains(&m.backup_id.as_str())),
@@ -91,6 +105,31 @@ pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode
             }
         }
     }
+    Ok(Pruned {
+        plan,
+        deleted,
+        wal_deleted,
+        binlog_deleted,
+        refused,
+    })
+}
+
+/// Runs the command.
+pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode> {
+    let key = load_key(&a.key)?;
+    let repo = Repository::new(open_repo(a.repo.repo.clone())?)
+        .with_key(key)
+        .allow_unencrypted(allow_unencrypted(&a.key));
+    repo.check_exists().await?;
+    let (policy, group_by) = policy_of(&a)?;
+    let dry_run = a.dry_run;
+    let Pruned {
+        plan,
+        deleted,
+        wal_deleted,
+        binlog_deleted,
+        refused,
+    } = prune_repo(&repo, &policy, &group_by, dry_run).await?;
     if json {
         println!(
             "{}",

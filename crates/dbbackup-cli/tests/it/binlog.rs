@@ -19,7 +19,7 @@ async fn sql(db: &str, q: &str) -> MySqlConnection {
     sql_at(&server(), db, q).await
 }
 
-async fn sql_at(server: &str, db: &str, q: &str) -> MySqlConnection {
+pub(super) async fn sql_at(server: &str, db: &str, q: &str) -> MySqlConnection {
     let mut c = MySqlConnection::connect(&format!("{server}/{db}"))
         .await
         .unwrap();
@@ -285,14 +285,14 @@ async fn a_database_rolls_forward_from_its_backup_with_the_archived_binlog() {
 
 /// A MariaDB of its own with the binary log on, on a free loopback port, that a test may stop
 /// and start (the shared servers keep running); shut down when dropped.
-struct Scratch {
+pub(super) struct Scratch {
     dir: std::path::PathBuf,
     port: u16,
     server: Option<std::process::Child>,
 }
 
 impl Scratch {
-    fn start(dir: &std::path::Path) -> Scratch {
+    pub(super) fn start(dir: &std::path::Path) -> Scratch {
         let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
         let user = if root { "mysql".to_owned() } else { whoami() };
         let dir = dir.join("mariadb");
@@ -331,7 +331,7 @@ impl Scratch {
         s
     }
 
-    fn launch(&mut self) {
+    pub(super) fn launch(&mut self) {
         let d = &self.dir;
         let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
         let user = if root { "mysql".to_owned() } else { whoami() };
@@ -360,12 +360,12 @@ impl Scratch {
         );
     }
 
-    fn url(&self) -> String {
+    pub(super) fn url(&self) -> String {
         format!("mysql://root@127.0.0.1:{}", self.port)
     }
 
     /// A clean shutdown (the server writes its stop event), waited for.
-    fn shutdown(&mut self) {
+    pub(super) fn shutdown(&mut self) {
         if let Some(mut child) = self.server.take() {
             let _ = Command::new("mariadb-admin")
                 .args(["-h", "127.0.0.1", "-P", &self.port.to_string(), "-uroot"])

@@ -9,6 +9,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 mod binlog;
+mod daemon;
 mod wal;
 
 struct Dir(PathBuf);

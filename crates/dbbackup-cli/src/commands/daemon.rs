@@ -1,0 +1,590 @@
+//! `dbbackup daemon` and `dbbackup run-job`: the jobs of a TOML file, on their schedules or once.
+//!
+//! A job is a `[[job]]` table: `name`, `schedule`, the job's own keys ([`JOB_KEYS`]), and any
+//! option of `dbbackup backup` and `dbbackup prune` under its long name (`source`, `repo`,
+//! `passphrase-env`, `key-file`, `compression`, `label`, `keep-daily`, ...). Those are parsed by
+//! the command line's own parser, so a job means exactly what the same flags mean; `keep-*`
+//! options make a prune (with the WAL and binlog retention of `dbbackup prune`) after each
+//! successful backup.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{CommandFactory, FromArgMatches};
+use dbbackup::service::{command_hook, Job, JobOperation, Prune, Schedule, Scheduler, Trigger};
+
+#[allow(unused_imports)]
+use crate::common::*;
+
+/// The keys a job has besides the options of `backup` and `prune`.
+const JOB_KEYS: &[&str] = &[
+    "name",
+    "schedule",
+    "verify-schedule",
+    "prune-schedule",
+    "timezone",
+    "jitter",
+    "hook-timeout",
+    "before",
+    "after",
+    "on-failure",
+    "catch-up",
+];
+
+/// Options of `backup` / `prune` that make no sense in a job.
+const NOT_IN_JOBS: &[&str] = &["dry-run", "json", "config", "incremental", "help"];
+
+/// The retention of `dbbackup prune`, backups and log archives.
+struct CliPrune {
+    policy: KeepPolicy,
+    group_by: GroupBy,
+}
+
+#[async_trait::async_trait]
+impl Prune for CliPrune {
+    async fn prune(&self, repo: &Repository) -> Result<Vec<String>> {
+        let p = super::prune::prune_repo(repo, &self.policy, &self.group_by, false).await?;
+        for r in &p.refused {
+            eprintln!(
+                "dbbackup: warning: prune left backup {} alone, refused: {}",
+                r.backup_id, r.reason
+            );
+        }
+        Ok(p.deleted)
+    }
+}
+
+/// The long options of a subcommand, and whether each is a switch.
+fn options_of(sub: &str) -> Vec<(String, bool)> {
+    let cmd = crate::cli::Cli::command();
+    let sub = cmd.find_subcommand(sub).expect("a known subcommand");
+    sub.get_arguments()
+        .filter_map(|a| {
+            Some((
+                a.get_long()?.to_owned(),
+                matches!(a.get_action(), clap::ArgAction::SetTrue),
+            ))
+        })
+        .collect()
+}
+
+/// `args` parsed as `dbbackup <sub> ...` by the command line's parser.
+fn parse_as(sub: &str, args: Vec<String>) -> std::result::Result<crate::cli::Command, String> {
+    let mut argv = vec!["dbbackup".to_owned(), sub.to_owned()];
+    argv.extend(args);
+    let m = crate::cli::Cli::command()
+        .try_get_matches_from(argv)
+        .map_err(|e| {
+            e.to_string()
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_owned()
+        })?;
+    crate::cli::Cli::from_arg_matches(&m)
+        .map(|c| c.command)
+        .map_err(|e| e.to_string())
+}
+
+fn text_of(v: &toml::Value) -> Option<String> {
+    match v {
+        toml::Value::String(s) => Some(s.clone()),
+        toml::Value::Integer(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+/// Reads the jobs file. Every problem is listed, each naming its job and key.
+pub(crate) async fn load(path: &Path, check: bool) -> std::result::Result<Vec<Job>, Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("cannot read the jobs file {}: {e}", path.display())])?;
+    let file: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        vec![format!(
+            "the jobs file {} is not valid TOML: {}",
+            path.display(),
+            e.message()
+        )]
+    })?;
+    let mut problems = Vec::new();
+    for k in file.keys().filter(|k| *k != "job") {
+        problems.push(format!(
+            "the jobs file has an unknown key {k:?} at the top; jobs are [[job]] tables"
+        ));
+    }
+    let tables: Vec<&toml::Table> = match file.get("job") {
+        Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_table()).collect(),
+        _ => {
+            problems.push(format!(
+                "the jobs file {} has no [[job]] tables",
+                path.display()
+            ));
+            Vec::new()
+        }
+    };
+    let backup_opts = options_of("backup");
+    let prune_opts = options_of("prune");
+    let mut jobs = Vec::new();
+    let mut names = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let name = t.get("name").and_then(|v| v.as_str()).map(str::to_owned);
+        let label = match &name {
+            Some(n)
+                if n.is_empty()
+                    || !n
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) =>
+            {
+                problems.push(format!(
+                    "job {n:?}: a name of letters, digits, '.', '_' and '-' (it labels the job's backups)"
+                ));
+                format!("job {n:?}")
+            }
+            Some(n) => format!("job {n:?}"),
+            None => {
+                problems.push(format!("job #{}: no name (name = \"...\")", i + 1));
+                format!("job #{}", i + 1)
+            }
+        };
+        if let Some(n) = &name {
+            if names.contains(n) {
+                problems.push(format!("{label}: a second job of that name"));
+            }
+            names.push(n.clone());
+        }
+        match job_of(&label, name.as_deref(), t, &backup_opts, &prune_opts, check).await {
+            Ok(j) => jobs.push(j),
+            Err(p) => problems.extend(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(jobs)
+    } else {
+        Err(problems)
+    }
+}
+
+// Long on purpose: one job table, key by key, every problem collected.
+async fn job_of(
+    label: &str,
+    name: Option<&str>,
+    t: &toml::Table,
+    backup_opts: &[(String, bool)],
+    prune_opts: &[(String, bool)],
+    check: bool,
+) -> std::result::Result<Job, Vec<String>> {
+    let mut problems = Vec::new();
+    let (mut backup_args, mut prune_args) = (Vec::new(), Vec::new());
+    let mut retention = false;
+    for (k, v) in t {
+        if JOB_KEYS.contains(&k.as_str()) {
+            continue;
+        }
+        let in_backup = backup_opts.iter().find(|(o, _)| o == k);
+        let in_prune = prune_opts.iter().find(|(o, _)| o == k);
+        if NOT_IN_JOBS.contains(&k.as_str()) || (in_backup.is_none() && in_prune.is_none()) {
+            problems.push(format!(
+                "{label}: unknown key {k:?} (a job has {} and the long options of `dbbackup \
+                 backup` and `dbbackup prune`, e.g. source, repo, passphrase-env, keep-daily)",
+                JOB_KEYS.join(", ")
+            ));
+            continue;
+        }
+        let flag = in_backup.or(in_prune).is_some_and(|(_, f)| *f);
+        let values = match crate::config::as_strings(k, v, flag) {
+            Ok(Some(v)) => v,
+            Ok(None) => continue,
+            Err(e) => {
+                problems.push(format!("{label}: {e}"));
+                continue;
+            }
+        };
+        let mut args = Vec::new();
+        for value in values {
+            args.push(format!("--{k}"));
+            if !flag {
+                args.push(value);
+            }
+        }
+        if in_backup.is_some() {
+            backup_args.extend(args.clone());
+        }
+        if in_prune.is_some() {
+            if in_backup.is_none() {
+                retention = true;
+            }
+            prune_args.extend(args);
+        }
+    }
+    let tz = t
+        .get("timezone")
+        .and_then(|v| v.as_str())
+        .unwrap_or("UTC")
+        .to_owned();
+    let schedule_of = |key: &str, problems: &mut Vec<String>| -> Option<Schedule> {
+        let v = t.get(key)?;
+        let Some(expr) = v.as_str() else {
+            problems.push(format!("{label}: {key} must be a string"));
+            return None;
+        };
+        match Schedule::parse_in(expr, &tz) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                problems.push(format!("{label}: {key}: {}", e.message()));
+                None
+            }
+        }
+    };
+    let schedule = schedule_of("schedule", &mut problems);
+    if !t.contains_key("schedule") {
+        problems.push(format!(
+            "{label}: no schedule (schedule = \"*/10 * * * *\": 5 cron fields, 6 with seconds)"
+        ));
+    }
+    let verify_schedule = schedule_of("verify-schedule", &mut problems);
+    let prune_schedule = schedule_of("prune-schedule", &mut problems);
+    if prune_schedule.is_some() && !retention {
+        problems.push(format!(
+            "{label}: prune-schedule needs keep rules (keep-last, keep-daily, ...)"
+        ));
+    }
+    let duration_of = |key: &str, problems: &mut Vec<String>| -> Option<Duration> {
+        let v = t.get(key)?;
+        match text_of(v).map(|s| dbbackup::parse_duration(&s)) {
+            Some(Ok(d)) => Some(d),
+            Some(Err(e)) => {
+                problems.push(format!("{label}: {key}: {e}"));
+                None
+            }
+            None => {
+                problems.push(format!("{label}: {key} must be a duration such as \"30s\""));
+                None
+            }
+        }
+    };
+    let jitter = duration_of("jitter", &mut problems);
+    let hook_timeout = duration_of("hook-timeout", &mut problems);
+    let hook_of = |key: &str, problems: &mut Vec<String>| -> Option<dbbackup::service::Hook> {
+        let v = t.get(key)?;
+        match v.as_str() {
+            Some(c) if !c.trim().is_empty() => Some(command_hook(c)),
+            _ => {
+                problems.push(format!("{label}: {key} must be a command (a string)"));
+                None
+            }
+        }
+    };
+    let (before, after, on_failure) = (
+        hook_of("before", &mut problems),
+        hook_of("after", &mut problems),
+        hook_of("on-failure", &mut problems),
+    );
+    let catch_up = match t.get("catch-up") {
+        None => true,
+        Some(toml::Value::Boolean(b)) => *b,
+        Some(_) => {
+            problems.push(format!("{label}: catch-up must be true or false"));
+            true
+        }
+    };
+    let backup = match parse_as("backup", backup_args) {
+        Ok(crate::cli::Command::Backup(a)) => Some(a),
+        Ok(_) => None,
+        Err(e) => {
+            problems.push(format!("{label}: {e}"));
+            None
+        }
+    };
+    let prune = if retention {
+        match parse_as("prune", prune_args) {
+            Ok(crate::cli::Command::Prune(a)) => match super::prune::policy_of(&a) {
+                Ok((policy, group_by)) => Some(CliPrune { policy, group_by }),
+                Err(e) => {
+                    problems.push(format!("{label}: {e}"));
+                    None
+                }
+            },
+            Ok(_) => None,
+            Err(e) => {
+                problems.push(format!("{label}: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let Some(a) = backup else {
+        return Err(problems);
+    };
+    if a.source.is_none() {
+        problems.push(format!(
+            "{label}: no source (source = \"sqlite:///srv/app.db\", postgres://..., mysql://...)"
+        ));
+    }
+    if a.repo.repo.is_none() {
+        problems.push(format!(
+            "{label}: no repo (repo = \"/var/backups/app\", s3://bucket/prefix, ...)"
+        ));
+    }
+    if let Some(var) = &a.key.passphrase_env {
+        if std::env::var_os(var).is_none() {
+            problems.push(format!(
+                "{label}: passphrase-env = {var:?}, but the environment variable {var} is not set"
+            ));
+        }
+    }
+    if let Some(f) = &a.key.key_file {
+        if !f.exists() {
+            problems.push(format!(
+                "{label}: key-file = {:?} does not exist",
+                f.display()
+            ));
+        }
+    }
+    if !problems.is_empty() {
+        return Err(problems);
+    }
+    let builder = match super::backup::builder(&a).await {
+        Ok((b, _)) => b,
+        Err(e) => return Err(vec![format!("{label}: {e}")]),
+    };
+    let mut j = Job::builder(name.unwrap_or_default()).backup(builder);
+    if let Some(s) = schedule {
+        j = j.schedule(s);
+    }
+    if let Some(s) = verify_schedule {
+        j = j.schedule_for(JobOperation::Verify, s);
+    }
+    if let Some(s) = prune_schedule {
+        j = j.schedule_for(JobOperation::Prune, s);
+    }
+    if let Some(p) = prune {
+        j = j.retention(p);
+    }
+    for (h, set) in [
+        (before, JobHookSlot::Before),
+        (after, JobHookSlot::After),
+        (on_failure, JobHookSlot::OnFailure),
+    ] {
+        if let Some(h) = h {
+            j = match set {
+                JobHookSlot::Before => j.before(h),
+                JobHookSlot::After => j.after(h),
+                JobHookSlot::OnFailure => j.on_failure(h),
+            };
+        }
+    }
+    if let Some(d) = jitter {
+        j = j.jitter(d);
+    }
+    if let Some(d) = hook_timeout {
+        j = j.hook_timeout(d);
+    }
+    let job = j
+        .catch_up(catch_up)
+        .build()
+        .map_err(|e| vec![format!("{label}: {e}")])?;
+    if check {
+        // Reachable: a repository that does not exist yet is fine (the first backup creates
+        // it); anything else that fails to read is not.
+        if let Err(e) = job.repository().catalog().await {
+            if e.kind() != ErrorKind::NotFound {
+                return Err(vec![format!("{label}: the repository cannot be read: {e}")]);
+            }
+        }
+    }
+    Ok(job)
+}
+
+#[derive(Clone, Copy)]
+enum JobHookSlot {
+    Before,
+    After,
+    OnFailure,
+}
+
+/// Prints each job event as one line (JSON lines with `json`).
+fn printer(json: bool) -> impl Fn(&dbbackup::Event) + Send + Sync + 'static {
+    move |e: &dbbackup::Event| {
+        use dbbackup::Event as E;
+        if !matches!(
+            e,
+            E::JobStarted { .. } | E::JobSkipped { .. } | E::JobFinished { .. }
+        ) {
+            return;
+        }
+        let now = rfc3339(time::OffsetDateTime::now_utc());
+        if json {
+            let mut v = serde_json::to_value(e).unwrap_or_default();
+            v["time"] = json!(now);
+            println!("{v}");
+            return;
+        }
+        let line = match e {
+            E::JobStarted {
+                job,
+                operation,
+                trigger,
+            } => format!("{now} job {job}: {operation} started ({trigger})"),
+            E::JobSkipped {
+                job,
+                operation,
+                reason,
+            } => format!("{now} job {job}: {operation} skipped ({reason})"),
+            E::JobFinished {
+                job,
+                operation,
+                status,
+                backup_id,
+                raw_bytes,
+                stored_bytes,
+                pruned,
+                elapsed,
+                error,
+            } => {
+                let mut l = format!(
+                    "{now} job {job}: {operation} {status} in {:.1}s",
+                    elapsed.as_secs_f64()
+                );
+                if let Some(id) = backup_id {
+                    l.push_str(&format!(
+                        ", backup {id} ({} -> {})",
+                        human(*raw_bytes),
+                        human(*stored_bytes)
+                    ));
+                }
+                if !pruned.is_empty() {
+                    l.push_str(&format!(", pruned {}", pruned.join(" ")));
+                }
+                if let Some(err) = error {
+                    l.push_str(&format!(": {err}"));
+                }
+                l
+            }
+            _ => return,
+        };
+        println!("{line}");
+    }
+}
+
+fn jobs_path(config: Option<PathBuf>, command: &str) -> Result<PathBuf> {
+    config.ok_or_else(|| {
+        invalid(format!(
+            "dbbackup {command} needs --config JOBS.toml (or DBBACKUP_CONFIG): the jobs file"
+        ))
+    })
+}
+
+fn report(problems: &[String], path: &Path) -> ExitCode {
+    for p in problems {
+        eprintln!("dbbackup: error: {p}");
+    }
+    eprintln!(
+        "dbbackup: {} problem(s) in {}",
+        problems.len(),
+        path.display()
+    );
+    ExitCode::from(2)
+}
+
+/// Runs `daemon`.
+pub(crate) async fn daemon(
+    a: crate::cli::DaemonArgs,
+    config: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode> {
+    let path = jobs_path(config, "daemon")?;
+    let jobs = match load(&path, a.check_config).await {
+        Ok(j) => j,
+        Err(p) => return Ok(report(&p, &path)),
+    };
+    let describe = |jobs: &[Job]| {
+        jobs.iter()
+            .map(|j| j.name().to_owned())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if a.check_config {
+        println!(
+            "{}: {} job(s), valid: {}",
+            path.display(),
+            jobs.len(),
+            describe(&jobs)
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    let cancel = cancel_on_signals();
+    eprintln!(
+        "dbbackup daemon: {} job(s) from {}: {}",
+        jobs.len(),
+        path.display(),
+        describe(&jobs)
+    );
+    let handle = Scheduler::new()
+        .max_concurrent(a.max_concurrent)
+        .subscribe(printer(json))
+        .start(cancel.clone());
+    handle.reload(jobs);
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| Error::new(ErrorKind::Source, format!("cannot listen for SIGHUP: {e}")))?;
+    loop {
+        tokio::select! {
+            _ = cancel.cancelled() => break,
+            _ = hup.recv() => match load(&path, false).await {
+                Ok(jobs) => {
+                    eprintln!("dbbackup daemon: reloaded {}: {} job(s): {}", path.display(), jobs.len(), describe(&jobs));
+                    handle.reload(jobs);
+                }
+                Err(p) => {
+                    for line in &p {
+                        eprintln!("dbbackup daemon: reload failed: {line}");
+                    }
+                    eprintln!("dbbackup daemon: the old jobs keep running");
+                }
+            },
+        }
+    }
+    eprintln!("dbbackup daemon: stopping; waiting for the runs in flight");
+    handle.wait().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs `run-job`.
+pub(crate) async fn run_job(
+    a: crate::cli::RunJobArgs,
+    config: Option<PathBuf>,
+    json: bool,
+) -> Result<ExitCode> {
+    let path = jobs_path(config, "run-job")?;
+    let op = match a.operation.as_str() {
+        "backup" => JobOperation::Backup,
+        "verify" => JobOperation::Verify,
+        "prune" => JobOperation::Prune,
+        other => {
+            return Err(invalid(format!(
+                "--operation {other:?}: use backup, verify or prune"
+            )))
+        }
+    };
+    let jobs = match load(&path, false).await {
+        Ok(j) => j,
+        Err(p) => return Ok(report(&p, &path)),
+    };
+    let Some(job) = jobs.iter().find(|j| j.name() == a.name) else {
+        return Err(invalid(format!(
+            "{} has no job {:?}; its jobs: {}",
+            path.display(),
+            a.name,
+            jobs.iter().map(Job::name).collect::<Vec<_>>().join(", ")
+        )));
+    };
+    let subs: Vec<Arc<dyn dbbackup::Subscriber>> = vec![Arc::new(printer(json))];
+    let out = job
+        .run(op, Trigger::Manual, cancel_on_signals(), &subs)
+        .await;
+    Ok(if out.succeeded() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

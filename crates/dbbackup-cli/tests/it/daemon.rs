@@ -1,0 +1,389 @@
+//! `dbbackup daemon` as a real process: SQLite, the shared PostgreSQL and a MariaDB of its own
+//! (stopped and restarted while the daemon runs) backed up every few seconds, pruned to their
+//! policies, hooks, SIGHUP reloads (a new job; a broken file keeps the old jobs), SIGTERM during
+//! a backup; `--check-config` and `run-job`.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use sqlx::{Connection, PgConnection};
+
+use super::binlog::{sql_at, Scratch};
+use super::{code, json, ok, text, Dir};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_dbbackup"));
+    c.env_remove("DBBACKUP_REPO")
+        .env("DBBACKUP_TEST_PASS", "daemon pass");
+    c
+}
+
+fn events(path: &std::path::Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+fn finished(ev: &[Value], job: &str, status: &str) -> usize {
+    ev.iter()
+        .filter(|e| e["event"] == "job-finished" && e["job"] == job && e["status"] == status)
+        .count()
+}
+
+/// Waits (up to a minute) until `cond` holds on the daemon's events.
+fn wait_for(path: &std::path::Path, what: &str, cond: impl Fn(&[Value]) -> bool, d: &mut Child) {
+    let t0 = Instant::now();
+    while t0.elapsed() < Duration::from_secs(60) {
+        if cond(&events(path)) {
+            return;
+        }
+        if let Some(st) = d.try_wait().unwrap() {
+            panic!("the daemon exited ({st}) before {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!(
+        "timed out waiting for {what}: {}",
+        std::fs::read_to_string(path).unwrap_or_default()
+    );
+}
+
+fn pg_server() -> String {
+    std::env::var("DBBACKUP_PG_URL").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".into())
+}
+
+fn job(name: &str, source: &str, repo: &std::path::Path, schedule: &str, extra: &str) -> String {
+    format!(
+        "[[job]]\nname = \"{name}\"\nsource = \"{source}\"\nrepo = \"{}\"\npassphrase-env = \"DBBACKUP_TEST_PASS\"\nschedule = \"{schedule}\"\n{extra}\n",
+        repo.display()
+    )
+}
+
+fn backups(repo: &std::path::Path) -> Vec<Value> {
+    let out = bin()
+        .args(["list", "--json", "--repo", repo.to_str().unwrap()])
+        .args(["--passphrase-env", "DBBACKUP_TEST_PASS"])
+        .output()
+        .unwrap();
+    json(&out)["backups"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_backs_up_prunes_survives_an_outage_reloads_and_stops_cleanly() {
+    let dir = Dir::new("daemon");
+    // SQLite.
+    let lite = dir.p("app.db");
+    let mut c = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(&lite)
+        .create_if_missing(true);
+    c = c.clone();
+    let mut conn = sqlx::ConnectOptions::connect(&c).await.unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT); INSERT INTO t (v) VALUES ('a'), ('b')",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    // PostgreSQL (the shared server): a table big enough that a backup is in flight for a
+    // moment.
+    let pg_db = format!("daemon_{}", std::process::id());
+    let mut admin = PgConnection::connect(&format!("{}/postgres", pg_server()))
+        .await
+        .unwrap();
+    for q in [
+        format!("DROP DATABASE IF EXISTS {pg_db}"),
+        format!("CREATE DATABASE {pg_db}"),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+            .execute(&mut admin)
+            .await
+            .unwrap();
+    }
+    let mut pg = PgConnection::connect(&format!("{}/{pg_db}", pg_server()))
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE big AS SELECT g AS id, md5(g::text) || md5((g * 7)::text) AS v \
+         FROM generate_series(1, 300000) g",
+    )
+    .execute(&mut pg)
+    .await
+    .unwrap();
+    pg.close().await.unwrap();
+    // MariaDB of its own, stopped and restarted below.
+    let mut maria = Scratch::start(&dir.0);
+    let my = maria.url();
+    sql_at(&my, "mysql", "CREATE DATABASE shop").await;
+    sql_at(
+        &my,
+        "shop",
+        "CREATE TABLE o (id INT PRIMARY KEY); INSERT INTO o VALUES (1), (2)",
+    )
+    .await;
+
+    let (r_lite, r_pg, r_my, r_extra) = (
+        dir.p("r-lite"),
+        dir.p("r-pg"),
+        dir.p("r-my"),
+        dir.p("r-extra"),
+    );
+    let hooks = dir.p("hooks");
+    std::fs::create_dir_all(&hooks).unwrap();
+    let base = [
+        job(
+            "lite",
+            &format!("sqlite://{}", lite.display()),
+            &r_lite,
+            "*/2 * * * * *",
+            &format!(
+                "keep-last = 2\nbefore = \"env > {h}/before-$DBBACKUP_JOB\"\nafter = \"env > {h}/after-$DBBACKUP_JOB\"",
+                h = hooks.display()
+            ),
+        ),
+        job("pg", &format!("{}/{pg_db}", pg_server()), &r_pg, "*/3 * * * * *", "keep-last = 1\njobs = 2"),
+        job("my", &format!("{my}/shop"), &r_my, "*/2 * * * * *", "keep-last = 3\nlabel = [\"tier=test\"]"),
+    ]
+    .concat();
+    let cfg = dir.p("jobs.toml");
+    std::fs::write(&cfg, &base).unwrap();
+    ok(&bin()
+        .args([
+            "daemon",
+            "--check-config",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap());
+    let log = dir.p("daemon.jsonl");
+    let mut d = bin()
+        .args([
+            "daemon",
+            "--json",
+            "--max-concurrent",
+            "2",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.p("daemon.err")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(
+        &log,
+        "two backups of each job",
+        |ev| {
+            ["lite", "pg", "my"]
+                .iter()
+                .all(|j| finished(ev, j, "succeeded") >= 2)
+        },
+        &mut d,
+    );
+
+    // The MariaDB goes away: runs fail and say why; back again: the next run succeeds.
+    maria.shutdown();
+    wait_for(
+        &log,
+        "a failed run of my",
+        |ev| finished(ev, "my", "failed") >= 1,
+        &mut d,
+    );
+    let failed = events(&log)
+        .into_iter()
+        .find(|e| e["event"] == "job-finished" && e["job"] == "my" && e["status"] == "failed")
+        .unwrap();
+    assert!(
+        failed["error"].as_str().unwrap().contains("connect"),
+        "{failed}"
+    );
+    maria.launch();
+    let ok_before = finished(&events(&log), "my", "succeeded");
+    wait_for(
+        &log,
+        "my succeeding again",
+        |ev| finished(ev, "my", "succeeded") > ok_before,
+        &mut d,
+    );
+
+    // SIGHUP: a broken file is reported and the old jobs keep running; a new job is picked up.
+    std::fs::write(
+        &cfg,
+        format!("{base}[[job]]\nname = \"broken\"\nschedule = \"every day\"\n"),
+    )
+    .unwrap();
+    let hup = |d: &Child| {
+        assert!(Command::new("kill")
+            .args(["-HUP", &d.id().to_string()])
+            .status()
+            .unwrap()
+            .success())
+    };
+    hup(&d);
+    let lite_before = finished(&events(&log), "lite", "succeeded");
+    wait_for(
+        &log,
+        "lite still running after a broken reload",
+        |ev| finished(ev, "lite", "succeeded") > lite_before + 1,
+        &mut d,
+    );
+    let err = std::fs::read_to_string(dir.p("daemon.err")).unwrap();
+    assert!(
+        err.contains("reload failed") && err.contains("the old jobs keep running"),
+        "{err}"
+    );
+    std::fs::write(
+        &cfg,
+        format!(
+            "{base}{}",
+            job(
+                "extra",
+                &format!("sqlite://{}", lite.display()),
+                &r_extra,
+                "*/2 * * * * *",
+                ""
+            )
+        ),
+    )
+    .unwrap();
+    hup(&d);
+    wait_for(
+        &log,
+        "the new job",
+        |ev| finished(ev, "extra", "succeeded") >= 1,
+        &mut d,
+    );
+
+    // SIGTERM while the PostgreSQL backup runs: the daemon exits 0, nothing half-committed.
+    let started = |ev: &[Value]| {
+        ev.iter()
+            .filter(|e| e["event"] == "job-started" && e["job"] == "pg")
+            .count()
+    };
+    let n = started(&events(&log));
+    wait_for(&log, "a pg run starting", |ev| started(ev) > n, &mut d);
+    assert!(Command::new("kill")
+        .args(["-TERM", &d.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let st = d.wait().unwrap();
+    assert!(
+        st.success(),
+        "{st}: {}",
+        std::fs::read_to_string(dir.p("daemon.err")).unwrap()
+    );
+    let ev = events(&log);
+    let last_pg = ev
+        .iter()
+        .rev()
+        .find(|e| e["event"] == "job-finished" && e["job"] == "pg")
+        .unwrap();
+    assert!(
+        ["cancelled", "succeeded"].contains(&last_pg["status"].as_str().unwrap()),
+        "{last_pg}"
+    );
+
+    // Retention held after each backup, every repository verifies, labels and hooks.
+    assert_eq!(backups(&r_lite).len(), 2);
+    assert_eq!(backups(&r_pg).len(), 1);
+    assert!(backups(&r_my).len() <= 3);
+    for b in backups(&r_my) {
+        assert_eq!(b["labels"]["tier"], "test");
+        assert_eq!(b["labels"]["job"], "my");
+    }
+    for r in [&r_lite, &r_pg, &r_my, &r_extra] {
+        ok(&bin()
+            .args(["verify", "--backup", "all", "--repo", r.to_str().unwrap()])
+            .args(["--passphrase-env", "DBBACKUP_TEST_PASS"])
+            .output()
+            .unwrap());
+    }
+    let before = std::fs::read_to_string(hooks.join("before-lite")).unwrap();
+    assert!(
+        before.contains("DBBACKUP_JOB=lite") && before.contains("DBBACKUP_STATUS=running"),
+        "{before}"
+    );
+    let after = std::fs::read_to_string(hooks.join("after-lite")).unwrap();
+    assert!(
+        after.contains("DBBACKUP_STATUS=succeeded") && after.contains("DBBACKUP_BACKUP_ID=2"),
+        "{after}"
+    );
+
+    // run-job: one job once, for cron.
+    let out = bin()
+        .args(["run-job", "lite", "--config", cfg.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    ok(&out);
+    assert!(
+        text(&out).contains("job lite: backup succeeded"),
+        "{}",
+        text(&out)
+    );
+    let out = bin()
+        .args(["run-job", "nope", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("lite, pg, my, extra"), "{}", text(&out));
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {pg_db} WITH (FORCE)"
+    )))
+    .execute(&mut admin)
+    .await
+    .unwrap();
+}
+
+#[test]
+fn bad_jobs_files_exit_2_naming_the_job_and_the_key() {
+    let dir = Dir::new("daemon-bad");
+    let cfg = dir.p("jobs.toml");
+    std::fs::write(
+        &cfg,
+        "[[job]]\nname = \"a b\"\nsource = \"sqlite:///x.db\"\nrepo = \"/tmp/x\"\npassphrase-env = \"DBBACKUP_NOT_SET_ANYWHERE\"\nschedule = \"*/61 * * *\"\nkep-last = 3\n\n[[job]]\nname = \"ok\"\nrepo = \"/tmp/x\"\nschedule = \"@daily\"\ncompression = \"lz9\"\n",
+    )
+    .unwrap();
+    let out = bin()
+        .args([
+            "daemon",
+            "--check-config",
+            "--config",
+            cfg.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    let t = text(&out);
+    for want in [
+        "job \"a b\": a name of letters",
+        "job \"a b\": unknown key \"kep-last\"",
+        "job \"a b\": schedule: schedule \"*/61 * * *\" is not a cron expression",
+        "job \"a b\": passphrase-env = \"DBBACKUP_NOT_SET_ANYWHERE\", but the environment variable",
+        "job \"ok\": no source",
+        "problem(s) in",
+    ] {
+        assert!(t.contains(want), "missing {want:?} in:\n{t}");
+    }
+    std::fs::write(&cfg, "jobs = 1\n").unwrap();
+    let out = bin()
+        .args(["daemon", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2));
+    assert!(text(&out).contains("no [[job]] tables"), "{}", text(&out));
+    let out = bin()
+        .args(["daemon"])
+        .env_remove("DBBACKUP_CONFIG")
+        .output()
+        .unwrap();
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("needs --config"), "{}", text(&out));
+}
