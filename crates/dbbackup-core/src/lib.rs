@@ -72,7 +72,9 @@ pub use retention::{
     parse_keep_within, plan_grouped, Action, BackupSummary, Decision, GroupBy, KeepPolicy,
     RetentionPlan, RetentionPolicy,
 };
-pub use selection::{Filter, ServerBackupKind, SharedDir};
+pub use selection::{
+    check_patterns_match, table_pattern_matches, Filter, ServerBackupKind, SharedDir,
+};
 pub use sink::{
     check_range, ByteStream, Capabilities, ObjectMeta, ObjectWriter, PutMode, Sink, SinkExt,
 };

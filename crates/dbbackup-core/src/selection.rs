@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::{selected, Error, ErrorKind, Result};
+use crate::{glob_match, selected, Error, ErrorKind, Result};
 
 /// Which schemas and tables a backup or restore covers. Patterns use `*` and `?`
 /// ([`glob_match`](crate::glob_match)); an empty include list means all, an exclude always wins.
@@ -43,16 +43,81 @@ impl Filter {
     }
 
     /// Whether `schema.table` is included: its schema is, and the table patterns match
-    /// `schema.table`.
+    /// `schema.table` (a pattern without a `.` matches the table's name in any schema, as
+    /// `pg_dump -t` does).
     pub fn table_included(&self, schema: &str, table: &str) -> bool {
         let full = format!("{schema}.{table}");
-        self.schema_included(schema) && selected(&self.include_tables, &self.exclude_tables, &full)
+        let m = |p: &String| table_pattern_matches(p, &full);
+        self.schema_included(schema)
+            && (self.include_tables.is_empty() || self.include_tables.iter().any(m))
+            && !self.exclude_tables.iter().any(m)
+    }
+
+    /// Fails when an include pattern matches none of `tables` (`schema.table`, or bare names
+    /// in one-namespace engines): a selection that matches nothing is a mistake, not an empty
+    /// backup.
+    ///
+    /// # Errors
+    /// [`ErrorKind::InvalidInput`] naming the pattern, with the tables that look like it (or
+    /// some of them) and `hint` (how the engine's patterns read).
+    pub fn check_includes_match(&self, tables: &[String], hint: &str) -> Result<()> {
+        check_patterns_match("include table pattern", &self.include_tables, tables, hint)
     }
 
     /// Whether a table of a one-namespace engine is included: the table patterns match `table`.
     pub fn name_included(&self, table: &str) -> bool {
         selected(&self.include_tables, &self.exclude_tables, table)
     }
+}
+
+/// Whether a table pattern matches the table `qualified` (`schema.table`, or a bare name): a
+/// pattern with a `.` matches the qualified name, one without matches the name alone.
+pub fn table_pattern_matches(pattern: &str, qualified: &str) -> bool {
+    if pattern.contains('.') {
+        return glob_match(pattern, qualified);
+    }
+    let bare = qualified.rsplit_once('.').map_or(qualified, |(_, t)| t);
+    glob_match(pattern, bare)
+}
+
+/// Fails when one of `patterns` matches none of `tables`, saying what the names look like.
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] naming the first such pattern (`what`: e.g. "--tables pattern").
+pub fn check_patterns_match(
+    what: &str,
+    patterns: &[String],
+    tables: &[String],
+    hint: &str,
+) -> Result<()> {
+    for p in patterns {
+        if tables.iter().any(|t| table_pattern_matches(p, t)) {
+            continue;
+        }
+        let needle = p.trim_matches(['*', '?']).to_lowercase();
+        let mut like: Vec<&String> = tables
+            .iter()
+            .filter(|t| !needle.is_empty() && t.to_lowercase().contains(&needle))
+            .collect();
+        let guess = !like.is_empty();
+        if like.is_empty() {
+            like = tables.iter().collect();
+        }
+        let shown: Vec<&str> = like.iter().take(5).map(|t| t.as_str()).collect();
+        let more = if like.len() > 5 { ", ..." } else { "" };
+        let names = if tables.is_empty() {
+            "there are no tables".to_owned()
+        } else if guess {
+            format!("did you mean {}{more}?", shown.join(", "))
+        } else {
+            format!("the tables are named like {}{more}", shown.join(", "))
+        };
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!("the {what} {p:?} matches no table: {names} ({hint})"),
+        ));
+    }
+    Ok(())
 }
 
 /// Which of the server's own backups (SQL Server `BACKUP`): the CLI's `--backup-kind`.
@@ -178,5 +243,45 @@ mod tests {
         assert_eq!(d.server_path("x.bak"), "D:\\Backup\\x.bak");
         assert_eq!(SharedDir::new("/var/b/", "/m").server_path("x"), "/var/b/x");
         assert!("x".parse::<SharedDir>().is_err());
+    }
+}
+
+#[cfg(test)]
+mod pattern_tests {
+    use super::*;
+
+    #[test]
+    fn unqualified_table_patterns_match_in_any_schema_and_unmatched_ones_fail() {
+        let f = Filter {
+            include_tables: vec!["customers".into()],
+            ..Filter::default()
+        };
+        assert!(f.table_included("public", "customers"));
+        assert!(f.table_included("sales", "customers"));
+        assert!(!f.table_included("public", "orders"));
+        let f = Filter {
+            include_tables: vec!["sales.*".into()],
+            exclude_tables: vec!["tmp_*".into()],
+            ..Filter::default()
+        };
+        assert!(f.table_included("sales", "x"));
+        assert!(!f.table_included("public", "x"));
+        assert!(!f.table_included("sales", "tmp_1"));
+        let tables = vec!["public.customers".to_owned(), "public.orders".to_owned()];
+        let e = check_patterns_match("include table pattern", &["Customer".into()], &tables, "h")
+            .unwrap_err();
+        assert!(
+            e.to_string().contains("did you mean public.customers?"),
+            "{e}"
+        );
+        let e = check_patterns_match("p", &["zzz".into()], &tables, "h").unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("named like public.customers, public.orders"),
+            "{e}"
+        );
+        assert!(
+            check_patterns_match("p", &["cust*".into(), "public.o*".into()], &tables, "h").is_ok()
+        );
     }
 }

@@ -96,8 +96,10 @@ pub(crate) async fn read_tables(
 ) -> Result<Vec<Table>> {
     let k = ErrorKind::Source;
     let mut tables: BTreeMap<i32, Table> = BTreeMap::new();
+    let mut all = Vec::new();
     for r in rows(c, catalog::TABLES, k, "reading sys.tables").await? {
         let (schema, name) = (s(&r, 0), s(&r, 1));
+        all.push(format!("{schema}.{name}"));
         if !filter.table_included(&schema, &name) {
             continue;
         }
@@ -202,6 +204,10 @@ pub(crate) async fn read_tables(
             s(&r, 1)
         ));
     }
+    filter.check_includes_match(
+        &all,
+        "SQL Server table patterns match schema.table; one without a '.' matches the name in any schema",
+    )?;
     Ok(tables.into_values().collect())
 }
 

@@ -225,11 +225,13 @@ pub async fn read(
     .await
     .map_err(|e| err(e, "tables"))?;
     let mut views = Vec::new();
+    let mut all = Vec::new();
     for (name, ty, engine, rows, data_bytes) in tables {
         if ty == "VIEW" {
             views.push(name);
             continue;
         }
+        all.push(name.clone());
         if !filter.name_included(&name) {
             continue;
         }
@@ -291,6 +293,7 @@ pub async fn read(
             split_key: split_key(conn, db, &name).await?,
         });
     }
+    filter.check_includes_match(&all, "MySQL table patterns match the table's name")?;
     // Routines before views (a view may call a function); bodies are not checked at creation.
     let routines: Vec<(String, String)> = sqlx::query_as(
         "SELECT ROUTINE_NAME, ROUTINE_TYPE FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY ROUTINE_TYPE, ROUTINE_NAME",

@@ -11,15 +11,23 @@
 use std::time::Duration;
 
 use dbbackup::service::{hook, Job, Scheduler};
-use dbbackup::{open_sink, source, Backup, CancellationToken, Event, KeepPolicy, Key, SourceOptions, Zstd};
+use dbbackup::{
+    open_sink, source, Backup, CancellationToken, Event, KeepPolicy, Key, SourceOptions, Zstd,
+};
 
 #[tokio::main]
 async fn main() -> dbbackup::Result<()> {
     let env = |k: &str, default: &str| std::env::var(k).unwrap_or_else(|_| default.to_owned());
-    let db = env("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres");
+    let db = env(
+        "DATABASE_URL",
+        "postgres://postgres@127.0.0.1:5432/postgres",
+    );
     let repo = env("BACKUP_REPO", "/tmp/dbbackup-example-repo");
     let every: u32 = env("EVERY_MINUTES", "15").parse().unwrap_or(15);
-    let key = Key::passphrase(env("BACKUP_PASSPHRASE", "example only: set BACKUP_PASSPHRASE"));
+    let key = Key::passphrase(env(
+        "BACKUP_PASSPHRASE",
+        "example only: set BACKUP_PASSPHRASE",
+    ));
 
     let job = Job::builder("app-db")
         .backup(
@@ -40,7 +48,11 @@ async fn main() -> dbbackup::Result<()> {
         // Up to a minute late, so that many instances do not start at the same second.
         .jitter(Duration::from_secs(60.min(u64::from(every) * 30)))
         .on_failure(hook(|c| async move {
-            eprintln!("backup of {} failed: {}", c.job, c.error.unwrap_or_default());
+            eprintln!(
+                "backup of {} failed: {}",
+                c.job,
+                c.error.unwrap_or_default()
+            );
             Ok(())
         }))
         .build()?;

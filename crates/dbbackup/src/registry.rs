@@ -404,7 +404,7 @@ pub fn table_filter(
     Ok(Some(move |e: &EntryRecord| match e.table() {
         Some(table) => patterns
             .iter()
-            .any(|p| dbbackup_core::glob_match(p, &table)),
+            .any(|p| dbbackup_core::table_pattern_matches(p, &table)),
         None => true,
     }))
 }

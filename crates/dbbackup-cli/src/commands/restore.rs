@@ -107,6 +107,17 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
         .backup(BackupSelector::Id(manifest.backup_id.clone()))
         .subscribe(Progress::new(mode))
         .cancel_token(cancel_on_ctrl_c());
+    // A selection that matches nothing restores nothing: a mistake, said before anything runs.
+    let tables: Vec<String> = manifest.entries.iter().filter_map(|e| e.table()).collect();
+    if manifest.source.engine != "sqlite" {
+        dbbackup::check_patterns_match(
+            "--tables pattern",
+            &a.tables,
+            &tables,
+            "see `dbbackup list` for the backup's tables; a pattern without a '.' matches \
+             the table's name in any schema",
+        )?;
+    }
     if let Some(filter) = dbbackup::table_filter(&manifest.source.engine, a.tables.clone())? {
         r = r.filter(filter);
     }

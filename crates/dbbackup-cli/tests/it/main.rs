@@ -558,6 +558,102 @@ mod postgres {
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn table_patterns_that_match_nothing_fail_and_bare_names_match_in_any_schema() {
+        let d = Dir::new("pg-sel");
+        let n = std::process::id();
+        let (src, dst) = (format!("cli_sel_{n}"), format!("cli_sel_r_{n}"));
+        drop_db(&src).await;
+        drop_db(&dst).await;
+        let mut c = admin().await;
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {src}")))
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let mut s = PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{src}"))
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE customers (id int PRIMARY KEY); INSERT INTO customers VALUES (1), (2);
+             CREATE SCHEMA sales; CREATE TABLE sales.orders (id int); INSERT INTO sales.orders VALUES (7)",
+        )
+        .execute(&mut s)
+        .await
+        .unwrap();
+        let url = format!("postgres://postgres@127.0.0.1:5432/{src}");
+        let backup = |extra: &[&str]| {
+            let mut args = vec![
+                "backup",
+                "--source",
+                &url,
+                "--repo",
+                "repo",
+                "--allow-unencrypted",
+                "--json",
+            ];
+            args.extend_from_slice(extra);
+            dbbackup(&d, &args)
+        };
+        // Nothing matches: exit 2, what the names look like, no backup.
+        let out = backup(&["--include-table", "custmer"]);
+        assert_eq!(code(&out), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains("the tables are named like public.customers, sales.orders"),
+            "{}",
+            text(&out)
+        );
+        let out = backup(&["--include-table", "Customer"]);
+        assert!(
+            text(&out).contains("did you mean public.customers?"),
+            "{}",
+            text(&out)
+        );
+        // A bare name matches in any schema, as pg_dump -t does.
+        let one = json(&backup(&["--include-table", "orders"]));
+        let all = json(&backup(&[]));
+        assert_eq!(one["rows"], 1, "{one}");
+        assert_eq!(all["rows"], 3, "{all}");
+        let id = all["backup_id"].as_str().unwrap();
+        let restore = |tables: &str| {
+            dbbackup(
+                &d,
+                &[
+                    "restore",
+                    "--repo",
+                    "repo",
+                    "--allow-unencrypted",
+                    "--backup",
+                    id,
+                    "--target",
+                    &format!("postgres://postgres@127.0.0.1:5432/{dst}"),
+                    "--create",
+                    "--tables",
+                    tables,
+                ],
+            )
+        };
+        let out = restore("order");
+        assert_eq!(code(&out), Some(2), "{}", text(&out));
+        assert!(
+            text(&out).contains("did you mean sales.orders?"),
+            "{}",
+            text(&out)
+        );
+        ok(&restore("orders"));
+        let mut r = PgConnection::connect(&format!("postgres://postgres@127.0.0.1:5432/{dst}"))
+            .await
+            .unwrap();
+        let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM sales.orders")
+            .fetch_one(&mut r)
+            .await
+            .unwrap();
+        assert_eq!(rows, 1);
+        drop(r);
+        drop(s);
+        drop_db(&src).await;
+        drop_db(&dst).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     // Long on purpose: one end-to-end scenario on a real server; its steps share the databases and the repository.
     async fn postgres_backup_verify_restore_compare() {
         let d = Dir::new("pg");

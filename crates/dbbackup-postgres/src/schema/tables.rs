@@ -39,6 +39,7 @@ pub(super) async fn read_tables(
         .fetch_all(&mut *conn)
         .await
         .map_err(|e| catalog_err(e, "tables"))?;
+    let mut all = Vec::new();
     for r in tables {
         let (oid, s, n, kind, persistence, is_partition): (
             i64,
@@ -48,6 +49,9 @@ pub(super) async fn read_tables(
             String,
             bool,
         ) = (r.get(0), r.get(1), r.get(2), r.get(3), r.get(4), r.get(5));
+        if in_schema(&s) {
+            all.push(format!("{s}.{n}"));
+        }
         if !in_schema(&s) || !filter.table_included(&s, &n) {
             continue;
         }
@@ -259,6 +263,10 @@ pub(super) async fn read_tables(
             });
         }
     }
+    filter.check_includes_match(
+        &all,
+        "PostgreSQL table patterns match schema.table; one without a '.' matches the name in any schema",
+    )?;
     Ok(())
 }
 
