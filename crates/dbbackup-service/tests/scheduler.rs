@@ -118,6 +118,20 @@ async fn step(d: Duration) {
     }
 }
 
+/// Waits (real time, the paused clock barely moving) until `cond` holds: what a backup does
+/// on blocking threads takes real time, however the clock stands.
+async fn eventually(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..2000 {
+        if cond() {
+            return;
+        }
+        tokio::time::advance(Duration::from_millis(1)).await;
+        settle().await;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    panic!("never happened: {what}");
+}
+
 /// Lets the spawned tasks run without moving the paused clock much.
 async fn settle() {
     for _ in 0..50 {
@@ -151,13 +165,11 @@ async fn a_run_still_going_makes_the_next_one_a_reported_skip() {
     assert_eq!(log.started("a").len(), 1);
     assert_eq!(log.skipped("a", "overlap"), 2);
     gate.add_permits(1);
-    settle().await;
-    step(Duration::from_secs(10)).await;
-    settle().await;
-    // The first finished; :40 ran (and finished: the gate is open for it too).
+    eventually("the first run ends", || log.finished("a").len() == 1).await;
+    // :40 runs (and finishes: the gate is open for it too).
     gate.add_permits(10);
-    step(Duration::from_secs(1)).await;
-    settle().await;
+    step(Duration::from_secs(9)).await;
+    eventually("the :40 run ends", || log.finished("a").len() == 2).await;
     assert_eq!(log.started("a").len(), 2, "{:?}", log.started("a"));
     assert!(log.finished("a").iter().all(|(s, _)| s == "succeeded"));
     assert_eq!(backups(sink.clone()).await, 2);
@@ -199,14 +211,18 @@ async fn no_more_runs_at_once_than_the_limit() {
             .sum::<usize>()
     };
     assert_eq!(started(&log), 2, "two at once, the third waits");
+    let finished = |l: &Log| {
+        ["a", "b", "c"]
+            .iter()
+            .map(|n| l.finished(n).len())
+            .sum::<usize>()
+    };
     gate.add_permits(1);
-    settle().await;
-    step(Duration::from_millis(10)).await;
-    settle().await;
-    assert_eq!(started(&log), 3, "the third starts when one ends");
+    eventually("one run ends", || finished(&log) == 1).await;
+    eventually("the third starts when one ends", || started(&log) == 3).await;
+    assert!(finished(&log) < 3);
     gate.add_permits(10);
-    step(Duration::from_millis(10)).await;
-    settle().await;
+    eventually("all three end", || finished(&log) == 3).await;
     assert_eq!(backups(sink.clone()).await, 3);
     cancel.cancel();
     s.wait().await;
@@ -294,6 +310,7 @@ async fn catch_up_runs_once_after_downtime_and_not_when_on_time() {
             .start(cancel.clone());
         tokio::time::sleep(Duration::from_millis(100)).await;
         settle().await;
+        eventually("the catch-up run ends", || log.finished("d").len() == want).await;
         let runs = log.started("d");
         assert_eq!(runs.len(), want, "{ahead_hours} h: {runs:?}");
         assert!(runs.iter().all(|(_, t)| t == "catch-up"));
