@@ -33,6 +33,10 @@ pub enum Command {
     List(ListArgs),
     /// Read every object of a backup and check every checksum and authentication tag.
     Verify(VerifyArgs),
+    /// One backup's details: time, source, recorded position, sizes, encoding and key id,
+    /// labels, parent, each entry with its rows, warnings, what it leaves out. Exit 3 when the
+    /// backup is damaged or refused.
+    Show(ShowArgs),
     /// Delete backups that no keep rule keeps.
     Prune(PruneArgs),
     /// Re-wrap every backup's data key under a new key or passphrase (data is not rewritten).
@@ -120,6 +124,17 @@ pub struct ListArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
     /// With the key, each backup is authenticated, and those it does not open are marked.
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// A backup id, or latest (default).
+    pub backup: Option<String>,
+    #[command(flatten)]
+    pub repo: RepoArgs,
     #[command(flatten)]
     pub key: KeyArgs,
 }

@@ -32,6 +32,26 @@ impl Mode {
 }
 
 /// `12.3 MiB`.
+/// `1 row`, `2 rows`.
+pub fn count(n: u64, what: &str) -> String {
+    if n == 1 {
+        format!("1 {what}")
+    } else {
+        format!("{n} {what}s")
+    }
+}
+
+/// A duration as a person says it: `45s`, `12m`, `3h12m`, `2d4h`.
+pub fn age(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m", s / 60),
+        3600..=86399 => format!("{}h{:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
 pub fn human(bytes: u64) -> String {
     const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
     let mut v = bytes as f64;
@@ -95,7 +115,9 @@ impl Subscriber for Progress {
                     ..
                 } = event
                 {
-                    let rows = rows.map(|r| format!(", {r} rows")).unwrap_or_default();
+                    let rows = rows
+                        .map(|r| format!(", {}", count(r, "row")))
+                        .unwrap_or_default();
                     eprintln!(
                         "  {entry}: {} -> {}{rows} in {:.1}s",
                         human(*raw_bytes),
@@ -125,7 +147,7 @@ impl Subscriber for Progress {
                         if let Some(bar) = bars.get(entry) {
                             bar.set_position(*raw_bytes);
                             if let Some(r) = rows {
-                                bar.set_message(format!("{r} rows"));
+                                bar.set_message(count(*r, "row"));
                             }
                             bar.tick();
                         }
@@ -139,7 +161,9 @@ impl Subscriber for Progress {
                     } => {
                         if let Some(bar) = bars.remove(entry) {
                             bar.set_position(*raw_bytes);
-                            let rows = rows.map(|r| format!(", {r} rows")).unwrap_or_default();
+                            let rows = rows
+                                .map(|r| format!(", {}", count(r, "row")))
+                                .unwrap_or_default();
                             bar.finish_with_message(format!("-> {}{rows}", human(*stored_bytes)));
                         }
                     }

@@ -53,6 +53,7 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                        "rows": m.entries.iter().filter_map(|e| e.rows).sum::<u64>(), "raw_bytes": m.raw_size(), "stored_bytes": m.stored_size(),
                        "labels": m.labels, "parent": m.parent,
                        "encrypted": m.encryption.is_some(), "omitted": m.omitted,
+                       "age_seconds": (time::OffsetDateTime::now_utc() - m.finished_at).as_seconds_f64(),
                        "key_id": m.encryption.as_ref().map(|e| e.key_id.clone())});
                     if let (Some(o), Some(x)) = (item.as_object_mut(), extra.as_object()) {
                         o.extend(x.clone());
@@ -77,16 +78,17 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
         println!("no backups yet");
     } else {
         println!(
-            "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11}  labels",
-            "id", "status", "engine", "database", "entries", "size", "stored"
+            "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11} {:>7} {:<3}  labels",
+            "id", "status", "engine", "database", "entries", "size", "stored", "age", "enc"
         );
+        let now = time::OffsetDateTime::now_utc();
         for e in &catalog.entries {
             match &e.manifest {
                 Some(m) => {
                     let labels: Vec<String> =
                         m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     println!(
-                        "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11}  {}",
+                        "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11} {:>7} {:<3}  {}",
                         m.backup_id,
                         status_word(e),
                         m.source.engine,
@@ -94,6 +96,8 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                         m.entries.len(),
                         human(m.raw_size()),
                         human(m.stored_size()),
+                        age((now - m.finished_at).try_into().unwrap_or(Duration::ZERO)),
+                        if m.encryption.is_some() { "yes" } else { "no" },
                         labels.join(",")
                     );
                 }

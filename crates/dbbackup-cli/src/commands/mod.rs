@@ -8,5 +8,6 @@ pub(crate) mod list;
 pub(crate) mod prune;
 pub(crate) mod rekey;
 pub(crate) mod restore;
+pub(crate) mod show;
 pub(crate) mod verify;
 pub(crate) mod wal;

@@ -114,6 +114,57 @@ fn md5ish(s: &str) -> u128 {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn show_gives_a_backups_details_again_and_list_its_age_and_encryption() {
+    let d = Dir::new("show");
+    make_db(&d.p("app.db"), 100).await;
+    let args = ["--repo", "repo", "--passphrase-env", "PASS"];
+    let b = json(&dbbackup(
+        &d,
+        &[
+            &[
+                "--json",
+                "backup",
+                "--source",
+                "sqlite://app.db",
+                "--label",
+                "env=ci",
+            ][..],
+            &args,
+        ]
+        .concat(),
+    ));
+    let id = b["backup_id"].as_str().unwrap();
+    let out = ok(&dbbackup(&d, &[&["show"][..], &args].concat()));
+    for want in [
+        id,
+        "(ok)",
+        "source   sqlite",
+        "encrypted (key id",
+        "labels   env=ci",
+        "entries",
+        "database",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+    let j = json(&dbbackup(
+        &d,
+        &[&["--json", "show", id][..], &args].concat(),
+    ));
+    assert_eq!(j["manifest"]["backup_id"], id);
+    assert!(j["age_seconds"].as_f64().unwrap() >= 0.0);
+    let out = dbbackup(
+        &d,
+        &[&["show", "20200101T000000.000Z-000000"][..], &args].concat(),
+    );
+    assert_eq!(code(&out), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("dbbackup list"), "{}", text(&out));
+    let list = ok(&dbbackup(&d, &[&["list"][..], &args].concat()));
+    assert!(list.contains(" age ") && list.contains(" yes "), "{list}");
+    let j = json(&dbbackup(&d, &[&["--json", "list"][..], &args].concat()));
+    assert!(j["backups"][0]["age_seconds"].as_f64().is_some(), "{j}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backup_list_verify_restore_compare_with_json() {
     let d = Dir::new("roundtrip");
     make_db(&d.p("app.db"), 20_000).await;
