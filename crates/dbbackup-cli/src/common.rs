@@ -12,7 +12,7 @@ pub(crate) use serde_json::json;
 
 pub(crate) use crate::cli::KeyArgs;
 pub(crate) use crate::config::required;
-pub(crate) use crate::output::{age, count, human, Mode, Progress};
+pub(crate) use crate::output::{age, count, entries, human, Mode, Progress};
 
 pub(crate) fn invalid(msg: impl Into<String>) -> Error {
     Error::new(ErrorKind::InvalidInput, msg)

@@ -41,6 +41,15 @@ pub fn count(n: u64, what: &str) -> String {
     }
 }
 
+/// `1 entry`, `3 entries`.
+pub fn entries(n: usize) -> String {
+    if n == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
+}
+
 /// A duration as a person says it: `45s`, `12m`, `3h12m`, `2d4h`.
 pub fn age(d: std::time::Duration) -> String {
     let s = d.as_secs();

@@ -29,9 +29,9 @@ pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Re
         );
     } else {
         println!(
-            "backup {} committed: {} entries, {} -> {} stored in {:.1}s{}",
+            "backup {} committed: {}, {} -> {} stored in {:.1}s{}",
             m.backup_id,
-            m.entries.len(),
+            entries(m.entries.len()),
             human(m.raw_size()),
             human(m.stored_size()),
             report.elapsed.as_secs_f64(),

@@ -147,10 +147,10 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
         );
     } else {
         println!(
-            "restored backup {} into {}: {} entries, {} in {:.1}s",
+            "restored backup {} into {}: {}, {} in {:.1}s",
             report.backup_id,
             target_name,
-            report.entries,
+            entries(report.entries),
             human(report.raw_bytes),
             report.elapsed.as_secs_f64()
         );

@@ -111,10 +111,7 @@ pub(crate) async fn run(a: crate::cli::ShowArgs, json: bool) -> Result<ExitCode>
         "size     {} -> {} stored, {}{}",
         human(m.raw_size()),
         human(m.stored_size()),
-        match m.entries.len() {
-            1 => "1 entry".to_owned(),
-            n => format!("{n} entries"),
-        },
+        entries(m.entries.len()),
         if counted {
             format!(", {}", count(rows, "row"))
         } else {

@@ -84,9 +84,9 @@ pub(crate) async fn run(a: crate::cli::VerifyArgs, json: bool, mode: Mode) -> Re
             Ok(r) => {
                 if !json {
                     println!(
-                        "ok      {}: {} entries, {} checked",
+                        "ok      {}: {}, {} checked",
                         r.backup_id,
-                        r.entries,
+                        entries(r.entries),
                         human(r.raw_bytes)
                     );
                 }
