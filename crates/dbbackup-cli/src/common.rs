@@ -91,6 +91,19 @@ pub(crate) fn open_repo(url: Option<String>) -> Result<Arc<dyn Sink>> {
     dbbackup::open_sink(&url)
 }
 
+/// The existing repository of `repo` with the key of `key` (what `list`, `show` and `prune`
+/// read).
+pub(crate) async fn open_existing(
+    repo: &crate::cli::RepoArgs,
+    key: &KeyArgs,
+) -> Result<Repository> {
+    let r = Repository::new(open_repo(repo.repo.clone())?)
+        .with_key(load_key(key)?)
+        .allow_unencrypted(allow_unencrypted(key));
+    r.check_exists().await?;
+    Ok(r)
+}
+
 pub(crate) fn parse_labels(items: &[String], flag: &str) -> Result<Vec<(String, String)>> {
     items
         .iter()

@@ -176,6 +176,15 @@ impl Job {
         }
     }
 
+    /// Whether `name` can name a job: letters, digits, `.`, `_`, `-`, not empty (it labels the
+    /// job's backups and metrics).
+    pub fn valid_name(name: &str) -> bool {
+        !name.is_empty()
+            && name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+    }
+
     /// The job's name.
     pub fn name(&self) -> &str {
         &self.name
@@ -471,11 +480,7 @@ impl JobBuilder {
     pub fn build(self) -> Result<Job> {
         let bad = |m: String| Err(Error::new(ErrorKind::InvalidInput, m));
         let name = self.name;
-        if name.is_empty()
-            || !name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
-        {
+        if !Job::valid_name(&name) {
             return bad(format!(
                 "job name {name:?}: use letters, digits, '.', '_' and '-' (it labels the job's \
                  backups and metrics)"

@@ -129,12 +129,7 @@ pub(crate) async fn load(path: &Path, check: bool) -> std::result::Result<Vec<Jo
     for (i, t) in tables.iter().enumerate() {
         let name = t.get("name").and_then(|v| v.as_str()).map(str::to_owned);
         let label = match &name {
-            Some(n)
-                if n.is_empty()
-                    || !n
-                        .chars()
-                        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')) =>
-            {
+            Some(n) if !Job::valid_name(n) => {
                 problems.push(format!(
                     "job {n:?}: a name of letters, digits, '.', '_' and '-' (it labels the job's backups)"
                 ));
@@ -361,18 +356,14 @@ async fn job_of(
     if let Some(p) = prune {
         j = j.retention(p);
     }
-    for (h, set) in [
-        (before, JobHookSlot::Before),
-        (after, JobHookSlot::After),
-        (on_failure, JobHookSlot::OnFailure),
-    ] {
-        if let Some(h) = h {
-            j = match set {
-                JobHookSlot::Before => j.before(h),
-                JobHookSlot::After => j.after(h),
-                JobHookSlot::OnFailure => j.on_failure(h),
-            };
-        }
+    if let Some(h) = before {
+        j = j.before(h);
+    }
+    if let Some(h) = after {
+        j = j.after(h);
+    }
+    if let Some(h) = on_failure {
+        j = j.on_failure(h);
     }
     if let Some(d) = jitter {
         j = j.jitter(d);
@@ -394,13 +385,6 @@ async fn job_of(
         }
     }
     Ok(job)
-}
-
-#[derive(Clone, Copy)]
-enum JobHookSlot {
-    Before,
-    After,
-    OnFailure,
 }
 
 /// Prints each job event as one line (JSON lines with `json`).

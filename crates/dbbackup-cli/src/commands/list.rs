@@ -5,13 +5,19 @@ use std::process::ExitCode;
 #[allow(unused_imports)]
 use crate::common::*;
 
+/// A backup's status as `list` prints it: `ok`, `unchecked`, `DAMAGED`, `REFUSED`.
+pub(crate) fn status_word(e: &CatalogEntry) -> &'static str {
+    match &e.status {
+        BackupStatus::Trusted => "ok",
+        BackupStatus::Unchecked => "unchecked",
+        BackupStatus::Refused { kind, .. } if kind == "corrupt" => "DAMAGED",
+        BackupStatus::Refused { .. } => "REFUSED",
+    }
+}
+
 /// Runs the command.
 pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode> {
-    let key = load_key(&a.key)?;
-    let repo = Repository::new(open_repo(a.repo.repo.clone())?)
-        .with_key(key)
-        .allow_unencrypted(allow_unencrypted(&a.key));
-    repo.check_exists().await?;
+    let repo = open_existing(&a.repo, &a.key).await?;
     let catalog = repo.catalog().await?;
     // Base backups: how far the WAL archive recovers from each.
     let windows = super::wal::windows(&repo, super::wal::physical(catalog.trusted())?).await;
@@ -27,12 +33,6 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
             .as_ref()
             .ok()
             .and_then(|w| w.iter().find(|r| r.backup.backup_id == id))
-    };
-    let status_word = |e: &CatalogEntry| match &e.status {
-        BackupStatus::Trusted => "ok",
-        BackupStatus::Unchecked => "unchecked",
-        BackupStatus::Refused { kind, .. } if kind == "corrupt" => "DAMAGED",
-        BackupStatus::Refused { .. } => "REFUSED",
     };
     if json {
         let items: Vec<_> = catalog

@@ -116,11 +116,7 @@ pub(crate) async fn prune_repo(
 
 /// Runs the command.
 pub(crate) async fn run(a: crate::cli::PruneArgs, json: bool) -> Result<ExitCode> {
-    let key = load_key(&a.key)?;
-    let repo = Repository::new(open_repo(a.repo.repo.clone())?)
-        .with_key(key)
-        .allow_unencrypted(allow_unencrypted(&a.key));
-    repo.check_exists().await?;
+    let repo = open_existing(&a.repo, &a.key).await?;
     let (policy, group_by) = policy_of(&a)?;
     let dry_run = a.dry_run;
     let Pruned {

@@ -7,11 +7,7 @@ use crate::common::*;
 
 /// Runs the command.
 pub(crate) async fn run(a: crate::cli::ShowArgs, json: bool) -> Result<ExitCode> {
-    let key = load_key(&a.key)?;
-    let repo = Repository::new(open_repo(a.repo.repo.clone())?)
-        .with_key(key)
-        .allow_unencrypted(allow_unencrypted(&a.key));
-    repo.check_exists().await?;
+    let repo = open_existing(&a.repo, &a.key).await?;
     let catalog = repo.catalog().await?;
     let wanted = a.backup.as_deref().unwrap_or("latest");
     let entry = if wanted == "latest" {
@@ -29,11 +25,10 @@ pub(crate) async fn run(a: crate::cli::ShowArgs, json: bool) -> Result<ExitCode>
             },
         ));
     };
-    let (status, problem) = match &entry.status {
-        BackupStatus::Trusted => ("ok", None),
-        BackupStatus::Unchecked => ("unchecked", None),
-        BackupStatus::Refused { kind, reason } if kind == "corrupt" => ("damaged", Some(reason)),
-        BackupStatus::Refused { reason, .. } => ("refused", Some(reason)),
+    let status = super::list::status_word(entry).to_lowercase();
+    let problem = match &entry.status {
+        BackupStatus::Refused { reason, .. } => Some(reason),
+        _ => None,
     };
     let code = if problem.is_some() {
         ExitCode::from(3)
