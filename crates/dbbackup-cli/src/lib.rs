@@ -110,6 +110,7 @@ async fn dispatch(
         Command::Backup(a) => commands::backup::run(a, json, mode).await,
         Command::Restore(a) => commands::restore::run(a, json, mode).await,
         Command::List(a) => commands::list::run(a, json).await,
+        Command::RestoreTest(a) => commands::restore_test::run(a, json, mode).await,
         Command::Show(a) => commands::show::run(a, json).await,
         Command::Verify(a) => commands::verify::run(a, json, mode).await,
         Command::Prune(a) => commands::prune::run(a, json).await,

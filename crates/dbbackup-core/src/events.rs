@@ -110,6 +110,18 @@ pub enum Event {
         /// The error message.
         message: String,
     },
+    /// A restore test ended and its record is stored beside the backup.
+    RestoreTested {
+        /// The backup tested.
+        backup_id: String,
+        /// Whether every check passed.
+        passed: bool,
+        /// How long the restore took: the measured recovery time.
+        #[serde(with = "duration_secs")]
+        restore_time: Duration,
+        /// The names of the checks that failed.
+        failed: Vec<String>,
+    },
     /// A scheduled job's run started (its backup's own events follow).
     JobStarted {
         /// The job's name.

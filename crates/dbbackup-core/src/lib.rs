@@ -68,6 +68,10 @@ pub use repo::{
     Repository, Resolved, SkippedBackup, TransformFactory, CONFIG_KEY,
 };
 pub use restore::{RestoreSession, RestoreSummary, RestoreTarget};
+pub use restore_test::{
+    recorded_rows, scratch_database_name, CheckResult, CheckStatus, RestoreTestRecord,
+    RestoreTests, ScratchDatabase, ScratchServer,
+};
 pub use retention::{
     parse_keep_within, plan_grouped, Action, BackupSummary, Decision, GroupBy, KeepPolicy,
     RetentionPlan, RetentionPolicy,
@@ -98,6 +102,7 @@ mod pipeline;
 pub mod reconnect;
 mod repo;
 mod restore;
+mod restore_test;
 mod retention;
 mod selection;
 mod sink;

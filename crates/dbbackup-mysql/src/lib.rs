@@ -56,6 +56,7 @@ pub use config::{redact, Filter, MyUrl, SslMode, ENGINE};
 pub use dump::{MyDumpSource, Tools};
 pub use error::my_error;
 pub use schema::{ident, strip_definer, Statement};
+pub use scratch::MySqlScratch;
 pub use source::MySqlSource;
 pub use target::MySqlTarget;
 
@@ -67,6 +68,7 @@ mod error;
 mod infile;
 mod rows;
 mod schema;
+mod scratch;
 mod source;
 mod target;
 

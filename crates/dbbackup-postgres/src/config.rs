@@ -91,6 +91,24 @@ impl PgUrl {
         self.options.clone().database(db)
     }
 
+    /// The same server and settings, another database.
+    pub(crate) fn for_database(&self, db: &str) -> PgUrl {
+        let redacted = match url::Url::parse(&self.redacted) {
+            Ok(mut u) => {
+                u.set_path(&format!("/{db}"));
+                u.to_string()
+            }
+            Err(_) => format!("{} (database {db})", self.redacted),
+        };
+        PgUrl {
+            options: self.with_database(db),
+            redacted,
+            database: db.to_owned(),
+            password: self.password.clone(),
+            tls: self.tls.clone(),
+        }
+    }
+
     /// The database name.
     pub fn database(&self) -> &str {
         &self.database

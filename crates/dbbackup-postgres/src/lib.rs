@@ -66,6 +66,7 @@ pub use physical::{
     read_base_manifest, PgBaseBackupSource, PgDataDirTarget, RecoveryTarget, BASE_MANIFEST,
 };
 pub use schema::{ident, literal, Statement};
+pub use scratch::PgScratch;
 pub use source::PgSource;
 pub use stream::{newest_partial, StreamEvent, StreamListener, WalStreamer};
 pub use target::PgTarget;
@@ -79,6 +80,7 @@ mod large_objects;
 mod migrate;
 mod physical;
 mod schema;
+mod scratch;
 mod source;
 mod stream;
 mod target;

@@ -42,8 +42,12 @@ impl PgTarget {
     /// # Errors
     /// [`ErrorKind::InvalidInput`] for a malformed URL.
     pub fn new(url: &str) -> Result<Self> {
-        Ok(PgTarget {
-            url: url.parse()?,
+        Ok(PgTarget::from_url(url.parse()?))
+    }
+
+    pub(crate) fn from_url(url: PgUrl) -> Self {
+        PgTarget {
+            url,
             create: false,
             keep_on_failure: false,
             data_only: false,
@@ -52,7 +56,7 @@ impl PgTarget {
             jobs: 2,
             tools: crate::dump::Tools::from_path(),
             skip_privileges: false,
-        })
+        }
     }
 
     /// Where `pg_restore` is, for backups made by `pg_dump` (default: `PATH`).

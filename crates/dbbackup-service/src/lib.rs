@@ -14,10 +14,12 @@
 
 mod hooks;
 mod job;
+mod restore_test;
 mod schedule;
 mod scheduler;
 
 pub use hooks::{command_hook, hook, Hook, HookContext, HookStage};
 pub use job::{Job, JobBuilder, JobOperation, JobOutcome, KeepRetention, Prune, Trigger};
+pub use restore_test::RestoreTest;
 pub use schedule::Schedule;
 pub use scheduler::{JobHandle, Scheduler, SchedulerHandle};

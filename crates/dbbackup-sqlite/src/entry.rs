@@ -20,6 +20,9 @@ pub(crate) struct EntryMeta {
     /// The tables of the database (for `list` and humans; the restore takes the whole file).
     #[serde(default)]
     pub(crate) tables: Vec<String>,
+    /// Each table's rows in the snapshot (restore tests compare them).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub(crate) rows: std::collections::BTreeMap<String, u64>,
 }
 
 #[cfg(test)]
@@ -31,6 +34,7 @@ mod tests {
         let m = EntryMeta {
             format: Format::DatabaseFile,
             tables: vec!["t".into()],
+            rows: Default::default(),
         };
         let v = serde_json::to_value(&m).unwrap();
         assert_eq!(

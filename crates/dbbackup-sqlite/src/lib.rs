@@ -32,11 +32,13 @@
 
 pub use config::{parse_url, ENGINE};
 pub use error::sqlite_error;
+pub use scratch::SqliteScratch;
 pub use source::SqliteSource;
 pub use target::SqliteTarget;
 
 mod config;
 mod entry;
 mod error;
+mod scratch;
 mod source;
 mod target;

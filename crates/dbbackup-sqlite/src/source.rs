@@ -62,6 +62,30 @@ fn temp_copy(dir: &Path) -> Result<tempfile::TempPath> {
         })
 }
 
+/// Each table's rows in the snapshot copy (just written, so in the page cache).
+async fn count_rows(
+    copy: &Path,
+    tables: &[String],
+) -> Result<std::collections::BTreeMap<String, u64>> {
+    let mut conn = SqliteConnectOptions::new()
+        .filename(copy)
+        .read_only(true)
+        .connect()
+        .await
+        .map_err(|e| sqlite_error(e, ErrorKind::Source, "cannot open the snapshot", copy))?;
+    let mut rows = std::collections::BTreeMap::new();
+    for t in tables {
+        let sql = format!("SELECT count(*) FROM \"{}\"", t.replace('"', "\"\""));
+        let n: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+            .fetch_one(&mut conn)
+            .await
+            .map_err(|e| sqlite_error(e, ErrorKind::Source, "cannot count the rows of", copy))?;
+        rows.insert(t.clone(), n.max(0) as u64);
+    }
+    let _ = conn.close().await;
+    Ok(rows)
+}
+
 struct SqliteSnapshot {
     info: SourceInfo,
     copy: std::sync::Arc<tempfile::TempPath>,
@@ -120,6 +144,7 @@ impl Source for SqliteSource {
         .map(|r| r.get::<String, _>(0))
         .collect();
         let _ = conn.close().await;
+        let rows = count_rows(&copy, &tables).await?;
 
         let mut position = std::collections::BTreeMap::new();
         position.insert("journal_mode".to_owned(), journal);
@@ -136,6 +161,7 @@ impl Source for SqliteSource {
             meta: EntryMeta {
                 format: Format::DatabaseFile,
                 tables,
+                rows,
             },
         }))
     }

@@ -72,7 +72,8 @@
 pub use dbbackup_core::*;
 pub use dbbackup_storage::{open_sink, redact, FsSink, ObjectStoreSink, Throttled};
 pub use registry::{
-    source, table_filter, target, EngineTool, Selection, SourceOptions, TargetOptions,
+    scratch, source, table_filter, target, EngineTool, ScratchOptions, Selection, SourceOptions,
+    TargetOptions,
 };
 
 /// The SQLite engine.

@@ -6,8 +6,8 @@ use std::str::FromStr;
 use std::sync::Arc;
 
 use dbbackup_core::{
-    EntryRecord, Error, ErrorKind, Filter, RestoreTarget, Result, ServerBackupKind, SharedDir,
-    Sink, Source,
+    EntryRecord, Error, ErrorKind, Filter, RestoreTarget, Result, ScratchServer, ServerBackupKind,
+    SharedDir, Sink, Source,
 };
 
 /// How a backup is taken.
@@ -377,6 +377,96 @@ pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
         #[cfg(feature = "mssql")]
         Engine::Mssql => Ok(Arc::new(
             dbbackup_mssql::MssqlTarget::new(url)?.create(o.create),
+        )),
+        #[allow(unreachable_patterns)]
+        other => Err(not_built(other)),
+    }
+}
+
+/// How [`scratch`] opens a scratch server for restore tests.
+#[derive(Debug, Clone)]
+pub struct ScratchOptions {
+    /// Entries restored at once.
+    pub jobs: usize,
+    /// PostgreSQL: leave out owners and privileges (a scratch server without the backup's
+    /// roles).
+    pub skip_privileges: bool,
+    /// MySQL: load rows with `LOAD DATA LOCAL INFILE` where the server allows it.
+    pub local_infile: bool,
+}
+
+impl Default for ScratchOptions {
+    fn default() -> Self {
+        ScratchOptions {
+            jobs: 2,
+            skip_privileges: false,
+            local_infile: true,
+        }
+    }
+}
+
+/// Where restore tests of `engine`'s backups create their scratch databases: the server of
+/// `url` (`postgres://`, `mysql://`; its database is only where a PostgreSQL scratch database
+/// is created from), or for SQLite a temporary directory (`url`, when given, is
+/// `sqlite:///DIR` or a directory).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for a missing or mismatched URL; [`ErrorKind::Unsupported`] for
+/// an engine whose restore tests are not built (SQL Server) or that this build leaves out.
+pub fn scratch(
+    engine: &str,
+    url: Option<&str>,
+    o: &ScratchOptions,
+) -> Result<Arc<dyn ScratchServer>> {
+    if engine == "sqlite" {
+        #[cfg(feature = "sqlite")]
+        return Ok(match url {
+            None => Arc::new(dbbackup_sqlite::SqliteScratch::new()),
+            Some(u) => Arc::new(dbbackup_sqlite::SqliteScratch::in_dir(
+                u.strip_prefix("sqlite://").unwrap_or(u),
+            )),
+        });
+        #[cfg(not(feature = "sqlite"))]
+        return Err(not_built(Engine::Sqlite));
+    }
+    if engine.starts_with("mssql") {
+        return Err(Error::new(
+            ErrorKind::Unsupported,
+            "restore tests of SQL Server backups are not built yet (no SQL Server runs where \
+             dbbackup is tested); restore into a scratch database with `dbbackup restore \
+             --create` and check it there",
+        ));
+    }
+    let url = url.ok_or_else(|| {
+        invalid(format!(
+            "a restore test of a {engine} backup needs a scratch server: give --scratch URL (a \
+             server where it may create and drop a database, e.g. {})",
+            match engine {
+                "mysql" => "mysql://root@127.0.0.1:3306",
+                _ => "postgres://postgres@127.0.0.1:5432/postgres",
+            }
+        ))
+    })?;
+    let given = Engine::of(url)?;
+    if given.name() != engine && !engine.starts_with(given.name()) {
+        return Err(invalid(format!(
+            "the scratch server {} is {}, the backup is {engine}: give a {engine} server",
+            dbbackup_storage::redact(url),
+            given.name()
+        )));
+    }
+    match given {
+        #[cfg(feature = "postgres")]
+        Engine::Postgres => Ok(Arc::new(
+            dbbackup_postgres::PgScratch::new(url)?
+                .with_jobs(o.jobs)
+                .skip_privileges(o.skip_privileges),
+        )),
+        #[cfg(feature = "mysql")]
+        Engine::Mysql => Ok(Arc::new(
+            dbbackup_mysql::MySqlScratch::new(url)?
+                .with_jobs(o.jobs)
+                .local_infile(o.local_infile),
         )),
         #[allow(unreachable_patterns)]
         other => Err(not_built(other)),

@@ -15,6 +15,26 @@ pub(crate) fn status_word(e: &CatalogEntry) -> &'static str {
     }
 }
 
+/// A restore test in `list`'s column: `ok 2h` / `FAILED 3d` (how long ago it ran).
+pub(crate) fn test_word(t: &dbbackup::RestoreTestRecord, now: time::OffsetDateTime) -> String {
+    format!(
+        "{} {}",
+        if t.passed { "ok" } else { "FAILED" },
+        age((now - t.finished_at).try_into().unwrap_or(Duration::ZERO)).trim()
+    )
+}
+
+/// A restore test in `--json` output.
+pub(crate) fn test_json(
+    t: &dbbackup::RestoreTestRecord,
+    now: time::OffsetDateTime,
+) -> serde_json::Value {
+    json!({"tested_at": rfc3339(t.finished_at), "passed": t.passed,
+           "restore_seconds": t.restore_seconds,
+           "age_seconds": (now - t.finished_at).as_seconds_f64(),
+           "failed": t.failures().map(|c| c.name.clone()).collect::<Vec<_>>()})
+}
+
 /// Runs the command.
 pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode> {
     let repo = open_existing(&a.repo, &a.key).await?;
@@ -34,6 +54,9 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
             .ok()
             .and_then(|w| w.iter().find(|r| r.backup.backup_id == id))
     };
+    // The newest restore test of each backup (a listing failure leaves the column empty).
+    let tests = repo.latest_restore_tests().await.unwrap_or_default();
+    let now = time::OffsetDateTime::now_utc();
     if json {
         let items: Vec<_> = catalog
             .entries
@@ -63,6 +86,9 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                         if let Some(r) = binlog_of(&m.backup_id) {
                             o.insert("recovery".into(), r.json());
                         }
+                        if let Some(t) = tests.get(&m.backup_id) {
+                            o.insert("restore_test".into(), test_json(t, now));
+                        }
                     }
                 }
                 item
@@ -78,17 +104,25 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
         println!("no backups yet");
     } else {
         println!(
-            "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11} {:>7} {:<3}  labels",
-            "id", "status", "engine", "database", "entries", "size", "stored", "age", "enc"
+            "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11} {:>7} {:<3} {:<11} labels",
+            "id",
+            "status",
+            "engine",
+            "database",
+            "entries",
+            "size",
+            "stored",
+            "age",
+            "enc",
+            "tested"
         );
-        let now = time::OffsetDateTime::now_utc();
         for e in &catalog.entries {
             match &e.manifest {
                 Some(m) => {
                     let labels: Vec<String> =
                         m.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
                     println!(
-                        "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11} {:>7} {:<3}  {}",
+                        "{:<29} {:<9} {:<10} {:<20} {:>7} {:>11} {:>11} {:>7} {:<3} {:<11} {}",
                         m.backup_id,
                         status_word(e),
                         m.source.engine,
@@ -98,6 +132,10 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
                         human(m.stored_size()),
                         age((now - m.finished_at).try_into().unwrap_or(Duration::ZERO)),
                         if m.encryption.is_some() { "yes" } else { "no" },
+                        tests
+                            .get(&m.backup_id)
+                            .map(|t| test_word(t, now))
+                            .unwrap_or_else(|| "-".into()),
                         labels.join(",")
                     );
                 }

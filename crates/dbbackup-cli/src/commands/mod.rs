@@ -8,6 +8,7 @@ pub(crate) mod list;
 pub(crate) mod prune;
 pub(crate) mod rekey;
 pub(crate) mod restore;
+pub(crate) mod restore_test;
 pub(crate) mod show;
 pub(crate) mod verify;
 pub(crate) mod wal;

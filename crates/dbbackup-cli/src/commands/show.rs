@@ -53,11 +53,18 @@ pub(crate) async fn run(a: crate::cli::ShowArgs, json: bool) -> Result<ExitCode>
     let age_s = (time::OffsetDateTime::now_utc() - m.finished_at)
         .try_into()
         .unwrap_or(Duration::ZERO);
+    let tests = if problem.is_none() {
+        repo.restore_tests(&m.backup_id).await.ok()
+    } else {
+        None
+    };
     if json {
         println!(
             "{}",
             json!({"ok": problem.is_none(), "command": "show", "status": status, "problem": problem,
-                   "age_seconds": age_s.as_secs_f64(), "manifest": m})
+                   "age_seconds": age_s.as_secs_f64(), "manifest": m,
+                   "restore_tests": tests.as_ref().map(|t| &t.records),
+                   "refused_restore_tests": tests.as_ref().map(|t| &t.refused)})
         );
         return Ok(code);
     }
@@ -156,6 +163,30 @@ pub(crate) async fn run(a: crate::cli::ShowArgs, json: bool) -> Result<ExitCode>
     }
     for w in &m.warnings {
         println!("warning  {w}");
+    }
+    if let Some(t) = &tests {
+        let now = time::OffsetDateTime::now_utc();
+        if t.records.is_empty() {
+            println!("tested   never (dbbackup restore-test proves a backup restorable)");
+        }
+        for r in &t.records {
+            let failed: Vec<&str> = r.failures().map(|c| c.name.as_str()).collect();
+            println!(
+                "tested   {} ({} ago): {}, restore took {:.1}s, on {}",
+                rfc3339(r.finished_at),
+                age((now - r.finished_at).try_into().unwrap_or(Duration::ZERO)).trim(),
+                if r.passed {
+                    "passed".to_owned()
+                } else {
+                    format!("FAILED ({})", failed.join(", "))
+                },
+                r.restore_seconds,
+                r.scratch
+            );
+        }
+        for (key, why) in &t.refused {
+            println!("REFUSED restore-test record {key}: {why}");
+        }
     }
     if !m.omitted.is_empty() {
         println!(
