@@ -10,6 +10,7 @@ use sqlx::{ConnectOptions, Connection};
 
 mod binlog;
 mod daemon;
+mod restore_test;
 mod wal;
 
 struct Dir(PathBuf);
