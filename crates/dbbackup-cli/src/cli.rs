@@ -93,7 +93,8 @@ pub struct DaemonArgs {
 pub struct RunJobArgs {
     /// The job's name in the file.
     pub name: String,
-    /// backup (default; then the job's retention), verify (its newest backup) or prune.
+    /// backup (default; then the job's retention), verify (its newest backup), prune, or
+    /// restore-test (its newest backup, on the job's scratch server).
     #[arg(long, default_value = "backup", value_name = "OP")]
     pub operation: String,
 }

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use dbbackup_core::{
     plan_grouped, BackupBuilder, BackupSelector, Error, ErrorKind, Event, GroupBy, KeepPolicy,
-    Repository, Result, Subscriber, Verify,
+    Repository, Result, ScratchServer, Subscriber, Verify,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -21,15 +21,19 @@ pub enum JobOperation {
     Prune,
     /// Verify the newest backup (every object read, every checksum and tag checked).
     Verify,
+    /// Restore-test the newest backup ([`RestoreTest`](crate::RestoreTest)) on the job's
+    /// scratch server; a failed check fails the run.
+    RestoreTest,
 }
 
 impl JobOperation {
-    /// `backup`, `prune` or `verify`.
+    /// `backup`, `prune`, `verify` or `restore-test`.
     pub fn as_str(self) -> &'static str {
         match self {
             JobOperation::Backup => "backup",
             JobOperation::Prune => "prune",
             JobOperation::Verify => "verify",
+            JobOperation::RestoreTest => "restore-test",
         }
     }
 }
@@ -134,6 +138,14 @@ pub struct Job {
     hook_timeout: Duration,
     pub(crate) jitter: Duration,
     pub(crate) catch_up: bool,
+    restore_test: Option<RestoreTestSpec>,
+}
+
+/// Where and how a job's restore tests run.
+#[derive(Clone)]
+struct RestoreTestSpec {
+    scratch: Arc<dyn ScratchServer>,
+    checks: Vec<String>,
 }
 
 impl std::fmt::Debug for Job {
@@ -157,6 +169,7 @@ pub struct JobBuilder {
     hook_timeout: Duration,
     jitter: Duration,
     catch_up: bool,
+    restore_test: Option<RestoreTestSpec>,
 }
 
 impl Job {
@@ -173,6 +186,7 @@ impl Job {
             hook_timeout: Duration::from_secs(300),
             jitter: Duration::ZERO,
             catch_up: true,
+            restore_test: None,
         }
     }
 
@@ -397,6 +411,39 @@ impl Job {
                 out.stored_bytes = report.stored_bytes;
                 Ok(())
             }
+            JobOperation::RestoreTest => {
+                let spec = self.restore_test.as_ref().ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::InvalidInput,
+                        format!("job {} has no scratch server for restore tests", self.name),
+                    )
+                })?;
+                let mut t = crate::RestoreTest::new(self.repository.clone(), spec.scratch.clone())
+                    .cancel_token(cancel.child_token());
+                for c in &spec.checks {
+                    t = t.check(c.clone());
+                }
+                for s in subscribers {
+                    t = t.subscribe(s.clone());
+                }
+                let record = t.run().await?;
+                out.backup_id = Some(record.backup_id.clone());
+                if !record.passed {
+                    let failed: Vec<String> = record
+                        .failures()
+                        .map(|c| format!("{}: {}", c.name, c.detail))
+                        .collect();
+                    return Err(Error::new(
+                        ErrorKind::Corrupt,
+                        format!(
+                            "the restore test of backup {} failed: {}",
+                            record.backup_id,
+                            failed.join("; ")
+                        ),
+                    ));
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -432,6 +479,14 @@ impl JobBuilder {
             policy,
             group_by: GroupBy::default(),
         })
+    }
+
+    /// Where restore-test runs restore the newest backup, and the queries that must hold on it
+    /// (see [`RestoreTest`](crate::RestoreTest)); schedule them with
+    /// `schedule_for(JobOperation::RestoreTest, ..)`.
+    pub fn restore_test(mut self, scratch: Arc<dyn ScratchServer>, checks: Vec<String>) -> Self {
+        self.restore_test = Some(RestoreTestSpec { scratch, checks });
+        self
     }
 
     /// Runs before each run; an error aborts the run with its message.
@@ -502,6 +557,16 @@ impl JobBuilder {
                 "job {name}: a prune schedule needs retention (keep rules)"
             ));
         }
+        if self.restore_test.is_none()
+            && self
+                .schedules
+                .iter()
+                .any(|(o, _)| *o == JobOperation::RestoreTest)
+        {
+            return bad(format!(
+                "job {name}: a restore-test schedule needs a scratch server (JobBuilder::restore_test)"
+            ));
+        }
         let now = time::OffsetDateTime::now_utc();
         for (op, s) in &self.schedules {
             if let Some(i) = s.interval_after(now) {
@@ -527,6 +592,7 @@ impl JobBuilder {
             hook_timeout: self.hook_timeout,
             jitter: self.jitter,
             catch_up: self.catch_up,
+            restore_test: self.restore_test,
         })
     }
 }

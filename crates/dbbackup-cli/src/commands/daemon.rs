@@ -22,6 +22,9 @@ const JOB_KEYS: &[&str] = &[
     "schedule",
     "verify-schedule",
     "prune-schedule",
+    "restore-test-schedule",
+    "scratch",
+    "check",
     "timezone",
     "jitter",
     "hook-timeout",
@@ -238,6 +241,34 @@ async fn job_of(
     }
     let verify_schedule = schedule_of("verify-schedule", &mut problems);
     let prune_schedule = schedule_of("prune-schedule", &mut problems);
+    let restore_test_schedule = schedule_of("restore-test-schedule", &mut problems);
+    let checks: Vec<String> = match t.get("check") {
+        None => Vec::new(),
+        Some(toml::Value::String(c)) => vec![c.clone()],
+        Some(toml::Value::Array(a)) if a.iter().all(|v| v.is_str()) => a
+            .iter()
+            .filter_map(|v| v.as_str().map(str::to_owned))
+            .collect(),
+        Some(_) => {
+            problems.push(format!(
+                "{label}: check must be an SQL query or a list of them"
+            ));
+            Vec::new()
+        }
+    };
+    let scratch_url = match t.get("scratch") {
+        None => None,
+        Some(toml::Value::String(u)) => Some(u.clone()),
+        Some(_) => {
+            problems.push(format!("{label}: scratch must be a server URL (a string)"));
+            None
+        }
+    };
+    if (scratch_url.is_some() || !checks.is_empty()) && restore_test_schedule.is_none() {
+        problems.push(format!(
+            "{label}: scratch and check are for restore tests: add restore-test-schedule"
+        ));
+    }
     if prune_schedule.is_some() && !retention {
         problems.push(format!(
             "{label}: prune-schedule needs keep rules (keep-last, keep-daily, ...)"
@@ -339,6 +370,16 @@ async fn job_of(
     if !problems.is_empty() {
         return Err(problems);
     }
+    let scratch = match &restore_test_schedule {
+        None => None,
+        Some(_) => {
+            let engine = engine_of(a.source.as_deref().unwrap_or_default());
+            match dbbackup::scratch(engine, scratch_url.as_deref(), &Default::default()) {
+                Ok(s) => Some(s),
+                Err(e) => return Err(vec![format!("{label}: restore-test-schedule: {e}")]),
+            }
+        }
+    };
     let builder = match super::backup::builder(&a).await {
         Ok((b, _)) => b,
         Err(e) => return Err(vec![format!("{label}: {e}")]),
@@ -355,6 +396,11 @@ async fn job_of(
     }
     if let Some(p) = prune {
         j = j.retention(p);
+    }
+    if let (Some(s), Some(scratch)) = (restore_test_schedule, scratch) {
+        j = j
+            .schedule_for(JobOperation::RestoreTest, s)
+            .restore_test(scratch, checks);
     }
     if let Some(h) = before {
         j = j.before(h);
@@ -385,6 +431,16 @@ async fn job_of(
         }
     }
     Ok(job)
+}
+
+/// The engine of a source URL, as manifests name it.
+fn engine_of(source: &str) -> &'static str {
+    match source.split_once(':').map(|(s, _)| s).unwrap_or("") {
+        "sqlite" => "sqlite",
+        "postgres" | "postgresql" => "postgres",
+        "mysql" | "mariadb" => "mysql",
+        _ => "mssql",
+    }
 }
 
 /// Prints each job event as one line (JSON lines with `json`).
@@ -544,9 +600,10 @@ pub(crate) async fn run_job(
         "backup" => JobOperation::Backup,
         "verify" => JobOperation::Verify,
         "prune" => JobOperation::Prune,
+        "restore-test" => JobOperation::RestoreTest,
         other => {
             return Err(invalid(format!(
-                "--operation {other:?}: use backup, verify or prune"
+                "--operation {other:?}: use backup, verify, prune or restore-test"
             )))
         }
     };

@@ -147,7 +147,16 @@ async fn the_daemon_backs_up_prunes_survives_an_outage_reloads_and_stops_cleanly
                 h = hooks.display()
             ),
         ),
-        job("pg", &format!("{}/{pg_db}", pg_server()), &r_pg, "*/3 * * * * *", "keep-last = 1\njobs = 2"),
+        job(
+            "pg",
+            &format!("{}/{pg_db}", pg_server()),
+            &r_pg,
+            "*/3 * * * * *",
+            &format!(
+                "keep-last = 1\njobs = 2\nrestore-test-schedule = \"*/4 * * * * *\"\nscratch = \"{}/postgres\"\ncheck = [\"select count(*) > 0 from big\"]",
+                pg_server()
+            ),
+        ),
         job("my", &format!("{my}/shop"), &r_my, "*/2 * * * * *", "keep-last = 3\nlabel = [\"tier=test\"]"),
     ]
     .concat();
@@ -183,6 +192,12 @@ async fn the_daemon_backs_up_prunes_survives_an_outage_reloads_and_stops_cleanly
             ["lite", "pg", "my"]
                 .iter()
                 .all(|j| finished(ev, j, "succeeded") >= 2)
+                && ev.iter().any(|e| {
+                    e["event"] == "job-finished"
+                        && e["job"] == "pg"
+                        && e["operation"] == "restore-test"
+                        && e["status"] == "succeeded"
+                })
         },
         &mut d,
     );
