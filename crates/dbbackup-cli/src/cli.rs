@@ -42,6 +42,14 @@ pub enum Command {
     /// Example: dbbackup restore-test --repo /var/backups/app --scratch
     /// postgres://postgres@127.0.0.1/postgres --check 'select count(*) > 0 from orders'
     RestoreTest(RestoreTestArgs),
+    /// Check recovery objectives, for monitoring (cron mail, Nagios, a Kubernetes CronJob): one
+    /// line per objective; exit 0 when all hold, 4 when one does not.
+    ///
+    /// Example: dbbackup check --repo /var/backups/app --max-age 26h --max-restore-test-age 8d
+    Check(CheckArgs),
+    /// A repository on one screen: its backups, the newest and oldest, the last restore test
+    /// and its restore time, the log archive and the recoverable windows.
+    Status(StatusArgs),
     /// One backup's details: time, source, recorded position, sizes, encoding and key id,
     /// labels, parent, each entry with its rows, warnings, what it leaves out. Exit 3 when the
     /// backup is damaged or refused.
@@ -323,6 +331,34 @@ pub struct RestoreTestArgs {
     /// PostgreSQL: leave out owners and privileges (a scratch server without the backup's roles).
     #[arg(long)]
     pub skip_privileges: bool,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
+    /// The newest backup must have finished within this long (e.g. 26h).
+    #[arg(long, value_name = "DUR")]
+    pub max_age: Option<String>,
+    /// A restore test must have passed within this long, and the last one must not have
+    /// failed (e.g. 8d).
+    #[arg(long, value_name = "DUR")]
+    pub max_restore_test_age: Option<String>,
+    /// The newest WAL / binlog piece must have been archived within this long (e.g. 5m).
+    #[arg(long, value_name = "DUR")]
+    pub max_archive_lag: Option<String>,
+    #[command(flatten)]
+    pub key: KeyArgs,
+}
+
+/// `status`.
+#[derive(Debug, Args)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub repo: RepoArgs,
     #[command(flatten)]
     pub key: KeyArgs,
 }

@@ -111,6 +111,8 @@ async fn dispatch(
         Command::Restore(a) => commands::restore::run(a, json, mode).await,
         Command::List(a) => commands::list::run(a, json).await,
         Command::RestoreTest(a) => commands::restore_test::run(a, json, mode).await,
+        Command::Check(a) => commands::check::check(a, json).await,
+        Command::Status(a) => commands::check::status(a, json).await,
         Command::Show(a) => commands::show::run(a, json).await,
         Command::Verify(a) => commands::verify::run(a, json, mode).await,
         Command::Prune(a) => commands::prune::run(a, json).await,

@@ -394,7 +394,7 @@ impl Repository {
                 Err(e) => out.refused.push((key.clone(), e.to_string())),
             }
         }
-        out.records.sort_by(|a, b| a.started_at.cmp(&b.started_at));
+        out.records.sort_by_key(|r| r.started_at);
         Ok(out)
     }
 }

@@ -2,6 +2,7 @@
 
 pub(crate) mod backup;
 pub(crate) mod binlog;
+pub(crate) mod check;
 pub(crate) mod daemon;
 pub(crate) mod gc;
 pub(crate) mod list;

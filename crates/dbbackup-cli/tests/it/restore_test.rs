@@ -391,3 +391,68 @@ async fn mariadb_restore_tests_count_rows_check_tables_and_drop_the_scratch_data
     .execute(&mut a)
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_fails_a_stale_or_untested_repository_and_passes_a_fresh_one() {
+    let d = Dir::new("rt-check");
+    make_db(&d.p("app.db"), 20).await;
+    let b = json(&dbbackup(
+        &d,
+        &[
+            "--json",
+            "backup",
+            "--source",
+            "sqlite://app.db",
+            "--repo",
+            "repo",
+        ],
+    ));
+    let id = b["backup_id"].as_str().unwrap().to_owned();
+    let check = |extra: &[&str]| {
+        let mut args = vec!["check", "--repo", "repo"];
+        args.extend_from_slice(extra);
+        dbbackup(&d, &args)
+    };
+    let out = check(&[]);
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("--max-age"), "{}", text(&out));
+    // Fresh, never restore-tested.
+    let out = check(&["--max-age", "26h"]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("OK   max-age: newest backup"),
+        "{}",
+        text(&out)
+    );
+    let out = check(&["--max-age", "26h", "--max-restore-test-age", "8d"]);
+    assert_eq!(code(&out), Some(4), "{}", text(&out));
+    assert!(
+        text(&out).contains("was ever restore-tested"),
+        "{}",
+        text(&out)
+    );
+    ok(&dbbackup(&d, &["restore-test", "--repo", "repo"]));
+    let out = check(&["--max-age", "26h", "--max-restore-test-age", "8d"]);
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    let status = ok(&dbbackup(&d, &["status", "--repo", "repo"]));
+    for want in ["1 trusted", "passed, restore took", "log archive none"] {
+        assert!(status.contains(want), "missing {want:?} in {status}");
+    }
+    // Stale: the only backup finished long ago (an unencrypted manifest, rewritten).
+    let path = d.p("repo").join("backups").join(&id).join("MANIFEST");
+    let text_ = std::fs::read_to_string(&path).unwrap();
+    let mut m: Value = serde_json::from_str(text_.lines().next().unwrap()).unwrap();
+    m["finished_at"] = "2026-01-01T00:00:00Z".into();
+    m["started_at"] = "2026-01-01T00:00:00Z".into();
+    let body = serde_json::to_string(&m).unwrap();
+    let seal = serde_json::json!({"blake3": blake3::hash(body.as_bytes()).to_hex().to_string()});
+    std::fs::write(&path, format!("{body}\n{seal}\n")).unwrap();
+    let out = check(&["--json", "--max-age", "26h"]);
+    assert_eq!(code(&out), Some(4), "{}", text(&out));
+    let j = parse(&out);
+    assert_eq!(j["objectives"][0]["objective"], "max-age");
+    assert_eq!(j["objectives"][0]["ok"], false);
+    let out = check(&["--max-archive-lag", "5m"]);
+    assert_eq!(code(&out), Some(4), "{}", text(&out));
+    assert!(text(&out).contains("no log archive"), "{}", text(&out));
+}

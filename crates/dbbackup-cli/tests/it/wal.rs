@@ -701,6 +701,27 @@ async fn restore_points_lsns_timelines_gaps_and_retention() {
     drop(c);
     s.src.stop();
 
+    // Freshness of the archive, and the repository on one screen.
+    let out = repo_cmd(&s, &["check", "--max-archive-lag", "1h", "--max-age", "1h"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(
+        text(&out).contains("OK   max-archive-lag: newest wal piece"),
+        "{}",
+        text(&out)
+    );
+    let out = repo_cmd(&s, &["check", "--max-archive-lag", "0s"]);
+    assert_eq!(out.status.code(), Some(4), "{}", text(&out));
+    let status = repo_cmd(&s, &["status"]);
+    assert!(
+        text(&status).contains("log archive wal: newest piece"),
+        "{}",
+        text(&status)
+    );
+    assert!(
+        text(&status).contains(&format!("recovery window of {b1}")),
+        "{}",
+        text(&status)
+    );
     // What the repository can recover, and proof that its WAL reads.
     let list = json_of(&repo_cmd(&s, &["list", "--json"]));
     let rec = |id: &str, list: &serde_json::Value| {
