@@ -94,6 +94,11 @@ pub struct DaemonArgs {
     /// How many runs may go at once across all jobs.
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub max_concurrent: usize,
+    /// Serve Prometheus metrics at http://ADDR/metrics (e.g. 127.0.0.1:9187): each job's last
+    /// success, status, duration, sizes, failures, backup age, last restore test and its
+    /// restore time, and the archive lag of its repository.
+    #[arg(long, env = "DBBACKUP_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// `run-job`.

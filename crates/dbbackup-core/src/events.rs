@@ -161,7 +161,22 @@ pub enum Event {
         elapsed: Duration,
         /// Why it failed.
         error: Option<String>,
+        /// A restore test's restore time (the measured recovery time).
+        #[serde(with = "opt_duration_secs")]
+        restore_time: Option<Duration>,
     },
+}
+
+mod opt_duration_secs {
+    pub fn serialize<S: serde::Serializer>(
+        d: &Option<std::time::Duration>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_some(&d.as_secs_f64()),
+            None => s.serialize_none(),
+        }
+    }
 }
 
 mod duration_secs {

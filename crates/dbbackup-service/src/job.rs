@@ -113,6 +113,8 @@ pub struct JobOutcome {
     pub elapsed: Duration,
     /// Why it failed.
     pub error: Option<String>,
+    /// A restore test's restore time (the measured recovery time).
+    pub restore_time: Option<Duration>,
 }
 
 impl JobOutcome {
@@ -276,6 +278,7 @@ impl Job {
             pruned: Vec::new(),
             elapsed: Duration::ZERO,
             error: None,
+            restore_time: None,
         };
         let ctx = |out: &JobOutcome, stage: HookStage| HookContext {
             job: self.name.clone(),
@@ -344,6 +347,7 @@ impl Job {
             pruned: out.pruned.clone(),
             elapsed: out.elapsed,
             error: out.error.clone(),
+            restore_time: out.restore_time,
         });
         out
     }
@@ -428,6 +432,7 @@ impl Job {
                 }
                 let record = t.run().await?;
                 out.backup_id = Some(record.backup_id.clone());
+                out.restore_time = Some(Duration::from_secs_f64(record.restore_seconds));
                 if !record.passed {
                     let failed: Vec<String> = record
                         .failures()

@@ -14,12 +14,19 @@
 
 mod hooks;
 mod job;
+#[cfg(feature = "metrics")]
+mod metrics;
 mod restore_test;
 mod schedule;
 mod scheduler;
 
 pub use hooks::{command_hook, hook, Hook, HookContext, HookStage};
 pub use job::{Job, JobBuilder, JobOperation, JobOutcome, KeepRetention, Prune, Trigger};
+#[cfg(feature = "metrics")]
+pub use metrics::Metrics;
+/// The metrics registry and encoder ([`Metrics::register`] takes its `Registry`).
+#[cfg(feature = "metrics")]
+pub use prometheus_client;
 pub use restore_test::RestoreTest;
 pub use schedule::Schedule;
 pub use scheduler::{JobHandle, Scheduler, SchedulerHandle};

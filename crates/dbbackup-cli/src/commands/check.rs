@@ -71,7 +71,9 @@ impl Facts {
 }
 
 /// The newest piece of any log archive, by its (authenticated) record.
-async fn last_piece(repo: &Repository) -> Result<Option<(String, String, time::OffsetDateTime)>> {
+pub(crate) async fn last_piece(
+    repo: &Repository,
+) -> Result<Option<(String, String, time::OffsetDateTime)>> {
     let seals: Vec<dbbackup::ObjectMeta> = repo
         .sink()
         .list(dbbackup::LOGS_PREFIX)

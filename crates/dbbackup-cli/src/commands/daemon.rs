@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{CommandFactory, FromArgMatches};
-use dbbackup::service::{command_hook, Job, JobOperation, Prune, Schedule, Scheduler, Trigger};
+use dbbackup::service::{
+    command_hook, Job, JobOperation, Metrics, Prune, Schedule, Scheduler, Trigger,
+};
 
 #[allow(unused_imports)]
 use crate::common::*;
@@ -481,12 +483,18 @@ fn printer(json: bool) -> impl Fn(&dbbackup::Event) + Send + Sync + 'static {
                 pruned,
                 elapsed,
                 error,
+                restore_time,
             } => {
                 let mut l = format!(
                     "{now} job {job}: {operation} {status} in {:.1}s",
                     elapsed.as_secs_f64()
                 );
-                if let Some(id) = backup_id {
+                if let (Some(id), Some(rt)) = (backup_id, restore_time) {
+                    l.push_str(&format!(
+                        ", backup {id} restored in {:.1}s",
+                        rt.as_secs_f64()
+                    ));
+                } else if let Some(id) = backup_id {
                     l.push_str(&format!(
                         ", backup {id} ({} -> {})",
                         human(*raw_bytes),
@@ -560,9 +568,33 @@ pub(crate) async fn daemon(
         path.display(),
         describe(&jobs)
     );
+    let metrics = Metrics::new();
+    let watched = Arc::new(std::sync::Mutex::new(jobs.clone()));
+    if let Some(addr) = &a.metrics_listen {
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| {
+            invalid(format!(
+                "--metrics-listen {addr}: cannot listen there: {e} (give HOST:PORT, e.g. \
+                 127.0.0.1:9187)"
+            ))
+        })?;
+        eprintln!(
+            "dbbackup daemon: metrics at http://{}/metrics",
+            listener
+                .local_addr()
+                .map(|a| a.to_string())
+                .unwrap_or_default()
+        );
+        tokio::spawn(serve_metrics(listener, metrics.clone(), cancel.clone()));
+        tokio::spawn(watch_repositories(
+            watched.clone(),
+            metrics.clone(),
+            cancel.clone(),
+        ));
+    }
     let handle = Scheduler::new()
         .max_concurrent(a.max_concurrent)
         .subscribe(printer(json))
+        .subscribe(metrics.clone())
         .start(cancel.clone());
     handle.reload(jobs);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -573,6 +605,7 @@ pub(crate) async fn daemon(
             _ = hup.recv() => match load(&path, false).await {
                 Ok(jobs) => {
                     eprintln!("dbbackup daemon: reloaded {}: {} job(s): {}", path.display(), jobs.len(), describe(&jobs));
+                    *watched.lock().expect("jobs lock") = jobs.clone();
                     handle.reload(jobs);
                 }
                 Err(p) => {
@@ -587,6 +620,92 @@ pub(crate) async fn daemon(
     eprintln!("dbbackup daemon: stopping; waiting for the runs in flight");
     handle.wait().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `GET /metrics` until `cancel`.
+async fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
+    use http_body_util::Full;
+    use hyper::{Request, Response, StatusCode};
+    loop {
+        let stream = tokio::select! {
+            _ = cancel.cancelled() => return,
+            r = listener.accept() => match r {
+                Ok((s, _)) => s,
+                Err(e) => {
+                    eprintln!("dbbackup daemon: metrics: accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+        };
+        let metrics = metrics.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: Request<hyper::body::Incoming>| {
+                let metrics = metrics.clone();
+                async move {
+                    let r = if req.uri().path() == "/metrics" {
+                        Response::builder()
+                            .header(
+                                "content-type",
+                                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                            )
+                            .body(Full::new(bytes::Bytes::from(metrics.encode())))
+                    } else {
+                        Response::builder()
+                            .status(StatusCode::NOT_FOUND)
+                            .body(Full::new(bytes::Bytes::from_static(b"see /metrics\n")))
+                    };
+                    r
+                }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Seeds the metrics with each job's newest backup (once per job, from its repository), and
+/// refreshes the archive lag of each job's repository every 30 seconds (a listing of its log
+/// archive). Follows reloads through `jobs`.
+async fn watch_repositories(
+    jobs: Arc<std::sync::Mutex<Vec<Job>>>,
+    metrics: Metrics,
+    cancel: CancellationToken,
+) {
+    let mut seeded = std::collections::HashSet::new();
+    loop {
+        let now: Vec<Job> = jobs.lock().expect("jobs lock").clone();
+        for job in &now {
+            if seeded.insert(job.name().to_owned()) {
+                if let Ok(catalog) = job.repository().catalog().await {
+                    if let Some(m) = catalog
+                        .trusted()
+                        .filter(|m| m.labels.get("job").map(String::as_str) == Some(job.name()))
+                        .max_by_key(|m| m.finished_at)
+                    {
+                        metrics.seed_backup(
+                            job.name(),
+                            m.finished_at,
+                            m.raw_size(),
+                            m.stored_size(),
+                        );
+                    }
+                }
+            }
+            if let Ok(Some((kind, _, at))) = super::check::last_piece(job.repository()).await {
+                metrics.set_archive_piece(job.name(), &kind, at);
+            }
+        }
+        tokio::select! {
+            _ = cancel.cancelled() => return,
+            _ = tokio::time::sleep(Duration::from_secs(30)) => {}
+        }
+    }
 }
 
 /// Runs `run-job`.

@@ -27,6 +27,27 @@ fn events(path: &std::path::Path) -> Vec<Value> {
         .collect()
 }
 
+/// `GET path` from the daemon's metrics server: the whole response.
+fn scrape(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        c,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut out = String::new();
+    c.read_to_string(&mut out).unwrap();
+    out
+}
+
+/// The value of one sample (`name{labels}`) in a scrape.
+fn metric(text: &str, sample: &str) -> Option<f64> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(sample)?.trim().parse().ok())
+}
+
 fn finished(ev: &[Value], job: &str, status: &str) -> usize {
     ev.iter()
         .filter(|e| e["event"] == "job-finished" && e["job"] == job && e["status"] == status)
@@ -178,6 +199,8 @@ async fn the_daemon_backs_up_prunes_survives_an_outage_reloads_and_stops_cleanly
             "--json",
             "--max-concurrent",
             "2",
+            "--metrics-listen",
+            "127.0.0.1:0",
             "--config",
             cfg.to_str().unwrap(),
         ])
@@ -202,6 +225,47 @@ async fn the_daemon_backs_up_prunes_survives_an_outage_reloads_and_stops_cleanly
         &mut d,
     );
 
+    // Metrics over HTTP, with the jobs' labels.
+    let err = std::fs::read_to_string(dir.p("daemon.err")).unwrap();
+    let addr = err
+        .split("metrics at http://")
+        .nth(1)
+        .and_then(|r| r.split("/metrics").next())
+        .unwrap_or_else(|| panic!("no metrics address in {err}"))
+        .to_owned();
+    let m = scrape(&addr, "/metrics");
+    for (name, min) in [
+        (
+            r#"dbbackup_last_success_timestamp_seconds{job="lite",operation="backup"}"#,
+            1.7e9,
+        ),
+        (
+            r#"dbbackup_last_attempt_success{job="pg",operation="backup"}"#,
+            1.0,
+        ),
+        (
+            r#"dbbackup_runs_total{job="my",operation="backup",status="succeeded"}"#,
+            2.0,
+        ),
+        (r#"dbbackup_last_backup_raw_bytes{job="pg"}"#, 1e6),
+        (r#"dbbackup_last_backup_stored_bytes{job="pg"}"#, 1.0),
+        (r#"dbbackup_backup_age_seconds{job="lite"}"#, 0.0),
+        (r#"dbbackup_last_restore_test_success{job="pg"}"#, 1.0),
+        (
+            r#"dbbackup_last_restore_test_duration_seconds{job="pg"}"#,
+            1e-6,
+        ),
+        (
+            r#"dbbackup_last_restore_test_timestamp_seconds{job="pg"}"#,
+            1.7e9,
+        ),
+    ] {
+        let v = metric(&m, name).unwrap_or_else(|| panic!("no {name} in\n{m}"));
+        assert!(v >= min, "{name} = {v} in\n{m}");
+    }
+    assert!(m.contains("# TYPE dbbackup_runs counter"), "{m}");
+    assert!(scrape(&addr, "/other").contains("404"), "not found");
+
     // The MariaDB goes away: runs fail and say why; back again: the next run succeeds.
     maria.shutdown();
     wait_for(
@@ -210,6 +274,31 @@ async fn the_daemon_backs_up_prunes_survives_an_outage_reloads_and_stops_cleanly
         |ev| finished(ev, "my", "failed") >= 1,
         &mut d,
     );
+    // A failed run moves the failure counter, not the success timestamp.
+    let success = r#"dbbackup_last_success_timestamp_seconds{job="my",operation="backup"}"#;
+    let failures = r#"dbbackup_failures_total{job="my",operation="backup"}"#;
+    let m1 = scrape(&addr, "/metrics");
+    let (s1, f1) = (
+        metric(&m1, success).unwrap(),
+        metric(&m1, failures).unwrap(),
+    );
+    assert_eq!(
+        metric(
+            &m1,
+            r#"dbbackup_last_attempt_success{job="my",operation="backup"}"#
+        ),
+        Some(0.0),
+        "{m1}"
+    );
+    wait_for(
+        &log,
+        "a second failed run of my",
+        |ev| finished(ev, "my", "failed") >= 2,
+        &mut d,
+    );
+    let m2 = scrape(&addr, "/metrics");
+    assert!(metric(&m2, failures).unwrap() > f1, "{m2}");
+    assert_eq!(metric(&m2, success).unwrap(), s1, "{m2}");
     let failed = events(&log)
         .into_iter()
         .find(|e| e["event"] == "job-finished" && e["job"] == "my" && e["status"] == "failed")
