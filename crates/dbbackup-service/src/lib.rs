@@ -16,6 +16,8 @@ mod hooks;
 mod job;
 #[cfg(feature = "metrics")]
 mod metrics;
+#[cfg(feature = "notify")]
+mod notify;
 mod restore_test;
 mod schedule;
 mod scheduler;
@@ -24,6 +26,11 @@ pub use hooks::{command_hook, hook, Hook, HookContext, HookStage};
 pub use job::{Job, JobBuilder, JobOperation, JobOutcome, KeepRetention, Prune, Trigger};
 #[cfg(feature = "metrics")]
 pub use metrics::Metrics;
+#[cfg(feature = "notify")]
+pub use notify::{
+    Channel, Email, Notification, Notifier, NotifierBuilder, NotifyOn, SmtpTls, Webhook,
+    WebhookFormat,
+};
 /// The metrics registry and encoder ([`Metrics::register`] takes its `Registry`).
 #[cfg(feature = "metrics")]
 pub use prometheus_client;

@@ -100,6 +100,254 @@ fn text_of(v: &toml::Value) -> Option<String> {
     }
 }
 
+/// The keys of a `[[notify]]` table.
+const NOTIFY_KEYS: &[&str] = &[
+    "url",
+    "url-env",
+    "url-file",
+    "token-env",
+    "token-file",
+    "format",
+    "smtp",
+    "tls",
+    "username",
+    "password-env",
+    "password-file",
+    "from",
+    "to",
+    "on",
+    "stale-after",
+    "timeout",
+    "retries",
+];
+
+/// One `[[notify]]` table, checked: a channel, what it is told, and its stale limit.
+struct NotifySpec {
+    channel: Arc<dyn dbbackup::service::Channel>,
+    on: Vec<dbbackup::service::NotifyOn>,
+    stale_after: Option<Duration>,
+    retries: u32,
+}
+
+/// A secret from `<key>-env` (an environment variable) or `<key>-file`, never from the file
+/// itself.
+fn secret(t: &toml::Table, key: &str, label: &str) -> std::result::Result<Option<String>, String> {
+    if let Some(v) = t.get(&format!("{key}-env")) {
+        let var = v
+            .as_str()
+            .ok_or(format!("{label}: {key}-env must be a variable name"))?;
+        return std::env::var(var).map(Some).map_err(|_| {
+            format!("{label}: {key}-env = {var:?}, but the environment variable {var} is not set")
+        });
+    }
+    if let Some(v) = t.get(&format!("{key}-file")) {
+        let f = v
+            .as_str()
+            .ok_or(format!("{label}: {key}-file must be a path"))?;
+        return std::fs::read_to_string(f)
+            .map(|s| Some(s.trim_end_matches(['\r', '\n']).to_owned()))
+            .map_err(|e| format!("{label}: {key}-file {f:?}: {e}"));
+    }
+    Ok(None)
+}
+
+/// Reads the `[[notify]]` tables. Every problem is listed.
+fn notify_specs(file: &toml::Table) -> std::result::Result<Vec<NotifySpec>, Vec<String>> {
+    use dbbackup::service::{Email, NotifyOn, SmtpTls, Webhook, WebhookFormat};
+    let tables: Vec<&toml::Table> = match file.get("notify") {
+        None => return Ok(Vec::new()),
+        Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_table()).collect(),
+        Some(_) => return Err(vec!["notify must be [[notify]] tables".into()]),
+    };
+    let mut problems = Vec::new();
+    let mut specs = Vec::new();
+    for (i, t) in tables.iter().enumerate() {
+        let label = format!("notify #{}", i + 1);
+        let mut p = Vec::new();
+        for k in t.keys().filter(|k| !NOTIFY_KEYS.contains(&k.as_str())) {
+            p.push(format!(
+                "{label}: unknown key {k:?} (a [[notify]] table has {})",
+                NOTIFY_KEYS.join(", ")
+            ));
+        }
+        let str_of = |k: &str, p: &mut Vec<String>| -> Option<String> {
+            match t.get(k) {
+                None => None,
+                Some(toml::Value::String(s)) => Some(s.clone()),
+                Some(_) => {
+                    p.push(format!("{label}: {k} must be a string"));
+                    None
+                }
+            }
+        };
+        let dur = |k: &str, default: Duration, p: &mut Vec<String>| -> Duration {
+            match t
+                .get(k)
+                .map(|v| text_of(v).map(|s| dbbackup::parse_duration(&s)))
+            {
+                None => default,
+                Some(Some(Ok(d))) => d,
+                _ => {
+                    p.push(format!("{label}: {k} must be a duration such as \"26h\""));
+                    default
+                }
+            }
+        };
+        let timeout = dur("timeout", Duration::from_secs(10), &mut p);
+        let stale_after = t
+            .get("stale-after")
+            .map(|_| dur("stale-after", Duration::ZERO, &mut p));
+        let retries = match t.get("retries") {
+            None => 3,
+            Some(toml::Value::Integer(n)) if (0..=10).contains(n) => *n as u32,
+            Some(_) => {
+                p.push(format!("{label}: retries must be 0 to 10"));
+                3
+            }
+        };
+        let on: Vec<NotifyOn> = match t.get("on") {
+            None => vec![NotifyOn::Failure, NotifyOn::Recovery, NotifyOn::Stale],
+            Some(toml::Value::Array(a)) => a
+                .iter()
+                .filter_map(|v| match v.as_str().map(NotifyOn::parse) {
+                    Some(Ok(k)) => Some(k),
+                    Some(Err(e)) => {
+                        p.push(format!("{label}: on: {}", e.message()));
+                        None
+                    }
+                    None => {
+                        p.push(format!("{label}: on must be a list of words"));
+                        None
+                    }
+                })
+                .collect(),
+            Some(_) => {
+                p.push(format!("{label}: on must be a list: [\"failure\", \"recovery\", \"success\", \"stale\"]"));
+                Vec::new()
+            }
+        };
+        if on.contains(&NotifyOn::Stale) && stale_after.is_none() && t.get("on").is_some() {
+            p.push(format!(
+                "{label}: on = [\"stale\", ...] needs stale-after (e.g. \"26h\")"
+            ));
+        }
+        let url = match (str_of("url", &mut p), secret(t, "url", &label)) {
+            (Some(u), Ok(None)) => Some(u),
+            (None, Ok(u)) => u,
+            (Some(_), Ok(Some(_))) => {
+                p.push(format!("{label}: give url or url-env / url-file, not both"));
+                None
+            }
+            (_, Err(e)) => {
+                p.push(e);
+                None
+            }
+        };
+        let smtp = str_of("smtp", &mut p);
+        let channel: Option<Arc<dyn dbbackup::service::Channel>> = match (url, smtp) {
+            (Some(_), Some(_)) => {
+                p.push(format!(
+                    "{label}: one channel per table: url (a webhook) or smtp (e-mail)"
+                ));
+                None
+            }
+            (None, None) => {
+                p.push(format!("{label}: no channel: give url / url-env (a webhook) or smtp = \"host:port\" (e-mail)"));
+                None
+            }
+            (Some(u), None) => {
+                let format = match str_of("format", &mut p).as_deref() {
+                    None | Some("json") => WebhookFormat::Json,
+                    Some("text") | Some("slack") => WebhookFormat::Text,
+                    Some(o) => {
+                        p.push(format!(
+                            "{label}: format {o:?}: use json or text (Slack / Mattermost)"
+                        ));
+                        WebhookFormat::Json
+                    }
+                };
+                match (
+                    Webhook::new(&u, format, timeout),
+                    secret(t, "token", &label),
+                ) {
+                    (Ok(w), Ok(tok)) => Some(Arc::new(match tok {
+                        Some(tok) => w.bearer_token(tok),
+                        None => w,
+                    })),
+                    (Err(e), _) => {
+                        p.push(format!("{label}: {}", e.message()));
+                        None
+                    }
+                    (_, Err(e)) => {
+                        p.push(e);
+                        None
+                    }
+                }
+            }
+            (None, Some(hp)) => {
+                let (host, port) = match hp.rsplit_once(':').map(|(h, p)| (h, p.parse::<u16>())) {
+                    Some((h, Ok(port))) => (h.to_owned(), port),
+                    _ => (hp.clone(), 587),
+                };
+                let tls = match str_of("tls", &mut p).as_deref() {
+                    None | Some("starttls") => SmtpTls::StartTls,
+                    Some("tls") => SmtpTls::Tls,
+                    Some("none") => SmtpTls::None,
+                    Some(o) => {
+                        p.push(format!("{label}: tls {o:?}: use starttls, tls or none"));
+                        SmtpTls::StartTls
+                    }
+                };
+                let user = str_of("username", &mut p);
+                let pass = secret(t, "password", &label).unwrap_or_else(|e| {
+                    p.push(e);
+                    None
+                });
+                let creds = match (user, pass) {
+                    (Some(u), Some(pw)) => Some((u, pw)),
+                    (None, None) => None,
+                    _ => {
+                        p.push(format!(
+                            "{label}: username and password-env / password-file go together"
+                        ));
+                        None
+                    }
+                };
+                let from = str_of("from", &mut p).unwrap_or_default();
+                let to: Vec<String> = match t.get("to") {
+                    Some(toml::Value::String(s)) => vec![s.clone()],
+                    Some(toml::Value::Array(a)) => a
+                        .iter()
+                        .filter_map(|v| v.as_str().map(str::to_owned))
+                        .collect(),
+                    _ => Vec::new(),
+                };
+                match Email::new(&host, port, tls, creds, &from, &to, timeout) {
+                    Ok(e) => Some(Arc::new(e)),
+                    Err(e) => {
+                        p.push(format!("{label}: {}", e.message()));
+                        None
+                    }
+                }
+            }
+        };
+        match channel {
+            Some(channel) if p.is_empty() => specs.push(NotifySpec {
+                channel,
+                on,
+                stale_after,
+                retries,
+            }),
+            _ => problems.extend(p),
+        }
+    }
+    if problems.is_empty() {
+        Ok(specs)
+    } else {
+        Err(problems)
+    }
+}
+
 /// Reads the jobs file. Every problem is listed, each naming its job and key.
 pub(crate) async fn load(path: &Path, check: bool) -> std::result::Result<Vec<Job>, Vec<String>> {
     let text = std::fs::read_to_string(path)
@@ -112,10 +360,14 @@ pub(crate) async fn load(path: &Path, check: bool) -> std::result::Result<Vec<Jo
         )]
     })?;
     let mut problems = Vec::new();
-    for k in file.keys().filter(|k| *k != "job") {
+    for k in file.keys().filter(|k| *k != "job" && *k != "notify") {
         problems.push(format!(
-            "the jobs file has an unknown key {k:?} at the top; jobs are [[job]] tables"
+            "the jobs file has an unknown key {k:?} at the top; jobs are [[job]] tables, \
+             notifications [[notify]] tables"
         ));
+    }
+    if let Err(p) = notify_specs(&file) {
+        problems.extend(p);
     }
     let tables: Vec<&toml::Table> = match file.get("job") {
         Some(toml::Value::Array(a)) => a.iter().filter_map(|v| v.as_table()).collect(),
@@ -591,11 +843,34 @@ pub(crate) async fn daemon(
             cancel.clone(),
         ));
     }
-    let handle = Scheduler::new()
+    let mut scheduler = Scheduler::new()
         .max_concurrent(a.max_concurrent)
         .subscribe(printer(json))
-        .subscribe(metrics.clone())
-        .start(cancel.clone());
+        .subscribe(metrics.clone());
+    // Notifications: read once at start (a restart picks up changes to [[notify]]).
+    let text = std::fs::read_to_string(&path).unwrap_or_default();
+    let file: toml::Table = text.parse().unwrap_or_default();
+    let specs = notify_specs(&file).unwrap_or_default();
+    let mut notifiers = Vec::new();
+    for spec in specs {
+        let mut b = dbbackup::service::Notifier::builder()
+            .retries(spec.retries, Duration::from_secs(1))
+            .channel(spec.channel, &spec.on);
+        if let Some(d) = spec.stale_after {
+            b = b.stale_after(d);
+        }
+        let n = b.start(cancel.clone());
+        scheduler = scheduler.subscribe(n.clone());
+        notifiers.push(n);
+    }
+    if !notifiers.is_empty() {
+        for job in &jobs {
+            if let Ok(Some(at)) = job.last_backup().await {
+                notifiers.iter().for_each(|n| n.seed_backup(job.name(), at));
+            }
+        }
+    }
+    let handle = scheduler.start(cancel.clone());
     handle.reload(jobs);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
         .map_err(|e| Error::new(ErrorKind::Source, format!("cannot listen for SIGHUP: {e}")))?;

@@ -15,7 +15,8 @@ use super::{code, json, ok, text, Dir};
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dbbackup"));
     c.env_remove("DBBACKUP_REPO")
-        .env("DBBACKUP_TEST_PASS", "daemon pass");
+        .env("DBBACKUP_TEST_PASS", "daemon pass")
+        .env("DBBACKUP_TEST_TOKEN", "s3cret-token-xyz");
     c
 }
 
@@ -25,6 +26,136 @@ fn events(path: &std::path::Path) -> Vec<Value> {
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect()
+}
+
+/// What a receiver got: bodies, authorization headers, and how many deliveries were tried.
+type Got = std::sync::Arc<std::sync::Mutex<(Vec<String>, Vec<String>, usize)>>;
+
+/// A local receiver of notifications (HTTP or SMTP) on a free loopback port: it refuses the
+/// first delivery, then records each one.
+struct Receiver {
+    addr: String,
+    got: Got,
+}
+
+impl Receiver {
+    fn bodies(&self) -> Vec<String> {
+        self.got.lock().unwrap().0.clone()
+    }
+    fn headers(&self) -> Vec<String> {
+        self.got.lock().unwrap().1.clone()
+    }
+    fn requests(&self) -> usize {
+        self.got.lock().unwrap().2
+    }
+
+    fn http() -> Receiver {
+        use std::io::{BufRead, BufReader, Read, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let got = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new(), 0)));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for stream in l.incoming().flatten() {
+                let mut r = BufReader::new(stream.try_clone().unwrap());
+                let (mut len, mut auth) = (0usize, String::new());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                        break;
+                    }
+                    let lower = line.to_ascii_lowercase();
+                    if let Some(v) = lower.strip_prefix("content-length:") {
+                        len = v.trim().parse().unwrap_or(0);
+                    }
+                    if lower.starts_with("authorization:") {
+                        auth = lower.trim().to_owned();
+                    }
+                }
+                let mut body = vec![0; len];
+                let _ = r.read_exact(&mut body);
+                let mut st = g.lock().unwrap();
+                st.2 += 1;
+                let first = st.2 == 1;
+                if !first {
+                    st.0.push(String::from_utf8_lossy(&body).into_owned());
+                    st.1.push(auth);
+                }
+                drop(st);
+                let mut w = stream;
+                let status = if first {
+                    "503 Service Unavailable"
+                } else {
+                    "200 OK"
+                };
+                let _ = write!(
+                    w,
+                    "HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+                );
+            }
+        });
+        Receiver { addr, got }
+    }
+
+    fn smtp() -> Receiver {
+        use std::io::{BufRead, BufReader, Write};
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = l.local_addr().unwrap().to_string();
+        let got = std::sync::Arc::new(std::sync::Mutex::new((Vec::new(), Vec::new(), 0)));
+        let g = got.clone();
+        std::thread::spawn(move || {
+            for stream in l.incoming().flatten() {
+                let mut w = stream.try_clone().unwrap();
+                let n = {
+                    let mut st = g.lock().unwrap();
+                    st.2 += 1;
+                    st.2
+                };
+                if n == 1 {
+                    let _ = w.write_all(b"421 busy, try again later\r\n");
+                    continue;
+                }
+                let _ = w.write_all(b"220 test ESMTP\r\n");
+                let mut r = BufReader::new(stream);
+                let (mut data, mut in_data, mut msg) = (false, false, String::new());
+                loop {
+                    let mut line = String::new();
+                    if r.read_line(&mut line).unwrap_or(0) == 0 {
+                        break;
+                    }
+                    if in_data {
+                        if line == ".\r\n" {
+                            in_data = false;
+                            g.lock().unwrap().0.push(std::mem::take(&mut msg));
+                            let _ = w.write_all(b"250 queued\r\n");
+                        } else {
+                            msg.push_str(&line);
+                        }
+                        continue;
+                    }
+                    let cmd = line.to_ascii_uppercase();
+                    let reply: &[u8] = if cmd.starts_with("EHLO") || cmd.starts_with("HELO") {
+                        b"250 test\r\n"
+                    } else if cmd.starts_with("DATA") {
+                        data = true;
+                        in_data = true;
+                        b"354 go ahead\r\n"
+                    } else if cmd.starts_with("QUIT") {
+                        let _ = w.write_all(b"221 bye\r\n");
+                        break;
+                    } else if cmd.starts_with("RCPT") {
+                        msg.push_str(&line);
+                        b"250 ok\r\n"
+                    } else {
+                        b"250 ok\r\n"
+                    };
+                    let _ = w.write_all(reply);
+                }
+                let _ = data;
+            }
+        });
+        Receiver { addr, got }
+    }
 }
 
 /// `GET path` from the daemon's metrics server: the whole response.
@@ -157,7 +288,17 @@ async fn the_daemon_backs_up_prunes_survives_an_outage_reloads_and_stops_cleanly
     );
     let hooks = dir.p("hooks");
     std::fs::create_dir_all(&hooks).unwrap();
+    // Receivers of notifications: a webhook that refuses its first delivery (503) and an SMTP
+    // server that refuses its first connection (421), so both retries are exercised.
+    let hook_rx = Receiver::http();
+    let mail_rx = Receiver::smtp();
+    let notify = format!(
+        "[[notify]]\nurl = \"http://{}/hook\"\ntoken-env = \"DBBACKUP_TEST_TOKEN\"\non = [\"failure\", \"recovery\"]\n\n\
+         [[notify]]\nsmtp = \"{}\"\ntls = \"none\"\nfrom = \"dbbackup@example.test\"\nto = [\"ops@example.test\"]\non = [\"failure\"]\n\n",
+        hook_rx.addr, mail_rx.addr
+    );
     let base = [
+        notify,
         job(
             "lite",
             &format!("sqlite://{}", lite.display()),
@@ -316,6 +457,54 @@ async fn the_daemon_backs_up_prunes_survives_an_outage_reloads_and_stops_cleanly
         |ev| finished(ev, "my", "succeeded") > ok_before,
         &mut d,
     );
+
+    // Notified: the failure once (not every failed run), by webhook after a refused first
+    // delivery and by mail after a refused first connection; then the recovery. No secret in
+    // any body.
+    let t0 = Instant::now();
+    let done = || {
+        hook_rx.bodies().iter().any(|b| b.contains("\"recovery\"")) && !mail_rx.bodies().is_empty()
+    };
+    while t0.elapsed() < Duration::from_secs(30) && !done() {
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let hooks_got = hook_rx.bodies();
+    let failures: Vec<&String> = hooks_got
+        .iter()
+        .filter(|b| b.contains("\"kind\":\"failure\"") && b.contains("\"job\":\"my\""))
+        .collect();
+    assert_eq!(failures.len(), 1, "{hooks_got:#?}");
+    assert!(
+        hooks_got
+            .iter()
+            .any(|b| b.contains("\"kind\":\"recovery\"") && b.contains("\"job\":\"my\"")),
+        "{hooks_got:#?}"
+    );
+    assert!(
+        hook_rx.requests() > hooks_got.len(),
+        "the refused delivery was retried"
+    );
+    assert!(
+        hook_rx
+            .headers()
+            .iter()
+            .all(|h| h.contains("bearer s3cret-token-xyz")),
+        "{:?}",
+        hook_rx.headers()
+    );
+    let mails = mail_rx.bodies();
+    assert!(
+        mails
+            .iter()
+            .any(|m| m.contains("job my: backup FAILED") && m.contains("ops@example.test")),
+        "{mails:#?}"
+    );
+    for b in hooks_got.iter().chain(mails.iter()) {
+        assert!(
+            !b.contains("s3cret-token-xyz") && !b.contains("daemon pass"),
+            "{b}"
+        );
+    }
 
     // SIGHUP: a broken file is reported and the old jobs keep running; a new job is picked up.
     std::fs::write(
