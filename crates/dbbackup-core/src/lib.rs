@@ -69,8 +69,8 @@ pub use repo::{
 };
 pub use restore::{RestoreSession, RestoreSummary, RestoreTarget};
 pub use restore_test::{
-    recorded_rows, scratch_database_name, CheckResult, CheckStatus, RestoreTestRecord,
-    RestoreTests, ScratchDatabase, ScratchServer,
+    check_not_a_truth_value, check_returned_no_row, recorded_rows, scratch_database_name,
+    CheckResult, CheckStatus, RestoreTestRecord, RestoreTests, ScratchDatabase, ScratchServer,
 };
 pub use retention::{
     parse_keep_within, plan_grouped, Action, BackupSummary, Decision, GroupBy, KeepPolicy,

@@ -198,6 +198,22 @@ pub trait ScratchDatabase: Send + Sync {
     async fn drop_database(self: Box<Self>) -> Result<()>;
 }
 
+/// The error of a user check that returned no row.
+pub fn check_returned_no_row() -> Error {
+    Error::new(
+        ErrorKind::Target,
+        "the check returned no row (it must return one row whose first column is true)",
+    )
+}
+
+/// The error of a user check whose first column is not a truth value.
+pub fn check_not_a_truth_value() -> Error {
+    Error::new(
+        ErrorKind::Target,
+        "the check's first column is not a truth value (return e.g. `count(*) > 0`)",
+    )
+}
+
 /// Rows recorded per table at backup time: `(table, rows)` summed over a table's entries, for
 /// the tables whose entries recorded a count.
 pub fn recorded_rows(manifest: &Manifest) -> BTreeMap<String, (TableRef, u64)> {

@@ -204,22 +204,14 @@ impl ScratchDatabase for ScratchFile {
             .await
             .map_err(|e| Error::new(ErrorKind::Target, format!("the check failed: {e}")))?;
         let _ = c.close().await;
-        let row = row.ok_or_else(|| {
-            Error::new(
-                ErrorKind::Target,
-                "the check returned no row (it must return one row whose first column is true)",
-            )
-        })?;
+        let row = row.ok_or_else(dbbackup_core::check_returned_no_row)?;
         if let Ok(v) = row.try_get::<i64, _>(0) {
             return Ok(v != 0);
         }
         if let Ok(v) = row.try_get::<bool, _>(0) {
             return Ok(v);
         }
-        Err(Error::new(
-            ErrorKind::Target,
-            "the check's first column is not a truth value (return e.g. `count(*) > 0`)",
-        ))
+        Err(dbbackup_core::check_not_a_truth_value())
     }
 
     async fn drop_database(self: Box<Self>) -> Result<()> {
