@@ -120,6 +120,24 @@ pub struct RepoArgs {
     pub repo: Option<String>,
 }
 
+/// The database password, kept out of the URL (and so out of shell history and `ps`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct PasswordArgs {
+    /// Read the database password from this environment variable. Without it (and without a
+    /// password in the URL) the engines' own conventions apply: PostgreSQL PGPASSWORD, then
+    /// PGPASSFILE or ~/.pgpass; MySQL MYSQL_PWD, then ~/.my.cnf [client] password.
+    #[arg(
+        long,
+        env = "DBBACKUP_PASSWORD_ENV",
+        value_name = "VAR",
+        conflicts_with = "password_file"
+    )]
+    pub password_env: Option<String>,
+    /// Read the database password from this file (its first line).
+    #[arg(long, env = "DBBACKUP_PASSWORD_FILE", value_name = "PATH")]
+    pub password_file: Option<PathBuf>,
+}
+
 /// The key of encrypted backups.
 #[derive(Debug, Args, Clone)]
 pub struct KeyArgs {
@@ -168,6 +186,8 @@ pub struct BackupArgs {
     /// The database: sqlite://PATH, postgres://, mysql:// (mariadb://) or mssql://.
     #[arg(long, env = "DBBACKUP_SOURCE", value_name = "URL")]
     pub source: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
     #[command(flatten)]
     pub repo: RepoArgs,
     /// zstd[:LEVEL] (default zstd:3) or none.
@@ -247,6 +267,8 @@ pub struct RestoreArgs {
     /// Where to restore: sqlite://NEW_PATH (postgres://, mysql:// ... when built in).
     #[arg(long, env = "DBBACKUP_TARGET", value_name = "URL")]
     pub target: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
     /// Restore only tables matching this pattern (`*` and `?` wildcards; repeatable).
     #[arg(long = "tables", value_name = "PATTERN")]
     pub tables: Vec<String>,
@@ -326,6 +348,8 @@ pub struct RestoreTestArgs {
     /// give a directory to put it elsewhere).
     #[arg(long, env = "DBBACKUP_SCRATCH", value_name = "URL")]
     pub scratch: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
     /// A query that must return one row whose first column is true, run on the restored
     /// database (repeatable), e.g. 'select count(*) > 0 from orders'.
     #[arg(long = "check", value_name = "SQL")]
@@ -458,6 +482,8 @@ pub struct BinlogStreamArgs {
     /// The server: mysql://user@host (a user with REPLICATION SLAVE and REPLICATION CLIENT).
     #[arg(long, env = "DBBACKUP_SOURCE", value_name = "URL")]
     pub source: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
     /// Copy up to the server's current position, then stop (for cron).
     #[arg(long)]
     pub until_now: bool,
@@ -480,6 +506,8 @@ pub struct WalStreamArgs {
     /// pg_hba.conf).
     #[arg(long, env = "DBBACKUP_SOURCE", value_name = "URL")]
     pub source: Option<String>,
+    #[command(flatten)]
+    pub password: PasswordArgs,
     /// The physical replication slot that keeps the server's WAL while the stream is down.
     #[arg(long, default_value = "dbbackup")]
     pub slot: String,

@@ -160,3 +160,27 @@ pub(crate) fn rfc3339(t: time::OffsetDateTime) -> String {
     t.format(&time::format_description::well_known::Rfc3339)
         .unwrap_or_else(|_| t.to_string())
 }
+
+/// `url` with the password `--password-env` / `--password-file` give, when they do.
+pub(crate) fn with_password(url: String, a: &crate::cli::PasswordArgs) -> Result<String> {
+    let password = match (&a.password_env, &a.password_file) {
+        (Some(var), _) => std::env::var(var).map_err(|_| {
+            invalid(format!(
+                "--password-env {var}: the environment variable {var} is not set"
+            ))
+        })?,
+        (None, Some(f)) => std::fs::read_to_string(f)
+            .map_err(|e| invalid(format!("--password-file {}: {e}", f.display())))?
+            .lines()
+            .next()
+            .unwrap_or_default()
+            .to_owned(),
+        (None, None) => return Ok(url),
+    };
+    if url.starts_with("sqlite:") {
+        return Err(invalid(
+            "--password-env / --password-file are for database servers; a SQLite file has no password",
+        ));
+    }
+    dbbackup::url_with_password(&url, &password)
+}

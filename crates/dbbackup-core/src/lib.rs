@@ -58,7 +58,9 @@ pub use manifest::{
     Manifest, TableRef, FORMAT_VERSION,
 };
 pub use memory::MemorySink;
-pub use pattern::{glob_match, parse_duration, redact_url, selected, url_password, url_server};
+pub use pattern::{
+    glob_match, parse_duration, redact_url, selected, url_password, url_server, url_with_password,
+};
 pub use pipeline::{
     Backup, BackupBuilder, BackupReport, Restore, RestoreBuilder, RestoreReport, Verify,
     VerifyBuilder, VerifyReport,

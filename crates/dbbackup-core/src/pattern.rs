@@ -80,9 +80,57 @@ pub fn url_password(url: &str) -> Option<String> {
     Some(String::from_utf8_lossy(&out).into_owned())
 }
 
+/// `url` with its password set to `password` (percent-encoded), replacing one the URL has. The
+/// URL must name a user (`scheme://USER@host/...`).
+///
+/// # Errors
+/// [`ErrorKind::InvalidInput`] for a URL without `://` or without a user.
+pub fn url_with_password(url: &str, password: &str) -> crate::Result<String> {
+    let no_user = || {
+        crate::Error::new(
+            crate::ErrorKind::InvalidInput,
+            format!(
+                "{}: a password needs a user in the URL (scheme://USER@host/...)",
+                redact_url(url)
+            ),
+        )
+    };
+    let (scheme, rest) = url.split_once("://").ok_or_else(no_user)?;
+    let end = userinfo_end(rest)
+        .filter(|&e| !rest[..e].contains('/'))
+        .ok_or_else(no_user)?;
+    let user = rest[..end].split(':').next().unwrap_or("");
+    if user.is_empty() {
+        return Err(no_user());
+    }
+    let mut enc = String::new();
+    for b in password.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            enc.push(b as char);
+        } else {
+            enc.push_str(&format!("%{b:02X}"));
+        }
+    }
+    Ok(format!("{scheme}://{user}:{enc}{}", &rest[end..]))
+}
+
 #[cfg(test)]
 mod url_tests {
-    use super::url_password;
+    use super::{url_password, url_with_password};
+
+    #[test]
+    fn a_password_goes_into_the_url_encoded() {
+        let u = url_with_password("postgres://app@db:5432/x?sslmode=require", "p@ss:w/rd").unwrap();
+        assert_eq!(
+            u,
+            "postgres://app:p%40ss%3Aw%2Frd@db:5432/x?sslmode=require"
+        );
+        assert_eq!(url_password(&u).as_deref(), Some("p@ss:w/rd"));
+        let u = url_with_password("mysql://root:old@h/db", "new").unwrap();
+        assert_eq!(u, "mysql://root:new@h/db");
+        assert!(url_with_password("postgres://db/x", "p").is_err());
+        assert!(url_with_password("postgres://db/x@y", "p").is_err());
+    }
 
     #[test]
     fn passwords() {

@@ -185,14 +185,66 @@ impl FromStr for MyUrl {
             )
         })?;
         let tls = MyTls::from_url(&normalized)?;
+        // No password in the URL: the MySQL clients' conventions, in their order.
+        let mut password = dbbackup_core::url_password(url);
+        let mut options = options;
+        if password.is_none() {
+            password = std::env::var("MYSQL_PWD")
+                .ok()
+                .filter(|p| !p.is_empty())
+                .or_else(option_file_password);
+            if let Some(p) = &password {
+                options = options.password(p);
+            }
+        }
         Ok(MyUrl {
             options,
             redacted,
             database,
-            password: dbbackup_core::url_password(url),
+            password,
             tls,
         })
     }
+}
+
+/// `password` from the `[client]` (or `[client-mariadb]`, `[mysql]`) group of `~/.my.cnf`, as
+/// the MySQL and MariaDB clients read it.
+fn option_file_password() -> Option<String> {
+    let home = std::env::var_os("HOME")?;
+    let text = std::fs::read_to_string(std::path::Path::new(&home).join(".my.cnf")).ok()?;
+    parse_option_file(&text)
+}
+
+fn parse_option_file(text: &str) -> Option<String> {
+    let mut group = String::new();
+    let mut found = None;
+    for line in text.lines() {
+        let line = line.trim();
+        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+            continue;
+        }
+        if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            group = g.trim().to_ascii_lowercase();
+            continue;
+        }
+        if !matches!(group.as_str(), "client" | "client-mariadb" | "mysql") {
+            continue;
+        }
+        let Some((k, v)) = line.split_once('=') else {
+            continue;
+        };
+        if k.trim().replace('_', "-") != "password" {
+            continue;
+        }
+        let v = v.trim();
+        let v = v
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .or_else(|| v.strip_prefix('\'').and_then(|v| v.strip_suffix('\'')))
+            .unwrap_or(v);
+        found = Some(v.to_owned());
+    }
+    found
 }
 
 impl MyUrl {
@@ -223,3 +275,19 @@ impl MyUrl {
 }
 
 pub use dbbackup_core::Filter;
+
+#[cfg(test)]
+mod option_file_tests {
+    use super::parse_option_file;
+
+    #[test]
+    fn the_client_groups_password_is_read() {
+        let f = "# mine\n[mysqld]\npassword=no\n[client]\nuser = app\npassword = \"s3 cret\"\n[other]\npassword=x\n";
+        assert_eq!(parse_option_file(f).as_deref(), Some("s3 cret"));
+        assert_eq!(
+            parse_option_file("[client-mariadb]\npassword=a\n").as_deref(),
+            Some("a")
+        );
+        assert_eq!(parse_option_file("[mysqld]\npassword=a\n"), None);
+    }
+}

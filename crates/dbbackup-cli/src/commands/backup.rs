@@ -46,7 +46,10 @@ pub(crate) async fn run(a: crate::cli::BackupArgs, json: bool, mode: Mode) -> Re
 
 /// The backup `a` describes (without progress or cancellation), and whether it is encrypted.
 pub(crate) async fn builder(a: &crate::cli::BackupArgs) -> Result<(dbbackup::BackupBuilder, bool)> {
-    let source_url = required(a.source.clone(), "source", "DBBACKUP_SOURCE")?;
+    let source_url = with_password(
+        required(a.source.clone(), "source", "DBBACKUP_SOURCE")?,
+        &a.password,
+    )?;
     let sink = open_repo(a.repo.repo.clone())?;
     let mut tool: dbbackup::EngineTool = a
         .engine_tool

@@ -14,7 +14,10 @@ fn archive(repo: &Repository) -> Result<LogArchive> {
 
 /// Runs `binlog-stream`.
 pub(crate) async fn stream(a: crate::cli::BinlogStreamArgs, json: bool) -> Result<ExitCode> {
-    let source = required(a.source.clone(), "source", "DBBACKUP_SOURCE")?;
+    let source = with_password(
+        required(a.source.clone(), "source", "DBBACKUP_SOURCE")?,
+        &a.password,
+    )?;
     let repo = Repository::new(open_repo(a.repo.repo.clone())?)
         .with_key(load_key(&a.key)?)
         .allow_unencrypted(allow_unencrypted(&a.key));

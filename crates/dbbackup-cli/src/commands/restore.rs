@@ -94,7 +94,10 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
                  to MySQL backups",
             ));
         }
-        let target_url = required(a.target.clone(), "target", "DBBACKUP_TARGET")?;
+        let target_url = with_password(
+            required(a.target.clone(), "target", "DBBACKUP_TARGET")?,
+            &a.password,
+        )?;
         (
             target_for(&a, &manifest, &target_url)?,
             dbbackup::redact(&target_url),
@@ -130,7 +133,10 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
     let report = r.build()?.run().await?;
     let replayed = match super::binlog::stop_of(&a)? {
         Some(stop) if manifest.source.engine == dbbackup::mysql::ENGINE => {
-            let url = required(a.target.clone(), "target", "DBBACKUP_TARGET")?;
+            let url = with_password(
+                required(a.target.clone(), "target", "DBBACKUP_TARGET")?,
+                &a.password,
+            )?;
             Some(super::binlog::replay(&repo, &manifest, &stop, &url, a.relog).await?)
         }
         _ => None,

@@ -27,7 +27,12 @@ pub(crate) async fn run(
         skip_privileges: a.skip_privileges,
         ..Default::default()
     };
-    let scratch = dbbackup::scratch(&engine, a.scratch.as_deref(), &options)?;
+    let scratch_url = a
+        .scratch
+        .clone()
+        .map(|u| with_password(u, &a.password))
+        .transpose()?;
+    let scratch = dbbackup::scratch(&engine, scratch_url.as_deref(), &options)?;
     let mut t = RestoreTest::new(repo, scratch)
         .backup(BackupSelector::Id(resolved.manifest.backup_id.clone()))
         .subscribe(Arc::new(Progress::new(mode)))

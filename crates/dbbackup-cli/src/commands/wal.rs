@@ -198,7 +198,10 @@ impl Recoverable {
 
 /// Runs `wal-stream`: until SIGINT or SIGTERM.
 pub(crate) async fn stream(a: crate::cli::WalStreamArgs, json: bool) -> Result<ExitCode> {
-    let source = required(a.source.clone(), "source", "DBBACKUP_SOURCE")?;
+    let source = with_password(
+        required(a.source.clone(), "source", "DBBACKUP_SOURCE")?,
+        &a.password,
+    )?;
     let archive = archive(a.repo.repo.clone(), &a.key)?;
     let every = match &a.partial_interval {
         Some(d) => dbbackup::parse_duration(d)?,

@@ -9,6 +9,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 mod binlog;
+mod credentials;
 mod daemon;
 mod restore_test;
 mod wal;

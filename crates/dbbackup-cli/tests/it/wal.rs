@@ -1212,3 +1212,95 @@ async fn incremental_base_backups_restore_their_chain_and_retention_keeps_it() {
         .unwrap();
     assert_eq!(heap, 0, "verify_heapam found damage");
 }
+
+/// Database passwords kept out of URLs on PostgreSQL: a scratch cluster that asks for a SCRAM
+/// password over TCP (the shared server trusts its users, so it cannot tell).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_passwords_come_from_a_variable_a_file_pgpassword_or_pgpass() {
+    let dir = Dir::new("pg-creds");
+    chmod(&dir.0, 0o777);
+    let data = dir.p("data");
+    as_pg(
+        "initdb",
+        &[
+            "-D",
+            data.to_str().unwrap(),
+            "-U",
+            "postgres",
+            "--auth-local=trust",
+            "--auth-host=scram-sha-256",
+            "-E",
+            "UTF8",
+        ],
+    );
+    let port = free_port();
+    let c = Cluster::start(&data, port, "");
+    let socket = dir.0.to_str().unwrap().to_owned();
+    let mut s = PgConnection::connect(&format!(
+        "postgres://postgres@localhost/postgres?host={socket}&port={port}"
+    ))
+    .await
+    .unwrap();
+    let secret = "pg-S3cret:with@odd/chars";
+    for q in [
+        format!("ALTER USER postgres PASSWORD '{secret}'"),
+        "CREATE DATABASE shop".to_owned(),
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(q))
+            .execute(&mut s)
+            .await
+            .unwrap();
+    }
+    drop(s);
+    let url = format!("postgres://postgres@127.0.0.1:{port}/shop");
+    let pw = dir.p("pw");
+    std::fs::write(&pw, format!("{secret}\n")).unwrap();
+    let pgpass = dir.p("pgpass");
+    std::fs::write(
+        &pgpass,
+        format!(
+            "127.0.0.1:{port}:*:postgres:{}\n",
+            secret.replace(':', "\\:")
+        ),
+    )
+    .unwrap();
+    chmod(&pgpass, 0o600);
+    let repo = dir.p("repo");
+    let run = |extra: &[&str], env: &[(&str, &str)]| {
+        Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+            .args(["backup", "--source", &url, "--repo", repo.to_str().unwrap()])
+            .args(extra)
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", dir.0.to_str().unwrap())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("password"), "{}", text(&out));
+    for (how, extra, env) in [
+        (
+            "--password-env",
+            vec!["--password-env", "DBPW"],
+            vec![("DBPW", secret)],
+        ),
+        (
+            "--password-file",
+            vec!["--password-file", pw.to_str().unwrap()],
+            vec![],
+        ),
+        ("PGPASSWORD", vec![], vec![("PGPASSWORD", secret)]),
+        (
+            "PGPASSFILE",
+            vec![],
+            vec![("PGPASSFILE", pgpass.to_str().unwrap())],
+        ),
+    ] {
+        let out = run(&extra, &env);
+        assert_eq!(out.status.code(), Some(0), "{how}: {}", text(&out));
+        assert!(!text(&out).contains(secret), "{how}: {}", text(&out));
+    }
+    drop(c);
+}
