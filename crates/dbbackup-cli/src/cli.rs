@@ -7,7 +7,17 @@ use clap::{Args, Parser, Subcommand};
 
 /// Back up, verify and restore SQL databases.
 #[derive(Debug, Parser)]
-#[command(name = "dbbackup", version, about, long_about = None)]
+#[command(
+    name = "dbbackup",
+    version,
+    about,
+    long_about = None,
+    after_help = "Exit codes: 0 success; 1 failure; 2 usage error (bad or missing options); 3 a \
+                  backup is damaged or refused (verify, restore, show); 4 a restore test or a \
+                  `check` objective failed.\n\nEvery option also comes from its DBBACKUP_* \
+                  environment variable (e.g. DBBACKUP_REPO) and from the --config TOML file \
+                  (keys are the long option names); a flag wins over both."
+)]
 pub struct Cli {
     /// Machine-readable output: one JSON result on stdout, JSON progress events on stderr.
     #[arg(long, global = true, env = "DBBACKUP_JSON")]
@@ -182,6 +192,16 @@ pub struct ShowArgs {
 
 /// `backup`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Required: --source and --repo (as flags, DBBACKUP_SOURCE / DBBACKUP_REPO, \
+    or the --config file).\n\nTable patterns (* and ?): PostgreSQL and SQL Server match \
+    schema.table, and a pattern without a '.' matches the table's name in any schema; MySQL \
+    matches the table name. A pattern that matches nothing is an error.\n\n\
+    Examples:\n  dbbackup backup --source sqlite:///srv/app.db --repo /var/backups/app \
+    --passphrase-env BK_PASS\n  dbbackup backup --source postgres://backup@db1/shop --password-env \
+    PGPW --repo s3://backups/shop --key-file /etc/dbbackup/shop.key --jobs 4 --exclude-table \
+    'audit.*' --label env=prod"
+)]
 pub struct BackupArgs {
     /// The database: sqlite://PATH, postgres://, mysql:// (mariadb://) or mssql://.
     #[arg(long, env = "DBBACKUP_SOURCE", value_name = "URL")]
@@ -193,7 +213,7 @@ pub struct BackupArgs {
     /// zstd[:LEVEL] (default zstd:3) or none.
     #[arg(long, env = "DBBACKUP_COMPRESSION", value_name = "ALGO")]
     pub compression: Option<String>,
-    /// Entries produced at once.
+    /// Entries produced at once (default: the CPU count, at most 4).
     #[arg(long, env = "DBBACKUP_JOBS", value_name = "N")]
     pub jobs: Option<usize>,
     #[command(flatten)]
@@ -258,6 +278,14 @@ pub struct SelectArgs {
 
 /// `restore`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Required: --repo, and --target (a database URL) or, for a physical \
+    PostgreSQL base backup, --data-dir.\n\nExamples:\n  dbbackup restore --repo /var/backups/app \
+    --target sqlite:///srv/app-restored.db --passphrase-env BK_PASS\n  dbbackup restore --repo \
+    s3://backups/shop --key-file shop.key --target postgres://postgres@staging/shop_copy --create \
+    --tables 'public.orders*'\n  dbbackup restore --repo /var/backups/pg --key-file pg.key \
+    --data-dir /srv/pg-restored --to-time 2026-12-01T17:30:00Z"
+)]
 pub struct RestoreArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
@@ -272,7 +300,7 @@ pub struct RestoreArgs {
     /// Restore only tables matching this pattern (`*` and `?` wildcards; repeatable).
     #[arg(long = "tables", value_name = "PATTERN")]
     pub tables: Vec<String>,
-    /// Entries restored at once.
+    /// Entries restored at once (default: the CPU count, at most 4).
     #[arg(long, env = "DBBACKUP_JOBS", value_name = "N")]
     pub jobs: Option<usize>,
     /// Create the target database.
@@ -394,6 +422,11 @@ pub struct StatusArgs {
 
 /// `verify`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Exit 3 when a backup is damaged or refused (the object and the reason \
+    are named).\n\nExample:\n  dbbackup verify --repo s3://backups/shop --key-file shop.key \
+    --backup all"
+)]
 pub struct VerifyArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
@@ -406,6 +439,12 @@ pub struct VerifyArgs {
 
 /// `prune`.
 #[derive(Debug, Args)]
+#[command(
+    after_help = "Required: --repo and at least one keep rule. A backup is kept when any \
+    rule keeps it; the newest backup and the parents of kept ones are never deleted.\n\n\
+    Examples:\n  dbbackup prune --repo /var/backups/app --keep-within 7d --dry-run\n  dbbackup \
+    prune --repo s3://backups/shop --key-file shop.key --keep-daily 7 --keep-weekly 4 --keep-monthly 12"
+)]
 pub struct PruneArgs {
     #[command(flatten)]
     pub repo: RepoArgs,
