@@ -9,7 +9,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::sink::ByteStream;
 
 /// One DDL statement, with what it creates (for error messages).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Statement {
     /// Kind of object (`table`, `index`, `view`, ...).
     pub kind: String,
@@ -17,6 +17,11 @@ pub struct Statement {
     pub name: String,
     /// The SQL.
     pub sql: String,
+    /// Session settings the statement was created under and must be replayed under (MySQL: a
+    /// trigger's, routine's or event's `sql_mode`, `character_set_client`,
+    /// `collation_connection`, `time_zone`); the engine decides which it honours.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub session: std::collections::BTreeMap<String, String>,
 }
 
 impl Statement {
@@ -26,6 +31,7 @@ impl Statement {
             kind: kind.into(),
             name: name.into(),
             sql: sql.into(),
+            session: Default::default(),
         }
     }
 }

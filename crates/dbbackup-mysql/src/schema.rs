@@ -185,6 +185,51 @@ async fn show_create(
     Ok(String::from_utf8_lossy(&v).into_owned())
 }
 
+/// `SHOW CREATE` of a trigger, routine or event, with the session settings it was created under
+/// (`col` is the statement's column; `session` the columns of `sql_mode`, `time_zone`,
+/// `character_set_client`, `collation_connection`, where the kind has them).
+async fn show_create_in_session(
+    conn: &mut MySqlConnection,
+    what: &str,
+    name: &str,
+    col: usize,
+    session: &[(&str, usize)],
+) -> Result<(String, std::collections::BTreeMap<String, String>)> {
+    let row: MySqlRow = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SHOW CREATE {what} {}",
+        ident(name)
+    )))
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| err(e, &format!("{what} {name}")))?;
+    let text = |i: usize| -> Result<String> {
+        let v: Vec<u8> = row
+            .try_get_unchecked(i)
+            .map_err(|e| err(e, &format!("{what} {name}")))?;
+        Ok(String::from_utf8_lossy(&v).into_owned())
+    };
+    let mut settings = std::collections::BTreeMap::new();
+    for (var, i) in session {
+        settings.insert((*var).to_owned(), text(*i)?);
+    }
+    Ok((text(col)?, settings))
+}
+
+/// The session columns of `SHOW CREATE TRIGGER / PROCEDURE / FUNCTION`.
+const ROUTINE_SESSION: &[(&str, usize)] = &[
+    ("sql_mode", 1),
+    ("character_set_client", 3),
+    ("collation_connection", 4),
+];
+
+/// The session columns of `SHOW CREATE EVENT`.
+const EVENT_SESSION: &[(&str, usize)] = &[
+    ("sql_mode", 1),
+    ("time_zone", 2),
+    ("character_set_client", 4),
+    ("collation_connection", 5),
+];
+
 /// Reads the schema of `db`.
 ///
 /// # Errors
@@ -240,6 +285,7 @@ pub async fn read(
                 kind: "sequence".into(),
                 name: name.clone(),
                 sql: show_create(conn, "SEQUENCE", &name, 1).await?,
+                session: Default::default(),
             });
             let next: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
                 "SELECT next_not_cached_value FROM {}",
@@ -252,6 +298,7 @@ pub async fn read(
                 kind: "sequence value".into(),
                 name: name.clone(),
                 sql: format!("SELECT SETVAL({}, {next}, 0)", ident(&name)),
+                session: Default::default(),
             });
             continue;
         }
@@ -265,6 +312,7 @@ pub async fn read(
             kind: "table".into(),
             name: name.clone(),
             sql: show_create(conn, "TABLE", &name, 1).await?,
+            session: Default::default(),
         });
         let cols: Vec<(String, String, String)> = sqlx::query_as(
             "SELECT COLUMN_NAME, DATA_TYPE, EXTRA FROM information_schema.COLUMNS
@@ -303,11 +351,12 @@ pub async fn read(
     .await
     .map_err(|e| err(e, "routines"))?;
     for (name, ty) in routines {
-        let sql = show_create(conn, &ty, &name, 2).await?;
+        let (sql, session) = show_create_in_session(conn, &ty, &name, 2, ROUTINE_SESSION).await?;
         cat.pre_data.push(Statement {
             kind: ty.to_lowercase(),
             name,
             sql: definer(sql),
+            session,
         });
     }
     for name in views {
@@ -316,6 +365,7 @@ pub async fn read(
             kind: "view".into(),
             name,
             sql: definer(sql),
+            session: Default::default(),
         });
     }
     let triggers: Vec<String> = sqlx::query_scalar(
@@ -326,11 +376,13 @@ pub async fn read(
     .await
     .map_err(|e| err(e, "triggers"))?;
     for name in triggers {
-        let sql = show_create(conn, "TRIGGER", &name, 2).await?;
+        let (sql, session) =
+            show_create_in_session(conn, "TRIGGER", &name, 2, ROUTINE_SESSION).await?;
         cat.post_data.push(Statement {
             kind: "trigger".into(),
             name,
             sql: definer(sql),
+            session,
         });
     }
     let events: Vec<String> = sqlx::query_scalar("SELECT EVENT_NAME FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY EVENT_NAME")
@@ -339,11 +391,12 @@ pub async fn read(
         .await
         .map_err(|e| err(e, "events"))?;
     for name in events {
-        let sql = show_create(conn, "EVENT", &name, 3).await?;
+        let (sql, session) = show_create_in_session(conn, "EVENT", &name, 3, EVENT_SESSION).await?;
         cat.post_data.push(Statement {
             kind: "event".into(),
             name,
             sql: definer(sql),
+            session,
         });
     }
     Ok(cat)

@@ -348,11 +348,37 @@ impl RestoreTarget for MySqlTarget {
 
 use dbbackup_core::statements::{collect as read_all, decode_statements as parse_statements};
 
+/// The session settings a statement may carry (anything else in a backup is ignored).
+const SESSION_SETTINGS: &[&str] = &[
+    "sql_mode",
+    "character_set_client",
+    "collation_connection",
+    "time_zone",
+];
+
 async fn run(c: &mut MySqlConnection, s: &Statement) -> std::result::Result<(), sqlx::Error> {
-    sqlx::raw_sql(sqlx::AssertSqlSafe(s.sql.clone()))
-        .execute(c)
+    let settings: Vec<(&str, &String)> = SESSION_SETTINGS
+        .iter()
+        .filter_map(|k| s.session.get(*k).map(|v| (*k, v)))
+        .collect();
+    // A trigger, routine or event runs under the sql_mode and character set it was created
+    // with (as mysqldump replays them): set for the statement, then back to the restore's own.
+    for (k, v) in &settings {
+        sqlx::query(sqlx::AssertSqlSafe(format!("SET SESSION {k} = ?")))
+            .bind(v.as_str())
+            .execute(&mut *c)
+            .await?;
+    }
+    let r = sqlx::raw_sql(sqlx::AssertSqlSafe(s.sql.clone()))
+        .execute(&mut *c)
         .await
-        .map(|_| ())
+        .map(|_| ());
+    if !settings.is_empty() {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(SESSION.to_owned()))
+            .execute(&mut *c)
+            .await?;
+    }
+    r
 }
 
 async fn send(c: &mut MySqlConnection, what: &str, sql: String) -> Result<()> {

@@ -396,3 +396,80 @@ async fn big_tables_split_by_primary_key_ranges_restore_whole() {
     }
     assert_eq!(count(&dst, "big").await, 30_002);
 }
+
+/// The settings the server recorded for each trigger, routine and event.
+async fn object_sessions(db: &TestDb) -> Vec<String> {
+    let mut c = admin().await;
+    let mut out = Vec::new();
+    for q in [
+        "SELECT CONCAT_WS('|', 'trigger', TRIGGER_NAME, SQL_MODE, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) FROM information_schema.TRIGGERS WHERE TRIGGER_SCHEMA = ? ORDER BY 1",
+        "SELECT CONCAT_WS('|', ROUTINE_TYPE, ROUTINE_NAME, SQL_MODE, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) FROM information_schema.ROUTINES WHERE ROUTINE_SCHEMA = ? ORDER BY 1",
+        "SELECT CONCAT_WS('|', 'event', EVENT_NAME, SQL_MODE, TIME_ZONE, CHARACTER_SET_CLIENT, COLLATION_CONNECTION) FROM information_schema.EVENTS WHERE EVENT_SCHEMA = ? ORDER BY 1",
+    ] {
+        let rows: Vec<String> = sqlx::query_scalar(q)
+            .bind(&db.name)
+            .fetch_all(&mut c)
+            .await
+            .unwrap();
+        out.extend(rows);
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn triggers_routines_and_events_keep_their_sql_mode_and_character_set() {
+    let src = TestDb::new("modes_src").await;
+    let mut c = src.conn().await;
+    for q in [
+        "CREATE TABLE t (v TINYINT, note VARCHAR(3))",
+        "SET SESSION sql_mode = 'STRICT_TRANS_TABLES,NO_ENGINE_SUBSTITUTION'",
+        "SET NAMES latin1",
+        "CREATE TRIGGER t_bi BEFORE INSERT ON t FOR EACH ROW SET NEW.note = CONCAT(NEW.note, 'xyz')",
+        "CREATE FUNCTION f() RETURNS INT DETERMINISTIC RETURN 1",
+        "SET SESSION sql_mode = 'ANSI_QUOTES,ONLY_FULL_GROUP_BY'",
+        "SET NAMES utf8mb4 COLLATE utf8mb4_unicode_ci",
+        "CREATE PROCEDURE p() SELECT \"v\" FROM t",
+        "SET SESSION time_zone = '+02:00'",
+        "CREATE EVENT e ON SCHEDULE EVERY 1 DAY DISABLE DO DELETE FROM t",
+    ] {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(q.to_owned()))
+            .execute(&mut c)
+            .await
+            .unwrap_or_else(|e| panic!("{q}: {e}"));
+    }
+    drop(c);
+    let want = object_sessions(&src).await;
+    assert_eq!(want.len(), 4, "{want:?}");
+    assert!(
+        want.iter()
+            .any(|w| w.contains("STRICT_TRANS_TABLES") && w.contains("latin1")),
+        "{want:?}"
+    );
+    let mem = MemorySink::new();
+    let key = key();
+    backup(&src, &mem, &key, 1).await;
+    let dst = TestDb::new("modes_dst").await;
+    Restore::builder()
+        .sink(Arc::new(mem))
+        .key(key)
+        .target(target(&dst))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap();
+    assert_eq!(object_sessions(&dst).await, want);
+    // And it behaves so: in a non-strict session the trigger still runs strict, as on the source.
+    for db in [&src, &dst] {
+        let mut c = db.conn().await;
+        sqlx::raw_sql("SET SESSION sql_mode = ''")
+            .execute(&mut c)
+            .await
+            .unwrap();
+        let e = sqlx::raw_sql("INSERT INTO t VALUES (1, 'ab')")
+            .execute(&mut c)
+            .await
+            .unwrap_err();
+        assert!(e.to_string().contains("too long"), "{}: {e}", db.name);
+    }
+}
