@@ -136,6 +136,7 @@ pub struct S3Builder {
     concurrency: Option<usize>,
     retry_timeout: Option<Duration>,
     max_retries: Option<usize>,
+    metadata_endpoint: Option<String>,
 }
 
 impl fmt::Debug for S3Builder {
@@ -209,6 +210,10 @@ impl S3Builder {
     setter!(
         /// How many times a transient failure is retried (default 8).
         with_max_retries, max_retries, usize);
+    setter!(
+        /// The instance metadata service asked for credentials when none are given (default
+        /// AWS's `http://169.254.169.254`; also `AWS_METADATA_ENDPOINT`).
+        with_metadata_endpoint, metadata_endpoint, String);
 
     /// Options from `s3://bucket/prefix?endpoint=..&region=..&access_key_id=..&secret_access_key=..
     /// &allow_http=true&path_style=true&part_size=8MiB&concurrency=2&retry_timeout=30s&max_retries=5`.
@@ -239,6 +244,7 @@ impl S3Builder {
                     ))
                 })?),
                 "retry_timeout" => b.with_retry_timeout(parse_duration(&v)?),
+                "metadata_endpoint" => b.with_metadata_endpoint(v),
                 "max_retries" => b.with_max_retries(v.parse::<usize>().map_err(|_| {
                     invalid(format!(
                         "S3 URL parameter max_retries={v:?} must be a number"
@@ -248,7 +254,7 @@ impl S3Builder {
                     return Err(invalid(format!(
                     "unknown S3 URL parameter {other:?}; known: endpoint, region, access_key_id, \
                          secret_access_key, session_token, allow_http, path_style, part_size, \
-                         concurrency, retry_timeout, max_retries"
+                         concurrency, retry_timeout, max_retries, metadata_endpoint"
                 )))
                 }
             };
@@ -299,6 +305,9 @@ impl S3Builder {
         }
         if let Some(t) = &self.session_token {
             b = b.with_token(t);
+        }
+        if let Some(m) = &self.metadata_endpoint {
+            b = b.with_metadata_endpoint(m);
         }
         b = b.with_retry(RetryConfig {
             backoff: BackoffConfig {

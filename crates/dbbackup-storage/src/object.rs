@@ -118,10 +118,20 @@ impl ObjectStoreSink {
     }
 }
 
+fn no_bucket(location: &str) -> Error {
+    Error::new(
+        ErrorKind::Sink,
+        format!("the bucket of {location} does not exist; create it or fix the URL"),
+    )
+}
+
 /// Maps an `object_store` error to ours, saying what to do where that is clear.
 pub(crate) fn map_error(e: object_store::Error, location: &str) -> Error {
     use object_store::Error as E;
     match e {
+        E::NotFound { source, .. } if source.to_string().contains("NoSuchBucket") => {
+            no_bucket(location)
+        }
         E::NotFound { .. } => {
             Error::new(ErrorKind::NotFound, format!("no such object in {location}"))
         }
@@ -149,9 +159,19 @@ pub(crate) fn map_error(e: object_store::Error, location: &str) -> Error {
         other => {
             let text = other.to_string();
             if text.contains("NoSuchBucket") {
+                no_bucket(location)
+            } else if text.contains("/latest/api/token") || text.contains("/latest/meta-data") {
+                // No key was given, so object_store asked the instance metadata service, which
+                // is not there: say that, not the failed request.
                 Error::new(
                     ErrorKind::Sink,
-                    format!("the bucket of {location} does not exist; create it or fix the URL"),
+                    format!(
+                        "no S3 credentials were found for {location}: give access_key_id and \
+                         secret_access_key in the URL, set AWS_ACCESS_KEY_ID and \
+                         AWS_SECRET_ACCESS_KEY (and AWS_SESSION_TOKEN), use a web identity \
+                         (AWS_WEB_IDENTITY_TOKEN_FILE, AWS_ROLE_ARN) or run where an instance \
+                         or task role provides them (the metadata service did not answer)"
+                    ),
                 )
             } else {
                 let mut err = Error::new(ErrorKind::Sink, format!("{location}: {text}"));

@@ -56,11 +56,33 @@ async fn permanent_failures_fail_at_once_with_a_clear_message() {
         "a missing bucket must not be retried for long"
     );
     assert!(e.to_string().contains("bucket"), "{e}");
-    let e = sink.get("x", None).await.err().unwrap();
+    // Reads say the bucket is missing too (a repository's first read is its config), not "no
+    // such object" (a HEAD has no body to tell, so `exists` is plainly false).
+    let e = sink.get("config", None).await.err().unwrap();
     assert!(
-        matches!(e.kind(), ErrorKind::NotFound | ErrorKind::Sink),
+        e.to_string()
+            .contains("does not exist; create it or fix the URL"),
         "{e}"
     );
+    // No credentials anywhere: said so, with where they are looked for (the metadata service
+    // is pointed at a closed loopback port; nothing leaves the machine).
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!(
+        "s3://some-bucket/p?endpoint=http://127.0.0.1:{}&region=us-east-1&max_retries=0\
+         &retry_timeout=1s&metadata_endpoint=http://127.0.0.1:{closed}",
+        moto.port
+    );
+    let sink = open_sink(&url).unwrap();
+    let e = sink.get("config", None).await.err().unwrap();
+    assert!(
+        e.to_string().contains("no S3 credentials were found"),
+        "{e}"
+    );
+    assert!(e.to_string().contains("AWS_ACCESS_KEY_ID"), "{e}");
     let e = open_sink("s3://b/p?part_size=lots").err().unwrap();
     assert!(
         e.to_string().contains("part_size") || e.to_string().contains("lots"),
