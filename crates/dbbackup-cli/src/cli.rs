@@ -306,6 +306,16 @@ pub struct RestoreArgs {
     /// Create the target database.
     #[arg(long, env = "DBBACKUP_CREATE")]
     pub create: bool,
+    /// Rows only, into the tables of an existing database (re-created with a new schema: the
+    /// schema-change sequence), by column name: a new column takes its default, sequences move
+    /// past the restored rows, foreign keys are checked at the end; columns and tables the target
+    /// no longer has are reported. One transaction (PostgreSQL, MySQL InnoDB).
+    #[arg(long, conflicts_with = "create")]
+    pub data_only: bool,
+    /// With --data-only: fail, changing nothing, when a backed-up column or table no longer
+    /// exists in the target, instead of reporting it.
+    #[arg(long, requires = "data_only")]
+    pub strict_columns: bool,
     #[command(flatten)]
     pub key: KeyArgs,
     /// PostgreSQL: leave out the owners and privileges a backup holds (objects then belong to

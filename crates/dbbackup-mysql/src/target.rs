@@ -421,9 +421,23 @@ impl Session {
         .await
         .map_err(|e| target_err(e, &format!("cannot read the columns of {table}")))?;
         if target_columns.is_empty() {
+            let msg =
+                format!("table {table} no longer exists in the target; its rows were not restored");
+            if self.target.data_only && !self.target.fail_on_dropped_columns {
+                // Gone from the new schema: reported, its bytes still read (and checked).
+                while let Some(chunk) = data.next().await {
+                    chunk?;
+                }
+                self.warnings.lock().expect("lock").push(msg);
+                return Ok(None);
+            }
             return Err(Error::new(
                 ErrorKind::Target,
-                format!("table {table} does not exist in the target; restore the schema too"),
+                if self.target.data_only {
+                    msg
+                } else {
+                    format!("table {table} does not exist in the target; restore the schema too")
+                },
             ));
         }
         // For each backed-up column, the target's DATA_TYPE and character set (None: dropped).

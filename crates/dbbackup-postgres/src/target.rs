@@ -368,9 +368,24 @@ impl Session {
                 .await
                 .map_err(|e| target_err(e, &format!("cannot look up {schema}.{name}")))?;
         if !exists {
+            let msg = format!(
+                "table {schema}.{name} no longer exists in the target; its rows were not restored"
+            );
+            if self.target.data_only && !self.target.fail_on_dropped_columns {
+                // Gone from the new schema: reported, its bytes still read (and checked).
+                while let Some(chunk) = data.next().await {
+                    chunk?;
+                }
+                self.warnings.lock().expect("lock").push(msg);
+                return Ok(None);
+            }
             return Err(Error::new(
                 ErrorKind::Target,
-                format!("table {schema}.{name} does not exist in the target; restore the schema too (without data-only)"),
+                if self.target.data_only {
+                    msg
+                } else {
+                    format!("table {schema}.{name} does not exist in the target; restore the schema too (without data-only)")
+                },
             ));
         }
         let keep: Vec<usize> = (0..columns.len())

@@ -124,6 +124,12 @@ pub struct TargetOptions {
     pub data_dir: Option<String>,
     /// SQL Server server-backup restores: leave the database restoring (for the next log).
     pub no_recovery: bool,
+    /// Rows only, by column name, into the tables of an existing (re-created, migrated)
+    /// database; columns and tables it no longer has are reported.
+    pub data_only: bool,
+    /// With `data_only`: fail (changing nothing) instead of reporting a column or table the
+    /// target no longer has.
+    pub strict_columns: bool,
 }
 
 impl Default for TargetOptions {
@@ -137,6 +143,8 @@ impl Default for TargetOptions {
             shared_dir: None,
             data_dir: None,
             no_recovery: false,
+            data_only: false,
+            strict_columns: false,
         }
     }
 }
@@ -345,20 +353,30 @@ pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
     match Engine::of(url)? {
         // A SQLite restore always creates a new file.
         #[cfg(feature = "sqlite")]
+        Engine::Sqlite if o.data_only => Err(Error::new(
+            ErrorKind::Unsupported,
+            "a data-only restore into an existing SQLite database is not built yet (a SQLite \
+             backup is the database file); restore to a new file and copy the rows with ATTACH",
+        )),
+        #[cfg(feature = "sqlite")]
         Engine::Sqlite => Ok(Arc::new(url.parse::<dbbackup_sqlite::SqliteTarget>()?)),
         #[cfg(feature = "postgres")]
         Engine::Postgres => Ok(Arc::new(
             dbbackup_postgres::PgTarget::new(url)?
                 .create(o.create)
                 .with_jobs(o.jobs)
-                .skip_privileges(o.skip_privileges),
+                .skip_privileges(o.skip_privileges)
+                .data_only(o.data_only)
+                .fail_on_dropped_columns(o.strict_columns),
         )),
         #[cfg(feature = "mysql")]
         Engine::Mysql => Ok(Arc::new(
             dbbackup_mysql::MySqlTarget::new(url)?
                 .create(o.create)
                 .with_jobs(o.jobs)
-                .local_infile(o.local_infile),
+                .local_infile(o.local_infile)
+                .data_only(o.data_only)
+                .fail_on_dropped_columns(o.strict_columns),
         )),
         #[cfg(feature = "mssql")]
         Engine::Mssql
@@ -376,7 +394,10 @@ pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
         }
         #[cfg(feature = "mssql")]
         Engine::Mssql => Ok(Arc::new(
-            dbbackup_mssql::MssqlTarget::new(url)?.create(o.create),
+            dbbackup_mssql::MssqlTarget::new(url)?
+                .create(o.create)
+                .data_only(o.data_only)
+                .fail_on_dropped_columns(o.strict_columns),
         )),
         #[allow(unreachable_patterns)]
         other => Err(not_built(other)),

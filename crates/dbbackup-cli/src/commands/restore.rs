@@ -188,6 +188,8 @@ fn target_for(
         shared_dir: a.shared_dir.clone().map(|d| d.parse()).transpose()?,
         data_dir: a.data_dir.clone(),
         no_recovery: a.no_recovery,
+        data_only: a.data_only,
+        strict_columns: a.strict_columns,
     };
     dbbackup::target(target_url, &options)
 }

@@ -11,6 +11,7 @@ use sqlx::{ConnectOptions, Connection};
 mod binlog;
 mod credentials;
 mod daemon;
+mod data_only;
 mod restore_test;
 mod wal;
 
