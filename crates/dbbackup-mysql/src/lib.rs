@@ -55,6 +55,7 @@ pub use binlog_archive::{
 pub use config::{redact, Filter, MyUrl, SslMode, ENGINE};
 pub use dump::{MyDumpSource, Tools};
 pub use error::my_error;
+pub use migrate::{not_migration_table, snapshot_before_migrate, MIGRATIONS_TABLE};
 pub use schema::{ident, strip_definer, Statement};
 pub use scratch::MySqlScratch;
 pub use source::MySqlSource;
@@ -66,6 +67,7 @@ mod dump;
 mod entry;
 mod error;
 mod infile;
+mod migrate;
 mod rows;
 mod schema;
 mod scratch;

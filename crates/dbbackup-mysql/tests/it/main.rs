@@ -5,6 +5,7 @@
 mod behaviour;
 mod binlog;
 mod dump;
+mod migrate;
 mod roundtrip;
 mod tls;
 
