@@ -35,7 +35,10 @@ CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
 GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 SQL
 chmod 644 "$RUN/init.sql"
-mariadbd --no-defaults --user="$user" --datadir="$RUN/data" --socket="$RUN/mariadbd.sock" \
+# A tmpdir of its own: a starting mariadbd deletes every #sql* file in its tmpdir, which would
+# pull temporary tables from under the other servers sharing /tmp.
+mkdir -p "$RUN/tmp" && chown "$user" "$RUN/tmp"
+mariadbd --no-defaults --user="$user" --datadir="$RUN/data" --tmpdir="$RUN/tmp" --socket="$RUN/mariadbd.sock" \
     --pid-file="$RUN/mariadbd.pid" --bind-address=127.0.0.1 --port=$PORT \
     --log-bin="$RUN/data/binlog" --server-id=1 --binlog-format=MIXED \
     --init-file="$RUN/init.sql" --log-error="$RUN/error.log" &

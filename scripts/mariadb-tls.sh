@@ -48,7 +48,10 @@ GRANT ALL ON *.* TO 'tls'@'127.0.0.1' WITH GRANT OPTION;
 ALTER USER 'tls'@'127.0.0.1' REQUIRE SSL;
 SQL
 chmod 644 "$RUN/init.sql"
-mariadbd --no-defaults --user="$user" --datadir="$RUN/data" --socket="$RUN/mariadbd.sock" \
+# A tmpdir of its own: a starting mariadbd deletes every #sql* file in its tmpdir, which would
+# pull temporary tables from under the other servers sharing /tmp.
+mkdir -p "$RUN/tmp" && chown "$user" "$RUN/tmp"
+mariadbd --no-defaults --user="$user" --datadir="$RUN/data" --tmpdir="$RUN/tmp" --socket="$RUN/mariadbd.sock" \
     --pid-file="$RUN/mariadbd.pid" --bind-address=127.0.0.1 --port=$PORT --skip-name-resolve \
     --ssl-ca="$RUN/ca.pem" --ssl-cert="$RUN/server.pem" --ssl-key="$RUN/server.key" \
     --local-infile=1 --init-file="$RUN/init.sql" --log-error="$RUN/error.log" &

@@ -35,7 +35,10 @@ CREATE USER IF NOT EXISTS 'root'@'127.0.0.1' IDENTIFIED BY '';
 GRANT ALL ON *.* TO 'root'@'127.0.0.1' WITH GRANT OPTION;
 SQL
 chmod 644 "$WORK/init.sql"
-mariadbd --no-defaults --user="$user" --datadir="$WORK/data" --socket="$WORK/sock" \
+# A tmpdir of its own: a starting mariadbd deletes every #sql* file in its tmpdir, which would
+# pull temporary tables from under the other servers sharing /tmp.
+mkdir -p "$WORK/tmp" && chown "$user" "$WORK/tmp"
+mariadbd --no-defaults --user="$user" --datadir="$WORK/data" --tmpdir="$WORK/tmp" --socket="$WORK/sock" \
     --pid-file="$WORK/pid" --bind-address=127.0.0.1 --port="$PORT" \
     --log-bin="$WORK/data/binlog" --server-id=1 --binlog-format=ROW \
     --innodb-buffer-pool-size=256M --init-file="$WORK/init.sql" --log-error="$WORK/error.log" &

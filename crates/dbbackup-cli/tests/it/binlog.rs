@@ -296,7 +296,9 @@ impl Scratch {
         let root = Command::new("id").arg("-u").output().unwrap().stdout == b"0\n";
         let user = if root { "mysql".to_owned() } else { whoami() };
         let dir = dir.join("mariadb");
-        std::fs::create_dir_all(&dir).unwrap();
+        // A tmpdir of its own: a starting mariadbd deletes every #sql* file in its tmpdir, which
+        // would pull temporary tables from under the other servers sharing /tmp.
+        std::fs::create_dir_all(dir.join("tmp")).unwrap();
         if root {
             assert!(Command::new("chown")
                 .args(["-R", "mysql", dir.parent().unwrap().to_str().unwrap()])
@@ -338,6 +340,7 @@ impl Scratch {
         let child = Command::new("mariadbd")
             .args(["--no-defaults", &format!("--user={user}")])
             .arg(format!("--datadir={}", d.join("data").display()))
+            .arg(format!("--tmpdir={}", d.join("tmp").display()))
             .arg(format!("--socket={}", d.join("sock").display()))
             .arg(format!("--pid-file={}", d.join("pid").display()))
             .arg(format!("--log-bin={}", d.join("data/binlog").display()))
