@@ -59,23 +59,16 @@ pub async fn snapshot_before_migrate(
         BTreeSet::new()
     };
     let _ = conn.close().await;
-    let pending: Vec<i64> = migrator
+    let available = migrator
         .iter()
-        .filter(|m| !m.migration_type.is_down_migration() && !applied.contains(&m.version))
-        .map(|m| m.version)
-        .collect();
-    let Some(target) = pending.iter().max().copied() else {
-        return Ok(None);
-    };
-    let current = applied
-        .iter()
-        .max()
-        .map_or_else(|| "none".to_owned(), i64::to_string);
-    let builder = Backup::builder()
+        .filter(|m| !m.migration_type.is_down_migration())
+        .map(|m| m.version);
+    let Some(builder) = Backup::builder()
         .source(MySqlSource::new(url)?)
         .sink(sink)
-        .label("reason", "pre-migration")
-        .label("migration.current", current)
-        .label("migration.target", target.to_string());
+        .pre_migration(&applied, available)
+    else {
+        return Ok(None);
+    };
     Ok(Some(configure(builder).build()?.run().await?))
 }

@@ -86,6 +86,30 @@ impl BackupBuilder {
         self
     }
 
+    /// For a snapshot before schema migrations: `None` when every version in `available` is
+    /// already `applied` (nothing to migrate, so nothing to back up); else the builder labelled
+    /// `reason=pre-migration`, `migration.current` (the newest applied version, or `none`) and
+    /// `migration.target` (the newest pending one). The engines' `snapshot_before_migrate` use it.
+    pub fn pre_migration(
+        self,
+        applied: &std::collections::BTreeSet<i64>,
+        available: impl IntoIterator<Item = i64>,
+    ) -> Option<Self> {
+        let target = available
+            .into_iter()
+            .filter(|v| !applied.contains(v))
+            .max()?;
+        let current = applied
+            .iter()
+            .max()
+            .map_or_else(|| "none".to_owned(), i64::to_string);
+        Some(
+            self.label("reason", "pre-migration")
+                .label("migration.current", current)
+                .label("migration.target", target.to_string()),
+        )
+    }
+
     /// Records the backup this one builds on.
     pub fn parent(mut self, id: impl Into<String>) -> Self {
         self.parent = Some(id.into());
