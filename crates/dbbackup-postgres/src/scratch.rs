@@ -161,7 +161,7 @@ impl ScratchDatabase for PgScratchDb {
         let indexes: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT c.oid::regclass::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid \
              JOIN pg_am a ON a.oid = c.relam JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE a.amname = 'btree' AND i.indisvalid AND i.indisready AND {user} ORDER BY 1"
+             WHERE a.amname = 'btree' AND c.relkind = 'i' AND i.indisvalid AND i.indisready AND {user} ORDER BY 1"
         )))
         .fetch_all(&mut c)
         .await
@@ -171,7 +171,8 @@ impl ScratchDatabase for PgScratchDb {
         .collect();
         let tables: Vec<String> = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT c.oid::regclass::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace \
-             WHERE c.relkind IN ('r', 'm') AND {user} ORDER BY 1"
+             JOIN pg_am a ON a.oid = c.relam \
+             WHERE c.relkind IN ('r', 'm') AND a.amname = 'heap' AND {user} ORDER BY 1"
         )))
         .fetch_all(&mut c)
         .await
@@ -248,6 +249,35 @@ impl ScratchDatabase for PgScratchDb {
     }
 
     async fn drop_database(self: Box<Self>) -> Result<()> {
+        // A restored subscription (disabled, without a slot) keeps DROP DATABASE from working:
+        // drop it first, never touching a publisher.
+        if let Ok(mut c) = self.url.options.connect().await {
+            let subs: Vec<String> = sqlx::query_scalar(
+                "SELECT subname::text FROM pg_subscription WHERE subdbid = \
+                 (SELECT oid FROM pg_database WHERE datname = current_database())",
+            )
+            .fetch_all(&mut c)
+            .await
+            .unwrap_or_default();
+            for sub in subs {
+                for q in [
+                    format!("ALTER SUBSCRIPTION {} DISABLE", ident(&sub)),
+                    format!("ALTER SUBSCRIPTION {} SET (slot_name = NONE)", ident(&sub)),
+                    format!("DROP SUBSCRIPTION {}", ident(&sub)),
+                ] {
+                    sqlx::query(sqlx::AssertSqlSafe(q))
+                        .execute(&mut c)
+                        .await
+                        .map_err(|e| {
+                            err(
+                                e,
+                                &format!("cannot drop subscription {sub} of the scratch database"),
+                            )
+                        })?;
+                }
+            }
+            let _ = c.close().await;
+        }
         let mut c = self.admin.options.connect().await.map_err(|e| {
             err(
                 e,

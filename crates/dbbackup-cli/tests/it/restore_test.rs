@@ -456,3 +456,64 @@ async fn check_fails_a_stale_or_untested_repository_and_passes_a_fresh_one() {
     assert_eq!(code(&out), Some(4), "{}", text(&out));
     assert!(text(&out).contains("no log archive"), "{}", text(&out));
 }
+
+/// The PostgreSQL engine's fixture (every object kind it backs up: partitioned tables and their
+/// partitioned indexes, a table on another access method, a subscription, RLS, rules, ...), a
+/// database this test did not shape for restore tests: every table counted, amcheck on what it
+/// can check, and the scratch database dropped although it holds a subscription.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restore_test_of_every_object_kind_passes_and_drops_its_subscriptions() {
+    let d = Dir::new("rt-pg-fixture");
+    let src = format!("cli_rtfx_{}", std::process::id());
+    let mut pg = PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        .await
+        .unwrap();
+    let drop_src = format!("DROP DATABASE IF EXISTS {src} WITH (FORCE)");
+    let _ = sqlx::query(sqlx::AssertSqlSafe(drop_src.clone()))
+        .execute(&mut pg)
+        .await;
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {src}")))
+        .execute(&mut pg)
+        .await
+        .unwrap();
+    let url = format!("postgres://postgres@127.0.0.1:5432/{src}");
+    let mut s = PgConnection::connect(&url).await.unwrap();
+    let fixture = include_str!("../../../dbbackup-postgres/tests/it/fixture.sql")
+        .replace(":big_rows", "1000");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(fixture))
+        .execute(&mut s)
+        .await
+        .unwrap();
+    drop(s);
+    ok(&dbbackup(
+        &d,
+        &["backup", "--source", &url, "--repo", "repo"],
+    ));
+    let out = dbbackup(
+        &d,
+        &[
+            "--json",
+            "restore-test",
+            "--repo",
+            "repo",
+            "--scratch",
+            "postgres://postgres@127.0.0.1:5432/postgres",
+        ],
+    );
+    assert_eq!(code(&out), Some(0), "{}", text(&out));
+    let r = parse(&out)["record"].clone();
+    assert!(
+        r["checks"].as_array().unwrap().len() > 20,
+        "every table counted: {r}"
+    );
+    assert_eq!(check(&r, "integrity")["status"], "passed", "{r}");
+    assert_eq!(
+        check(&r, "rows public.measurements_2025")["status"],
+        "passed",
+        "{r}"
+    );
+    assert!(!pg_exists(&scratch_name(&r)).await);
+    let _ = sqlx::query(sqlx::AssertSqlSafe(drop_src))
+        .execute(&mut pg)
+        .await;
+}
