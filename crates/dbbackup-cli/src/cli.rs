@@ -292,7 +292,8 @@ pub struct RestoreArgs {
     /// A backup id, or latest (default).
     #[arg(long, env = "DBBACKUP_BACKUP", value_name = "ID")]
     pub backup: Option<String>,
-    /// Where to restore: sqlite://NEW_PATH (postgres://, mysql:// ... when built in).
+    /// Where to restore: sqlite://NEW_PATH (an existing file with --data-only), postgres://,
+    /// mysql://, mssql://.
     #[arg(long, env = "DBBACKUP_TARGET", value_name = "URL")]
     pub target: Option<String>,
     #[command(flatten)]
@@ -309,7 +310,9 @@ pub struct RestoreArgs {
     /// Rows only, into the tables of an existing database (re-created with a new schema: the
     /// schema-change sequence), by column name: a new column takes its default, sequences move
     /// past the restored rows, foreign keys are checked at the end; columns and tables the target
-    /// no longer has are reported. One transaction (PostgreSQL, MySQL InnoDB).
+    /// no longer has are reported. One transaction (PostgreSQL, MySQL InnoDB, SQLite: the
+    /// backed-up file is restored beside the target and its rows copied; the target's triggers
+    /// do not fire).
     #[arg(long, conflicts_with = "create")]
     pub data_only: bool,
     /// With --data-only: fail, changing nothing, when a backed-up column or table no longer

@@ -10,7 +10,10 @@
 //!
 //! [`SqliteTarget`] restores to a new file: the bytes go to a temporary file beside the target,
 //! which is fsynced, checked with `PRAGMA integrity_check`, and only then linked into place. A
-//! failed restore leaves no file at the target path.
+//! failed restore leaves no file at the target path. With [`SqliteTarget::data_only`] the rows of
+//! the backup go into the tables of an existing database instead (a schema re-created by
+//! migrations), by column name, in one transaction; [`snapshot_before_migrate`] takes the backup
+//! before sqlx's `Migrator` runs.
 //!
 //! ```no_run
 //! # async fn f() -> dbbackup_core::Result<()> {
@@ -32,13 +35,16 @@
 
 pub use config::{parse_url, ENGINE};
 pub use error::sqlite_error;
+pub use migrate::{snapshot_before_migrate, MIGRATIONS_TABLE};
 pub use scratch::SqliteScratch;
 pub use source::SqliteSource;
 pub use target::SqliteTarget;
 
 mod config;
+mod data_only;
 mod entry;
 mod error;
+mod migrate;
 mod scratch;
 mod source;
 mod target;

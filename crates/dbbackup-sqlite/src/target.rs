@@ -1,4 +1,5 @@
-//! Restore of a SQLite backup to a new file.
+//! Restore of a SQLite backup to a new file, or (data-only) of its rows into an existing
+//! database.
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -15,19 +16,59 @@ use sqlx::{ConnectOptions, Connection};
 use tokio::io::AsyncWriteExt;
 
 use crate::config::{parse_url, ENGINE};
+use crate::data_only::{copy_rows, CopyOptions};
 use crate::entry::ENTRY;
 use crate::error::sqlite_error;
 
-/// Restores a SQLite backup into a new database file.
+/// Restores a SQLite backup into a new database file, or with [`SqliteTarget::data_only`] its
+/// rows into the tables of an existing one.
 #[derive(Debug, Clone)]
 pub struct SqliteTarget {
     path: PathBuf,
+    data_only: bool,
+    copy: CopyOptions,
 }
 
 impl SqliteTarget {
     /// A new database at `path` (which must not exist yet).
     pub fn new(path: impl Into<PathBuf>) -> Self {
-        SqliteTarget { path: path.into() }
+        SqliteTarget {
+            path: path.into(),
+            data_only: false,
+            copy: CopyOptions::default(),
+        }
+    }
+
+    /// Rows only, by column name, into the existing tables of the database at the path (one
+    /// re-created by the application's schema or migrations), in one transaction. The backed-up
+    /// file is restored and checked beside it first, then attached and copied from. A column or
+    /// table the target no longer has is reported in the restore's warnings; a new column takes
+    /// its default; `AUTOINCREMENT` counters move past the rows; the target's triggers do not
+    /// fire; foreign keys are checked at the end.
+    pub fn data_only(mut self, yes: bool) -> Self {
+        self.data_only = yes;
+        self
+    }
+
+    /// With [`data_only`](Self::data_only): fail, changing nothing, instead of reporting a
+    /// column or table the target no longer has.
+    pub fn fail_on_dropped_columns(mut self, yes: bool) -> Self {
+        self.copy.strict = yes;
+        self
+    }
+
+    /// With [`data_only`](Self::data_only): copy only the tables matching one of these patterns
+    /// (`*` and `?` wildcards); a pattern that matches no backed-up table fails the restore.
+    pub fn tables(mut self, patterns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.copy.tables = patterns.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// With [`data_only`](Self::data_only): never copy the tables matching these patterns (e.g.
+    /// [`MIGRATIONS_TABLE`](crate::MIGRATIONS_TABLE), whose rows the new schema has already).
+    pub fn exclude_tables(mut self, patterns: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.copy.exclude = patterns.into_iter().map(Into::into).collect();
+        self
     }
 }
 
@@ -41,7 +82,9 @@ impl FromStr for SqliteTarget {
 struct Session {
     path: PathBuf,
     temp: PathBuf,
+    data_only: Option<CopyOptions>,
     done: Mutex<bool>,
+    warnings: Mutex<Vec<String>>,
 }
 
 #[async_trait]
@@ -56,7 +99,19 @@ impl RestoreTarget for SqliteTarget {
                 ),
             ));
         }
-        if tokio::fs::try_exists(&self.path).await.unwrap_or(false) {
+        let exists = tokio::fs::try_exists(&self.path).await.unwrap_or(false);
+        if self.data_only && !exists {
+            return Err(Error::new(
+                ErrorKind::NotFound,
+                format!(
+                    "{} does not exist; a data-only restore copies rows into the tables of an \
+                     existing database, so create it with the new schema first (or restore \
+                     without --data-only to a new file)",
+                    self.path.display()
+                ),
+            ));
+        }
+        if !self.data_only && exists {
             return Err(Error::new(
                 ErrorKind::AlreadyExists,
                 format!(
@@ -89,7 +144,9 @@ impl RestoreTarget for SqliteTarget {
         Ok(Box::new(Session {
             path: self.path.clone(),
             temp: dir.join(format!(".{name}.restore-{}", hex::encode(r))),
+            data_only: self.data_only.then(|| self.copy.clone()),
             done: Mutex::new(false),
+            warnings: Mutex::default(),
         }))
     }
 }
@@ -165,6 +222,14 @@ impl RestoreSession for Session {
                 format!("the restored database fails PRAGMA integrity_check: {check}"),
             ));
         }
+        if let Some(copy) = &self.data_only {
+            let copied = copy_rows(&self.path, &self.temp, copy).await;
+            let _ = tokio::fs::remove_file(&self.temp).await;
+            let copied = copied?;
+            self.warnings.lock().expect("lock").extend(copied.warnings);
+            *self.done.lock().expect("lock") = true;
+            return Ok(Some(copied.rows));
+        }
         // Create-only placement: a file that appeared meanwhile is never overwritten.
         let (temp, path) = (self.temp.clone(), self.path.clone());
         tokio::task::spawn_blocking(move || -> Result<()> {
@@ -193,7 +258,9 @@ impl RestoreSession for Session {
                 format!("the restore selected no {ENTRY:?} entry, so nothing was written"),
             ));
         }
-        Ok(RestoreSummary::default())
+        Ok(RestoreSummary {
+            warnings: std::mem::take(&mut *self.warnings.lock().expect("lock")),
+        })
     }
 
     async fn abort(self: Box<Self>, _error: &Error) -> Result<()> {

@@ -130,6 +130,10 @@ pub struct TargetOptions {
     /// With `data_only`: fail (changing nothing) instead of reporting a column or table the
     /// target no longer has.
     pub strict_columns: bool,
+    /// SQLite data-only restores: copy only the tables matching these patterns (the backup is one
+    /// file, so the selection happens in the target; other engines select entries with
+    /// [`table_filter`]).
+    pub tables: Vec<String>,
 }
 
 impl Default for TargetOptions {
@@ -145,6 +149,7 @@ impl Default for TargetOptions {
             no_recovery: false,
             data_only: false,
             strict_columns: false,
+            tables: Vec::new(),
         }
     }
 }
@@ -351,15 +356,14 @@ fn mssql_shared_dir(dir: &Option<SharedDir>) -> Result<SharedDir> {
 /// As [`source`].
 pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
     match Engine::of(url)? {
-        // A SQLite restore always creates a new file.
+        // A SQLite restore creates a new file, or (data-only) copies rows into an existing one.
         #[cfg(feature = "sqlite")]
-        Engine::Sqlite if o.data_only => Err(Error::new(
-            ErrorKind::Unsupported,
-            "a data-only restore into an existing SQLite database is not built yet (a SQLite \
-             backup is the database file); restore to a new file and copy the rows with ATTACH",
+        Engine::Sqlite => Ok(Arc::new(
+            url.parse::<dbbackup_sqlite::SqliteTarget>()?
+                .data_only(o.data_only)
+                .fail_on_dropped_columns(o.strict_columns)
+                .tables(o.tables.clone()),
         )),
-        #[cfg(feature = "sqlite")]
-        Engine::Sqlite => Ok(Arc::new(url.parse::<dbbackup_sqlite::SqliteTarget>()?)),
         #[cfg(feature = "postgres")]
         Engine::Postgres => Ok(Arc::new(
             dbbackup_postgres::PgTarget::new(url)?
@@ -509,7 +513,8 @@ pub fn table_filter(
     if engine == "sqlite" {
         return Err(invalid(
             "--tables is not available for SQLite backups (they hold the database as one file); \
-             restore all of it",
+             restore all of it, or give --data-only to copy the rows of some tables into an \
+             existing database",
         ));
     }
     Ok(Some(move |e: &EntryRecord| match e.table() {

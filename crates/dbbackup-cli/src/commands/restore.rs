@@ -121,7 +121,13 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
              the table's name in any schema",
         )?;
     }
-    if let Some(filter) = dbbackup::table_filter(&manifest.source.engine, a.tables.clone())? {
+    // A SQLite backup is one file: its data-only target selects the tables itself.
+    let filter = if manifest.source.engine == "sqlite" && a.data_only {
+        None
+    } else {
+        dbbackup::table_filter(&manifest.source.engine, a.tables.clone())?
+    };
+    if let Some(filter) = filter {
         r = r.filter(filter);
     }
     if let Some(j) = a.jobs {
@@ -190,6 +196,7 @@ fn target_for(
         no_recovery: a.no_recovery,
         data_only: a.data_only,
         strict_columns: a.strict_columns,
+        tables: a.tables.clone(),
     };
     dbbackup::target(target_url, &options)
 }

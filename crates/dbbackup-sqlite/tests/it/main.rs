@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+mod data_only;
+
 use dbbackup_core::testing::{conformance, ScriptedSource};
 use dbbackup_core::{
     Backup, ErrorKind, Key, MasterKey, MemorySink, Restore, RestoreTarget, Sink, Source, Zstd,
