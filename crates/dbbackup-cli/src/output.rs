@@ -3,8 +3,9 @@
 use std::collections::HashMap;
 use std::io::{IsTerminal, Write};
 use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
-use dbbackup::{Event, Subscriber};
+use dbbackup::{Event, Operation, Subscriber};
 use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 /// How progress is shown.
@@ -76,11 +77,63 @@ pub fn human(bytes: u64) -> String {
     }
 }
 
+/// `1.2 GiB of ~4.0 GiB (30%), 85.3 MiB/s, ETA 38s, 12345 rows, 3/12 entries`: the whole
+/// operation, from an [`Event::Progress`].
+fn overall(event: &Event) -> Option<String> {
+    let Event::Progress {
+        operation,
+        raw_bytes,
+        estimated_bytes,
+        rows,
+        entries_done,
+        entries: n,
+        bytes_per_second,
+        eta_seconds,
+        ..
+    } = event
+    else {
+        return None;
+    };
+    let mut out = human(*raw_bytes);
+    if let Some(total) = estimated_bytes {
+        // A backup's total comes from the catalog: an estimate.
+        let about = if *operation == Operation::Backup {
+            "~"
+        } else {
+            ""
+        };
+        let pct = if *total > 0 {
+            *raw_bytes as f64 * 100.0 / *total as f64
+        } else {
+            100.0
+        };
+        out.push_str(&format!(" of {about}{} ({pct:.0}%)", human(*total)));
+    }
+    out.push_str(&format!(", {}/s", human(*bytes_per_second as u64)));
+    match eta_seconds {
+        Some(s) if *s >= 1.0 => {
+            out.push_str(&format!(", ETA {}", age(Duration::from_secs_f64(*s))))
+        }
+        Some(_) => out.push_str(", ETA <1s"),
+        None => {}
+    }
+    if *rows > 0 {
+        out.push_str(&format!(", {}", count(*rows, "row")));
+    }
+    out.push_str(&format!(", {entries_done}/{}", entries(*n)));
+    Some(out)
+}
+
+/// How often a plain-lines progress line is written (logs, not terminals).
+const LINE_EVERY: Duration = Duration::from_secs(10);
+
 /// Turns engine events into progress output.
 pub struct Progress {
     mode: Mode,
     multi: MultiProgress,
     bars: Mutex<HashMap<String, ProgressBar>>,
+    total: Mutex<Option<ProgressBar>>,
+    last_line: Mutex<Option<Instant>>,
 }
 
 impl Progress {
@@ -95,6 +148,133 @@ impl Progress {
             mode,
             multi,
             bars: Mutex::default(),
+            total: Mutex::default(),
+            last_line: Mutex::default(),
+        }
+    }
+
+    fn lines(&self, event: &Event) {
+        match event {
+            Event::ServerProgress {
+                percent, message, ..
+            } => eprintln!("  server: {message} ({percent:.0}%)"),
+            Event::Started { .. } => {
+                *self.last_line.lock().expect("progress lock") = Some(Instant::now())
+            }
+            Event::Progress { .. } => {
+                let mut last = self.last_line.lock().expect("progress lock");
+                if last.is_some_and(|l| l.elapsed() >= LINE_EVERY) {
+                    *last = Some(Instant::now());
+                    if let Some(line) = overall(event) {
+                        eprintln!("  progress: {line}");
+                    }
+                }
+            }
+            // Entries that moved nothing (an empty phase) are not worth a line.
+            Event::EntryFinished {
+                entry,
+                raw_bytes,
+                stored_bytes,
+                rows,
+                elapsed,
+                ..
+            } if *raw_bytes > 0 => {
+                let rows = rows
+                    .map(|r| format!(", {}", count(r, "row")))
+                    .unwrap_or_default();
+                eprintln!(
+                    "  {entry}: {} -> {}{rows} in {:.1}s",
+                    human(*raw_bytes),
+                    human(*stored_bytes),
+                    elapsed.as_secs_f64()
+                );
+            }
+            _ => {}
+        }
+    }
+
+    fn bars(&self, event: &Event) {
+        match event {
+            Event::Started { operation, .. } => {
+                let bar = self.multi.insert(0, ProgressBar::new(0));
+                bar.set_style(
+                    ProgressStyle::with_template("{prefix:>7} [{bar:24}] {msg}")
+                        .expect("valid template")
+                        .progress_chars("=> "),
+                );
+                bar.set_prefix(
+                    serde_json::to_value(operation)
+                        .ok()
+                        .and_then(|v| v.as_str().map(str::to_owned))
+                        .unwrap_or_default(),
+                );
+                if let Some(old) = self.total.lock().expect("progress lock").replace(bar) {
+                    old.finish_and_clear();
+                }
+            }
+            Event::Progress {
+                raw_bytes,
+                estimated_bytes,
+                ..
+            } => {
+                if let Some(bar) = &*self.total.lock().expect("progress lock") {
+                    bar.set_length(estimated_bytes.unwrap_or(*raw_bytes).max(1));
+                    bar.set_position(*raw_bytes);
+                    if let Some(line) = overall(event) {
+                        bar.set_message(line);
+                    }
+                }
+            }
+            // An entry's bar appears once it moves bytes, so empty phases never show.
+            Event::EntryProgress {
+                entry,
+                raw_bytes,
+                rows,
+                ..
+            } => {
+                let mut bars = self.bars.lock().expect("progress lock");
+                let bar = bars.entry(entry.clone()).or_insert_with(|| {
+                    let bar = self.multi.add(ProgressBar::new_spinner());
+                    bar.set_style(
+                        ProgressStyle::with_template(
+                            "{spinner} {prefix:30} {bytes:>10} {binary_bytes_per_sec:>12} {msg}",
+                        )
+                        .expect("valid template"),
+                    );
+                    bar.set_prefix(entry.clone());
+                    bar
+                });
+                bar.set_position(*raw_bytes);
+                if let Some(r) = rows {
+                    bar.set_message(count(*r, "row"));
+                }
+                bar.tick();
+            }
+            Event::EntryFinished { entry, .. } => {
+                if let Some(bar) = self.bars.lock().expect("progress lock").remove(entry) {
+                    bar.finish_and_clear();
+                }
+            }
+            Event::ServerProgress {
+                percent, message, ..
+            } => {
+                let _ = self
+                    .multi
+                    .println(format!("server: {message} ({percent:.0}%)"));
+            }
+            Event::Finished { .. } | Event::Failed { .. } => {
+                for (_, bar) in self.bars.lock().expect("progress lock").drain() {
+                    bar.finish_and_clear();
+                }
+                if let Some(bar) = self.total.lock().expect("progress lock").take() {
+                    if matches!(event, Event::Failed { .. }) {
+                        bar.abandon();
+                    } else {
+                        bar.finish_and_clear();
+                    }
+                }
+            }
+            _ => {}
         }
     }
 }
@@ -108,89 +288,8 @@ impl Subscriber for Progress {
                     let _ = writeln!(err, "{line}");
                 }
             }
-            Mode::Lines => {
-                if let Event::ServerProgress {
-                    percent, message, ..
-                } = event
-                {
-                    eprintln!("  server: {message} ({percent:.0}%)");
-                }
-                if let Event::EntryFinished {
-                    entry,
-                    raw_bytes,
-                    stored_bytes,
-                    rows,
-                    elapsed,
-                    ..
-                } = event
-                {
-                    let rows = rows
-                        .map(|r| format!(", {}", count(r, "row")))
-                        .unwrap_or_default();
-                    eprintln!(
-                        "  {entry}: {} -> {}{rows} in {:.1}s",
-                        human(*raw_bytes),
-                        human(*stored_bytes),
-                        elapsed.as_secs_f64()
-                    );
-                }
-            }
-            Mode::Bars => {
-                let mut bars = self.bars.lock().expect("progress lock");
-                match event {
-                    Event::EntryStarted { entry, .. } => {
-                        let bar = self.multi.add(ProgressBar::new_spinner());
-                        bar.set_style(
-                            ProgressStyle::with_template("{spinner} {prefix:30} {bytes:>10} {binary_bytes_per_sec:>12} {msg}")
-                                .expect("valid template"),
-                        );
-                        bar.set_prefix(entry.clone());
-                        bars.insert(entry.clone(), bar);
-                    }
-                    Event::EntryProgress {
-                        entry,
-                        raw_bytes,
-                        rows,
-                        ..
-                    } => {
-                        if let Some(bar) = bars.get(entry) {
-                            bar.set_position(*raw_bytes);
-                            if let Some(r) = rows {
-                                bar.set_message(count(*r, "row"));
-                            }
-                            bar.tick();
-                        }
-                    }
-                    Event::EntryFinished {
-                        entry,
-                        raw_bytes,
-                        stored_bytes,
-                        rows,
-                        ..
-                    } => {
-                        if let Some(bar) = bars.remove(entry) {
-                            bar.set_position(*raw_bytes);
-                            let rows = rows
-                                .map(|r| format!(", {}", count(r, "row")))
-                                .unwrap_or_default();
-                            bar.finish_with_message(format!("-> {}{rows}", human(*stored_bytes)));
-                        }
-                    }
-                    Event::ServerProgress {
-                        percent, message, ..
-                    } => {
-                        let _ = self
-                            .multi
-                            .println(format!("server: {message} ({percent:.0}%)"));
-                    }
-                    Event::Finished { .. } | Event::Failed { .. } => {
-                        for (_, bar) in bars.drain() {
-                            bar.abandon();
-                        }
-                    }
-                    _ => {}
-                }
-            }
+            Mode::Lines => self.lines(event),
+            Mode::Bars => self.bars(event),
         }
     }
 }

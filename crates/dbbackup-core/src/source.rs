@@ -41,6 +41,10 @@ pub struct EntrySpec {
     /// Engine-specific facts about the entry (table name, columns, format) that its restore needs.
     #[serde(default, skip_serializing_if = "serde_json::Value::is_null")]
     pub meta: serde_json::Value,
+    /// Roughly how many plaintext bytes the entry will hold (from the database's catalog), for
+    /// progress and time left; `None` when the engine cannot tell.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub estimated_bytes: Option<u64>,
 }
 
 impl EntrySpec {
@@ -51,7 +55,14 @@ impl EntrySpec {
             kind,
             phase,
             meta: serde_json::Value::Null,
+            estimated_bytes: None,
         }
+    }
+
+    /// Sets the estimated plaintext size (see [`EntrySpec::estimated_bytes`]).
+    pub fn with_estimate(mut self, bytes: Option<u64>) -> Self {
+        self.estimated_bytes = bytes;
+        self
     }
 
     /// Sets the engine-specific metadata.

@@ -495,6 +495,9 @@ impl Snapshot for MySnapshot {
                     }),
                     ..EntryMeta::of(Format::Rows)
                 };
+                // DATA_LENGTH: the clustered index (InnoDB) or data file, close to the rows' size.
+                let estimate =
+                    |parts: usize| Some((t.data_bytes.max(0) as u64).div_ceil(parts as u64));
                 match self.splits.get(&t.name) {
                     Some(ranges) => {
                         for (i, cond) in ranges.iter().enumerate() {
@@ -509,13 +512,15 @@ impl Snapshot for MySnapshot {
                                     EntryKind::Data,
                                     1,
                                 )
-                                .with_meta_of(&m),
+                                .with_meta_of(&m)
+                                .with_estimate(estimate(ranges.len())),
                             );
                         }
                     }
                     None => out.push(
                         EntrySpec::new(format!("data/{}", t.name), EntryKind::Data, 1)
-                            .with_meta_of(&meta),
+                            .with_meta_of(&meta)
+                            .with_estimate(estimate(1)),
                     ),
                 }
             }

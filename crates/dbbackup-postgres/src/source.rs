@@ -357,6 +357,7 @@ impl Snapshot for PgSnapshot {
                 } else {
                     1
                 };
+                let part_estimate = (t.estimated_bytes.max(0) as u64).div_ceil(parts as u64);
                 for (i, range) in block_ranges(t.pages, parts).into_iter().enumerate() {
                     let name = if parts > 1 {
                         format!("data/{}#{}", t.plain(), i + 1)
@@ -383,7 +384,11 @@ impl Snapshot for PgSnapshot {
                         },
                         ..EntryMeta::of(Format::CopyText)
                     };
-                    out.push(EntrySpec::new(name, EntryKind::Data, 1).with_meta_of(&meta));
+                    out.push(
+                        EntrySpec::new(name, EntryKind::Data, 1)
+                            .with_meta_of(&meta)
+                            .with_estimate(Some(part_estimate)),
+                    );
                 }
             }
         }

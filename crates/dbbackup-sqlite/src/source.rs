@@ -174,7 +174,11 @@ impl Snapshot for SqliteSnapshot {
     }
 
     fn entries(&self) -> Vec<EntrySpec> {
-        vec![EntrySpec::new(ENTRY, EntryKind::Dump, 0).with_meta_of(&self.meta)]
+        // The snapshot file is written before it streams: its size is exact.
+        let size = std::fs::metadata(&**self.copy).map(|m| m.len()).ok();
+        vec![EntrySpec::new(ENTRY, EntryKind::Dump, 0)
+            .with_meta_of(&self.meta)
+            .with_estimate(size)]
     }
 
     async fn read(&self, entry: &EntrySpec) -> Result<EntryData> {

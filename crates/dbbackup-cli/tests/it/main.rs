@@ -261,6 +261,82 @@ async fn backup_list_verify_restore_compare_with_json() {
     assert!(String::from_utf8_lossy(&again.stderr).contains("already exists"));
 }
 
+/// The `--json` events on stderr, parsed.
+fn events(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_events_give_the_expected_total_the_rate_and_the_time_left() {
+    let d = Dir::new("progress");
+    make_db(&d.p("app.db"), 20_000).await;
+    let out = dbbackup(
+        &d,
+        &[
+            "--json",
+            "backup",
+            "--source",
+            "sqlite://app.db",
+            "--repo",
+            "repo",
+        ],
+    );
+    let result = json(&out);
+    let ev = events(&out);
+    let started = ev
+        .iter()
+        .find(|e| e["event"] == "started")
+        .expect("started");
+    // A SQLite snapshot is written before it streams: the expected size is exact.
+    let raw = result["raw_bytes"].as_u64().unwrap();
+    assert_eq!(started["estimated_bytes"].as_u64(), Some(raw), "{started}");
+    let progress: Vec<&Value> = ev.iter().filter(|e| e["event"] == "progress").collect();
+    let last = progress.last().expect("at least one progress event");
+    assert_eq!(last["operation"], "backup");
+    assert_eq!(last["raw_bytes"].as_u64(), Some(raw), "{last}");
+    assert_eq!(last["estimated_bytes"].as_u64(), Some(raw), "{last}");
+    assert_eq!(last["entries_done"], 1);
+    assert_eq!(last["entries"], 1);
+    assert!(last["bytes_per_second"].as_f64().unwrap() > 0.0, "{last}");
+    assert!(last["eta_seconds"].as_f64().unwrap() < 1e-9, "{last}");
+    // A restore knows its total from the manifest.
+    let out = dbbackup(
+        &d,
+        &[
+            "--json",
+            "restore",
+            "--repo",
+            "repo",
+            "--target",
+            "sqlite://r.db",
+        ],
+    );
+    let r = json(&out);
+    let ev = events(&out);
+    let started = ev
+        .iter()
+        .find(|e| e["event"] == "started")
+        .expect("started");
+    assert_eq!(started["estimated_bytes"], r["raw_bytes"], "{started}");
+    assert!(
+        ev.iter()
+            .any(|e| e["event"] == "progress" && e["operation"] == "restore"),
+        "{ev:?}"
+    );
+    // Without --json and without a terminal: one line per entry that moved bytes.
+    let out = dbbackup(
+        &d,
+        &["backup", "--source", "sqlite://app.db", "--repo", "repo"],
+    );
+    ok(&out);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("  database: "), "{err}");
+    assert!(!err.contains(" 0 B -> "), "{err}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_passphrase_exits_1_and_a_flipped_byte_exits_3() {
     let d = Dir::new("faults");

@@ -343,6 +343,11 @@ impl Backup {
             operation: Operation::Backup,
             backup_id: id.to_owned(),
             entries: entries.len(),
+            // What the engines could estimate (small schema entries count when done).
+            estimated_bytes: entries
+                .iter()
+                .filter_map(|e| e.estimated_bytes)
+                .reduce(|a, b| a + b),
         });
 
         let job = Arc::new(EntryJob {

@@ -138,6 +138,7 @@ impl Restore {
             operation: Operation::Restore,
             backup_id: m.backup_id.clone(),
             entries: selected.len(),
+            estimated_bytes: Some(selected.iter().map(|e| e.raw_size).sum()),
         });
         let session = self.target.begin(m).await?;
         let mut rows = 0u64;

@@ -91,6 +91,7 @@ impl Verify {
             operation: Operation::Verify,
             backup_id: m.backup_id.clone(),
             entries: m.entries.len(),
+            estimated_bytes: Some(m.entries.iter().map(|e| e.raw_size).sum()),
         });
         futures::stream::iter(m.entries.clone())
             .map(|e| async move {

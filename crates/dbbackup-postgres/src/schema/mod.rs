@@ -75,6 +75,10 @@ pub struct TableData {
     pub estimated_rows: i64,
     /// Size in blocks when the backup started (for splitting big tables).
     pub pages: i64,
+    /// Roughly the bytes of its rows as COPY text (heap less tuple headers, plus TOAST), for
+    /// progress.
+    #[serde(default)]
+    pub estimated_bytes: i64,
 }
 
 impl TableData {

@@ -28,7 +28,9 @@ pub(super) async fn read_tables(
                 pg_relation_size(c.oid) / current_setting('block_size')::int8,
                 (SELECT quote_ident(amname) FROM pg_am WHERE oid = c.relam),
                 (SELECT quote_ident(s.srvname) FROM pg_foreign_table ft JOIN pg_foreign_server s ON s.oid = ft.ftserver WHERE ft.ftrelid = c.oid),
-                (SELECT {ftopts} FROM pg_foreign_table ft WHERE ft.ftrelid = c.oid)
+                (SELECT {ftopts} FROM pg_foreign_table ft WHERE ft.ftrelid = c.oid),
+                greatest(pg_relation_size(c.oid) - 28 * greatest(c.reltuples, 0)::int8, 0)
+                  + CASE WHEN c.reltoastrelid <> 0 THEN pg_relation_size(c.reltoastrelid) ELSE 0 END
          FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
          WHERE c.relkind IN ('r','p','f') AND {not_ext}
          ORDER BY 12, c.oid",
@@ -61,6 +63,7 @@ pub(super) async fn read_tables(
         let options: Option<String> = r.get(9);
         let estimated: i64 = r.get(10);
         let pages: i64 = r.get(12);
+        let estimated_bytes: i64 = r.get(16);
         let access_method: Option<String> = r.get(13);
         let foreign = kind == "f";
 
@@ -260,6 +263,7 @@ pub(super) async fn read_tables(
                 columns: copy_cols,
                 estimated_rows: estimated,
                 pages,
+                estimated_bytes,
             });
         }
     }
