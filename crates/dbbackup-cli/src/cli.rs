@@ -319,6 +319,13 @@ pub struct RestoreArgs {
     /// exists in the target, instead of reporting it.
     #[arg(long, requires = "data_only")]
     pub strict_columns: bool,
+    /// PostgreSQL and MySQL/MariaDB, into an existing database: drop the backup's objects the
+    /// target has first, as `pg_restore --clean --if-exists` ("refresh staging from last night's
+    /// backup"). PostgreSQL: in the restore's one transaction, so a failure changes nothing;
+    /// never CASCADE, so an object of the target's own that depends on one stops the restore.
+    /// MySQL commits each DROP at once (it cannot roll back DDL).
+    #[arg(long, env = "DBBACKUP_CLEAN", conflicts_with_all = ["create", "data_only"])]
+    pub clean: bool,
     #[command(flatten)]
     pub key: KeyArgs,
     /// PostgreSQL: leave out the owners and privileges a backup holds (objects then belong to

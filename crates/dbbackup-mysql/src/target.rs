@@ -41,6 +41,7 @@ pub struct MySqlTarget {
     keep_on_failure: bool,
     data_only: bool,
     fail_on_dropped_columns: bool,
+    clean: bool,
     jobs: usize,
     batch_bytes: usize,
     transaction_bytes: usize,
@@ -61,6 +62,7 @@ impl MySqlTarget {
             keep_on_failure: false,
             data_only: false,
             fail_on_dropped_columns: false,
+            clean: false,
             jobs: 2,
             batch_bytes: 1 << 20,
             transaction_bytes: 32 << 20,
@@ -93,6 +95,15 @@ impl MySqlTarget {
     /// Fail instead of reporting backed-up columns the target no longer has.
     pub fn fail_on_dropped_columns(mut self, yes: bool) -> Self {
         self.fail_on_dropped_columns = yes;
+        self
+    }
+    /// Into an existing database: first drop the objects of the backup it has (views, triggers,
+    /// routines, events, sequences, then the tables in one `DROP TABLE` so foreign keys among
+    /// them do not matter; foreign key checks stay on, so a table of the target's own that
+    /// references one of them stops the drop). MySQL commits DDL at once: the drops cannot be
+    /// rolled back if the restore then fails (the backup still holds the objects).
+    pub fn clean(mut self, yes: bool) -> Self {
+        self.clean = yes;
         self
     }
     /// Load rows into a created database with `LOAD DATA LOCAL INFILE` when the server allows it
@@ -212,6 +223,94 @@ async fn existing_objects(c: &mut MySqlConnection, db: &str) -> Result<BTreeSet<
         .collect())
 }
 
+/// `--clean`: drops the target's objects named `kind:name` (as [`existing_objects`] names them).
+async fn drop_objects(c: &mut MySqlConnection, db: &str, objects: &[String]) -> Result<()> {
+    let mut tables = Vec::new();
+    let mut names = BTreeSet::new();
+    let mut first = Vec::new();
+    for o in objects {
+        let Some((kind, name)) = o.split_once(':') else {
+            continue;
+        };
+        match kind {
+            "table" => {
+                tables.push(ident(name));
+                names.insert(name.to_owned());
+            }
+            "view" | "trigger" | "procedure" | "function" | "event" | "sequence" => first.push(
+                format!("DROP {} IF EXISTS {}", kind.to_uppercase(), ident(name)),
+            ),
+            _ => {}
+        }
+    }
+    // A table outside the backup referencing one of its tables would stop the DROP half-way
+    // (MariaDB drops the tables it can): refused before anything is dropped.
+    // (schema, table, constraint, referenced table), as bytes (information_schema's collation).
+    type Reference = (Vec<u8>, Vec<u8>, Vec<u8>, Vec<u8>);
+    let refs: Vec<Reference> = sqlx::query_as(
+        "SELECT CONSTRAINT_SCHEMA, TABLE_NAME, CONSTRAINT_NAME, REFERENCED_TABLE_NAME
+         FROM information_schema.REFERENTIAL_CONSTRAINTS WHERE UNIQUE_CONSTRAINT_SCHEMA = ?",
+    )
+    .bind(db)
+    .fetch_all(&mut *c)
+    .await
+    .map_err(|e| {
+        target_err(
+            e,
+            "cannot list the foreign keys referencing the target's tables",
+        )
+    })?;
+    let text = |v: &[u8]| String::from_utf8_lossy(v).into_owned();
+    let outside: Vec<String> = refs
+        .iter()
+        .filter(|(s, t, _, r)| {
+            names.contains(&text(r)) && (text(s) != db || !names.contains(&text(t)))
+        })
+        .map(|(s, t, k, r)| {
+            format!(
+                "{}.{} ({} references {})",
+                text(s),
+                text(t),
+                text(k),
+                text(r)
+            )
+        })
+        .collect();
+    if !outside.is_empty() {
+        return Err(Error::new(
+            ErrorKind::Target,
+            format!(
+                "--clean cannot drop the backup's tables: table(s) the backup does not have reference them: {}; \
+                 drop those foreign keys first (nothing was changed)",
+                outside.join(", ")
+            ),
+        ));
+    }
+    // The tables first, in one statement (foreign keys among them): the drop most likely to be
+    // refused (a table of the target's own references one) then changes nothing. Their triggers
+    // go with them; views and routines may name a table that is gone for a moment.
+    if !tables.is_empty() {
+        first.insert(0, format!("DROP TABLE IF EXISTS {}", tables.join(", ")));
+    }
+    for sql in first {
+        sqlx::raw_sql(sqlx::AssertSqlSafe(sql.clone()))
+            .execute(&mut *c)
+            .await
+            .map_err(|e| {
+                let err = target_err(e, "--clean could not drop the backup's objects");
+                Error::new(
+                    err.kind(),
+                    format!(
+                        "{}\n  statement: {sql}\n(MySQL commits each DROP at once: the objects \
+                         dropped before this one are gone; the backup still holds them)",
+                        err.message()
+                    ),
+                )
+            })?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl RestoreTarget for MySqlTarget {
     // Long on purpose: the two restore modes (created database with parallel loading, existing database with a clash check) share the connection, limits and loader set-up.
@@ -226,6 +325,13 @@ impl RestoreTarget for MySqlTarget {
             ));
         }
         let db = self.url.database().to_owned();
+        if self.clean && (self.create || self.data_only) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "--clean drops the backup's objects in an existing database before restoring; it \
+                 does not go with --create (a new database has nothing to drop) or --data-only",
+            ));
+        }
         let pre = manifest.entry(PRE_DATA).map(EntryMeta::read).transpose()?;
         if self.create {
             let mut c = self
@@ -300,6 +406,7 @@ impl RestoreTarget for MySqlTarget {
             }));
         }
         let mut c = connect(&self.url, ErrorKind::Target, false).await?;
+        let mut cleaned = None;
         if !self.data_only {
             let wanted: BTreeSet<String> = pre
                 .and_then(|p| p.objects)
@@ -311,12 +418,18 @@ impl RestoreTarget for MySqlTarget {
                 .intersection(&wanted)
                 .cloned()
                 .collect();
-            if !clash.is_empty() {
+            if self.clean && !clash.is_empty() {
+                drop_objects(&mut c, &db, &clash).await?;
+                cleaned = Some(format!(
+                    "--clean dropped {} object(s) of the backup that the target had, before restoring them",
+                    clash.len()
+                ));
+            } else if !clash.is_empty() {
                 return Err(Error::new(
                     ErrorKind::Target,
                     format!(
                         "database {db:?} already has {} of the backup's objects ({}); MySQL cannot roll back DDL, so \
-                         nothing was changed: restore into a new database (--create) or drop them first",
+                         nothing was changed: restore into a new database (--create), or give --clean to drop them first",
                         clash.len(),
                         clash.join(", ")
                     ),
@@ -337,7 +450,7 @@ impl RestoreTarget for MySqlTarget {
         Ok(Box::new(Session {
             target: self.clone(),
             mode: Mode::Atomic(Mutex::new(Some(c))),
-            warnings: Default::default(),
+            warnings: std::sync::Mutex::new(cleaned.into_iter().collect()),
             deferred: Default::default(),
             parts_left: Default::default(),
             infile: None,

@@ -62,7 +62,13 @@ pub(crate) async fn read_all(conn: &mut PgConnection, sender: &mut BlockSender) 
 }
 
 /// Writes the objects of `data` into the connection's database; returns how many were created.
-pub(crate) async fn write_all(conn: &mut PgConnection, mut data: ByteStream) -> Result<u64> {
+/// With `clean`, an object of the same OID the database has is unlinked first (`--clean`, as
+/// pg_restore does).
+pub(crate) async fn write_all(
+    conn: &mut PgConnection,
+    mut data: ByteStream,
+    clean: bool,
+) -> Result<u64> {
     let mut buf = BytesMut::new();
     let mut created = 0u64;
     loop {
@@ -76,6 +82,15 @@ pub(crate) async fn write_all(conn: &mut PgConnection, mut data: ByteStream) -> 
             let _ = buf.get_u32();
             let bytes = buf.split_to(len);
             let what = format!("restoring large object {oid} failed");
+            if offset == 0 && clean {
+                sqlx::query(
+                    "SELECT lo_unlink(oid) FROM pg_largeobject_metadata WHERE oid = $1::int8::oid",
+                )
+                .bind(oid as i64)
+                .execute(&mut *conn)
+                .await
+                .map_err(|e| pg_error(e, ErrorKind::Target, &what))?;
+            }
             if offset == 0 {
                 sqlx::query("SELECT lo_create($1::int8::oid)")
                     .bind(oid as i64)

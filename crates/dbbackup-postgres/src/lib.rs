@@ -72,6 +72,7 @@ pub use stream::{newest_partial, StreamEvent, StreamListener, WalStreamer};
 pub use target::PgTarget;
 pub use wal::{Lsn, PathPart, PhysicalBackup, Segment, WalArchive, Window, WAL_ARCHIVE};
 
+mod clean;
 mod config;
 mod dump;
 mod entry;

@@ -30,6 +30,7 @@ pub struct PgTarget {
     keep_on_failure: bool,
     data_only: bool,
     fail_on_dropped_columns: bool,
+    clean: bool,
     analyze: bool,
     jobs: usize,
     tools: crate::dump::Tools,
@@ -52,6 +53,7 @@ impl PgTarget {
             keep_on_failure: false,
             data_only: false,
             fail_on_dropped_columns: false,
+            clean: false,
             analyze: false,
             jobs: 2,
             tools: crate::dump::Tools::from_path(),
@@ -87,6 +89,16 @@ impl PgTarget {
     /// Fail (and roll back) when a backed-up column no longer exists, instead of reporting it.
     pub fn fail_on_dropped_columns(mut self, yes: bool) -> Self {
         self.fail_on_dropped_columns = yes;
+        self
+    }
+
+    /// Into an existing database: first drop the objects of the backup it has (tables, views,
+    /// sequences, functions, types, ...; indexes, constraints and triggers go with their tables),
+    /// inside the restore's one transaction, as `pg_restore --clean --if-exists` does. Never
+    /// `CASCADE` (except base types, as pg_dump): an object the backup does not have that depends
+    /// on one fails the restore, which then changes nothing.
+    pub fn clean(mut self, yes: bool) -> Self {
+        self.clean = yes;
         self
     }
 
@@ -129,6 +141,10 @@ struct Session {
     parts_left: std::sync::Mutex<std::collections::HashMap<String, usize>>,
     /// The post-data statements (kind, name) already run that way.
     built: std::sync::Mutex<std::collections::HashSet<(String, String)>>,
+    /// `--clean`: event triggers dropped with the pre-data that post-data must re-create.
+    event_triggers: std::sync::Mutex<Vec<String>>,
+    /// `--clean`: objects dropped.
+    cleaned: std::sync::Mutex<usize>,
 }
 
 fn target_err(e: sqlx::Error, what: &str) -> Error {
@@ -148,6 +164,13 @@ impl RestoreTarget for PgTarget {
             ));
         }
         let db = self.url.database().to_owned();
+        if self.clean && (self.create || self.data_only) {
+            return Err(Error::new(
+                ErrorKind::InvalidInput,
+                "--clean drops the backup's objects in an existing database before restoring; it \
+                 does not go with --create (a new database has nothing to drop) or --data-only",
+            ));
+        }
         let mode = if self.create {
             let admin = self.url.with_database("postgres");
             let mut c = admin.connect().await.map_err(|e| {
@@ -217,6 +240,8 @@ impl RestoreTarget for PgTarget {
             warnings: Default::default(),
             parts_left: std::sync::Mutex::new(parts_left),
             built: Default::default(),
+            event_triggers: Default::default(),
+            cleaned: Default::default(),
         }))
     }
 }
@@ -295,6 +320,11 @@ impl Projector {
 }
 
 impl Session {
+    /// Counts objects `--clean` dropped, for the restore's report.
+    fn cleaned(&self, n: usize) {
+        *self.cleaned.lock().expect("lock") += n;
+    }
+
     /// Once every part of a table is loaded, builds its keys and indexes, each on a connection
     /// of its own (several indexes of one table build at once), while other tables still load.
     async fn index_when_loaded(&self, pool: &PgPool, entry: &EntryRecord) -> Result<()> {
@@ -476,6 +506,11 @@ impl Session {
                     .execute(&mut *conn)
                     .await
                     .map_err(|e| target_err(e, "SET check_function_bodies"))?;
+                if self.target.clean {
+                    let (n, triggers) = crate::clean::drop_backup_objects(conn, &stmts).await?;
+                    self.cleaned(n);
+                    *self.event_triggers.lock().expect("lock") = triggers;
+                }
                 run_statements(conn, &stmts).await?;
                 if !atomic {
                     sqlx::query("COMMIT")
@@ -497,11 +532,19 @@ impl Session {
                     let built = self.built.lock().expect("lock");
                     stmts.retain(|s| !built.contains(&(s.kind.clone(), s.name.clone())));
                 }
+                if self.target.clean {
+                    let dropped = std::mem::take(&mut *self.event_triggers.lock().expect("lock"));
+                    crate::clean::check_event_triggers(&dropped, &stmts)?;
+                    let (n, _) = crate::clean::drop_backup_objects(conn, &stmts).await?;
+                    self.cleaned(n);
+                }
                 run_statements(conn, &stmts).await?;
                 Ok(None)
             }
             EntryKind::Data if EntryMeta::read(entry)?.format == Format::LargeObjects => {
-                crate::large_objects::write_all(conn, data).await.map(Some)
+                crate::large_objects::write_all(conn, data, self.target.clean)
+                    .await
+                    .map(Some)
             }
             EntryKind::Data => self.load_table(conn, entry, data).await,
             EntryKind::Dump if EntryMeta::read(entry)?.format == Format::BaseTar => {
@@ -608,9 +651,15 @@ impl RestoreSession for Session {
                 pool.close().await;
             }
         }
-        Ok(RestoreSummary {
-            warnings: self.warnings.lock().expect("lock").clone(),
-        })
+        let mut warnings = self.warnings.lock().expect("lock").clone();
+        let cleaned = *self.cleaned.lock().expect("lock");
+        if cleaned > 0 {
+            warnings.insert(
+                0,
+                format!("--clean dropped {cleaned} object(s) of the backup that the target had, before restoring them"),
+            );
+        }
+        Ok(RestoreSummary { warnings })
     }
 
     async fn abort(self: Box<Self>, _error: &Error) -> Result<()> {

@@ -134,6 +134,9 @@ pub struct TargetOptions {
     /// file, so the selection happens in the target; other engines select entries with
     /// [`table_filter`]).
     pub tables: Vec<String>,
+    /// PostgreSQL and MySQL, into an existing database: drop the backup's objects the target
+    /// has first (`pg_restore --clean --if-exists`).
+    pub clean: bool,
 }
 
 impl Default for TargetOptions {
@@ -150,6 +153,7 @@ impl Default for TargetOptions {
             data_only: false,
             strict_columns: false,
             tables: Vec::new(),
+            clean: false,
         }
     }
 }
@@ -355,7 +359,14 @@ fn mssql_shared_dir(dir: &Option<SharedDir>) -> Result<SharedDir> {
 /// # Errors
 /// As [`source`].
 pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
-    match Engine::of(url)? {
+    let engine = Engine::of(url)?;
+    if o.clean && !matches!(engine, Engine::Postgres | Engine::Mysql) {
+        return Err(invalid(
+            "--clean is for PostgreSQL and MySQL/MariaDB targets (a SQLite restore writes a new \
+             file; SQL Server restores into a new database)",
+        ));
+    }
+    match engine {
         // A SQLite restore creates a new file, or (data-only) copies rows into an existing one.
         #[cfg(feature = "sqlite")]
         Engine::Sqlite => Ok(Arc::new(
@@ -371,7 +382,8 @@ pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
                 .with_jobs(o.jobs)
                 .skip_privileges(o.skip_privileges)
                 .data_only(o.data_only)
-                .fail_on_dropped_columns(o.strict_columns),
+                .fail_on_dropped_columns(o.strict_columns)
+                .clean(o.clean),
         )),
         #[cfg(feature = "mysql")]
         Engine::Mysql => Ok(Arc::new(
@@ -380,7 +392,8 @@ pub fn target(url: &str, o: &TargetOptions) -> Result<Arc<dyn RestoreTarget>> {
                 .with_jobs(o.jobs)
                 .local_infile(o.local_infile)
                 .data_only(o.data_only)
-                .fail_on_dropped_columns(o.strict_columns),
+                .fail_on_dropped_columns(o.strict_columns)
+                .clean(o.clean),
         )),
         #[cfg(feature = "mssql")]
         Engine::Mssql

@@ -197,6 +197,7 @@ fn target_for(
         data_only: a.data_only,
         strict_columns: a.strict_columns,
         tables: a.tables.clone(),
+        clean: a.clean,
     };
     dbbackup::target(target_url, &options)
 }

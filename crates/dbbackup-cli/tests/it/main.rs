@@ -9,6 +9,7 @@ use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Connection};
 
 mod binlog;
+mod clean;
 mod credentials;
 mod daemon;
 mod data_only;

@@ -26,6 +26,7 @@ mod functions;
 mod languages;
 mod large_objects;
 mod operators;
+pub(crate) use operators::OPERATOR_SIG;
 mod order;
 mod policies;
 mod post_data;

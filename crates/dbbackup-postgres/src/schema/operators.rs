@@ -6,7 +6,7 @@
 use super::*;
 
 /// `schema.op(left, right)` with `NONE` for a missing side, as `ALTER OPERATOR` names one.
-const OPERATOR_SIG: &str = "quote_ident(n.nspname) || '.' || o.oprname || '(' ||
+pub(crate) const OPERATOR_SIG: &str = "quote_ident(n.nspname) || '.' || o.oprname || '(' ||
     CASE WHEN o.oprleft = 0 THEN 'NONE' ELSE format_type(o.oprleft, NULL) END || ', ' ||
     CASE WHEN o.oprright = 0 THEN 'NONE' ELSE format_type(o.oprright, NULL) END || ')'";
 

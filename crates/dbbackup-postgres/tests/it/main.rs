@@ -3,6 +3,7 @@
 //! auth; `scripts/pg-versions.sh` runs these tests on PostgreSQL 13, 14, 16 and 17 that way).
 
 mod behaviour;
+mod clean;
 mod dump;
 mod extensions;
 mod migrate;
