@@ -59,7 +59,8 @@ pub use manifest::{
 };
 pub use memory::MemorySink;
 pub use pattern::{
-    glob_match, parse_duration, redact_url, selected, url_password, url_server, url_with_password,
+    glob_match, ini_entries, parse_duration, redact_url, selected, url_password, url_server,
+    url_with_password,
 };
 pub use pipeline::{
     Backup, BackupBuilder, BackupReport, Restore, RestoreBuilder, RestoreReport, Verify,

@@ -323,3 +323,25 @@ mod duration_tests {
         assert!(e.contains("10d") && e.contains("10s"), "{e}");
     }
 }
+
+/// The `key = value` lines of an INI-style file (`~/.my.cnf`, `pg_service.conf`) with the
+/// `[group]` each is in (`""` before the first), trimmed, in file order; comment lines (`#`, `;`)
+/// and lines without `=` are left out. Values are kept as written (quotes included).
+pub fn ini_entries(text: &str) -> Vec<(String, String, String)> {
+    let mut group = String::new();
+    let mut out = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            group = g.trim().to_owned();
+            continue;
+        }
+        if let Some((k, v)) = line.split_once('=') {
+            out.push((group.clone(), k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    out
+}

@@ -216,27 +216,18 @@ fn option_file_password() -> Option<String> {
 }
 
 fn parse_option_file(text: &str) -> Option<String> {
-    let mut group = String::new();
     let mut found = None;
-    for line in text.lines() {
-        let line = line.trim();
-        if line.starts_with('#') || line.starts_with(';') || line.is_empty() {
+    for (group, k, v) in dbbackup_core::ini_entries(text) {
+        if !matches!(
+            group.to_ascii_lowercase().as_str(),
+            "client" | "client-mariadb" | "mysql"
+        ) {
             continue;
         }
-        if let Some(g) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
-            group = g.trim().to_ascii_lowercase();
+        if k.replace('_', "-") != "password" {
             continue;
         }
-        if !matches!(group.as_str(), "client" | "client-mariadb" | "mysql") {
-            continue;
-        }
-        let Some((k, v)) = line.split_once('=') else {
-            continue;
-        };
-        if k.trim().replace('_', "-") != "password" {
-            continue;
-        }
-        let v = v.trim();
+        let v = v.as_str();
         let v = v
             .strip_prefix('"')
             .and_then(|v| v.strip_suffix('"'))

@@ -40,6 +40,113 @@ impl fmt::Display for PgUrl {
 /// `url` with its password replaced by `***`.
 pub use dbbackup_core::redact_url as redact;
 
+/// The service files libpq reads, in its order: `PGSERVICEFILE` or `~/.pg_service.conf`, then
+/// `pg_service.conf` in `PGSYSCONFDIR` (Debian's default `/etc/postgresql-common`).
+fn service_files() -> Vec<std::path::PathBuf> {
+    let env = |k: &str| std::env::var_os(k).filter(|v| !v.is_empty());
+    let mut files = Vec::new();
+    match env("PGSERVICEFILE") {
+        Some(f) => files.push(f.into()),
+        None => {
+            if let Some(home) = env("HOME") {
+                files.push(std::path::Path::new(&home).join(".pg_service.conf"));
+            }
+        }
+    }
+    let sysconf = env("PGSYSCONFDIR").unwrap_or_else(|| "/etc/postgresql-common".into());
+    files.push(std::path::Path::new(&sysconf).join("pg_service.conf"));
+    files
+}
+
+/// libpq's connection service: `?service=NAME` in the URL, or `PGSERVICE`. The service's
+/// settings (`host`, `port`, `dbname`, `user`, `password`, `sslmode`, ...) fill in what the URL
+/// does not say, as libpq does; the first file that defines the service is used.
+fn with_service(
+    url: &str,
+    env_service: Option<String>,
+    files: &[std::path::PathBuf],
+) -> Result<String> {
+    let Ok(mut parsed) = url::Url::parse(url) else {
+        return Ok(url.to_owned());
+    };
+    let in_url = parsed
+        .query_pairs()
+        .find(|(k, _)| k == "service")
+        .map(|(_, v)| v.into_owned());
+    let Some(service) = in_url.or(env_service) else {
+        return Ok(url.to_owned());
+    };
+    let mut settings = None;
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(f) else {
+            continue;
+        };
+        let entries: Vec<(String, String)> = dbbackup_core::ini_entries(&text)
+            .into_iter()
+            .filter(|(g, _, _)| *g == service)
+            .map(|(_, k, v)| (k, v))
+            .collect();
+        if text.lines().any(|l| l.trim() == format!("[{service}]")) {
+            settings = Some(entries);
+            break;
+        }
+    }
+    let Some(settings) = settings else {
+        return Err(Error::new(
+            ErrorKind::InvalidInput,
+            format!(
+                "definition of service {service:?} not found (looked in {}); define it there or \
+                 drop ?service= / PGSERVICE",
+                files
+                    .iter()
+                    .map(|f| f.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        ));
+    };
+    let bad = |what: &str| {
+        Error::new(
+            ErrorKind::InvalidInput,
+            format!("service {service:?}: cannot use its {what}"),
+        )
+    };
+    let keep: Vec<(String, String)> = parsed
+        .query_pairs()
+        .filter(|(k, _)| k != "service")
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect();
+    let mut query = keep.clone();
+    for (k, v) in settings {
+        match k.as_str() {
+            "host" | "hostaddr" if parsed.host_str().is_none_or(str::is_empty) => {
+                parsed.set_host(Some(&v)).map_err(|_| bad("host"))?;
+            }
+            "port" if parsed.port().is_none() => {
+                let p: u16 = v.parse().map_err(|_| bad("port"))?;
+                parsed.set_port(Some(p)).map_err(|_| bad("port"))?;
+            }
+            "dbname" if parsed.path().trim_start_matches('/').is_empty() => {
+                parsed.set_path(&format!("/{v}"))
+            }
+            "user" if parsed.username().is_empty() => {
+                parsed.set_username(&v).map_err(|_| bad("user"))?;
+            }
+            "password" if parsed.password().is_none() => {
+                parsed.set_password(Some(&v)).map_err(|_| bad("password"))?;
+            }
+            "host" | "hostaddr" | "port" | "dbname" | "user" | "password" => {}
+            other if !keep.iter().any(|(k, _)| k == other) => query.push((k, v)),
+            _ => {}
+        }
+    }
+    parsed.set_query(None);
+    if !query.is_empty() {
+        parsed.query_pairs_mut().extend_pairs(query);
+    }
+    Ok(parsed.to_string())
+}
+
 impl FromStr for PgUrl {
     type Err = Error;
     fn from_str(url: &str) -> Result<Self> {
@@ -49,6 +156,12 @@ impl FromStr for PgUrl {
                 format!("{} is not a postgres:// URL", redact(url)),
             ));
         }
+        let expanded = with_service(
+            url,
+            std::env::var("PGSERVICE").ok().filter(|s| !s.is_empty()),
+            &service_files(),
+        )?;
+        let url = expanded.as_str();
         let redacted = redact(url);
         let options = PgConnectOptions::from_str(url).map_err(|e| {
             Error::new(
@@ -162,6 +275,51 @@ pub(crate) async fn plaintext_warning(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_service_fills_in_what_the_url_does_not_say() {
+        let dir = std::env::temp_dir().join(format!("dbbackup-pgservice-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let user = dir.join("user.conf");
+        let system = dir.join("system.conf");
+        std::fs::write(
+            &user,
+            "# mine\n[prod]\nhost=db.internal\nport=6432\ndbname=shop\nuser=backup\npassword=s3cr/t\nsslmode=verify-full\n",
+        )
+        .unwrap();
+        std::fs::write(&system, "[prod]\nhost=elsewhere\n[sys]\nhost=10.0.0.9\n").unwrap();
+        let files = [user.clone(), system.clone()];
+        let got = with_service("postgres://?service=prod", None, &files).unwrap();
+        assert_eq!(
+            got,
+            "postgres://backup:s3cr%2Ft@db.internal:6432/shop?sslmode=verify-full"
+        );
+        // The URL wins; PGSERVICE names a service when the URL does not; the first file that
+        // defines it is used.
+        let got = with_service(
+            "postgres://admin@other/app?sslmode=disable",
+            Some("prod".into()),
+            &files,
+        )
+        .unwrap();
+        assert_eq!(
+            got,
+            "postgres://admin:s3cr%2Ft@other:6432/app?sslmode=disable"
+        );
+        assert_eq!(
+            with_service("postgres:///x?service=sys", None, &files).unwrap(),
+            "postgres://10.0.0.9/x"
+        );
+        let e = with_service("postgres://?service=nope", None, &files).unwrap_err();
+        assert!(e.to_string().contains("service \"nope\" not found"), "{e}");
+        assert!(e.to_string().contains("user.conf"), "{e}");
+        // No service: unchanged.
+        assert_eq!(
+            with_service("postgres://h/db", None, &files).unwrap(),
+            "postgres://h/db"
+        );
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 
     #[test]
     fn passwords_decode_and_never_show() {

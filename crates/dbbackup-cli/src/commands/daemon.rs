@@ -26,6 +26,8 @@ const JOB_KEYS: &[&str] = &[
     "prune-schedule",
     "restore-test-schedule",
     "scratch",
+    "scratch-password-env",
+    "scratch-password-file",
     "check",
     "timezone",
     "jitter",
@@ -517,6 +519,42 @@ async fn job_of(
             problems.push(format!("{label}: scratch must be a server URL (a string)"));
             None
         }
+    };
+    // The scratch server's password, as `password-env` / `password-file` give the source's.
+    let text_key = |k: &str, problems: &mut Vec<String>| match t.get(k) {
+        None => None,
+        Some(toml::Value::String(v)) => Some(v.clone()),
+        Some(_) => {
+            problems.push(format!("{label}: {k} must be a string"));
+            None
+        }
+    };
+    let scratch_password = crate::cli::PasswordArgs {
+        password_env: text_key("scratch-password-env", &mut problems),
+        password_file: text_key("scratch-password-file", &mut problems).map(Into::into),
+    };
+    let scratch_url = match scratch_url {
+        Some(u) => match with_password(u, &scratch_password) {
+            Ok(u) => Some(u),
+            Err(e) => {
+                problems.push(format!(
+                    "{label}: scratch: {}",
+                    e.message()
+                        .replace("--password-env", "scratch-password-env")
+                        .replace("--password-file", "scratch-password-file")
+                ));
+                None
+            }
+        },
+        None if scratch_password.password_env.is_some()
+            || scratch_password.password_file.is_some() =>
+        {
+            problems.push(format!(
+                "{label}: scratch-password-env / scratch-password-file need a scratch server URL"
+            ));
+            None
+        }
+        None => None,
     };
     if (scratch_url.is_some() || !checks.is_empty()) && restore_test_schedule.is_none() {
         problems.push(format!(

@@ -1302,5 +1302,108 @@ async fn postgres_passwords_come_from_a_variable_a_file_pgpassword_or_pgpass() {
         assert_eq!(out.status.code(), Some(0), "{how}: {}", text(&out));
         assert!(!text(&out).contains(secret), "{how}: {}", text(&out));
     }
+    // libpq's connection services: ?service= in the URL, or PGSERVICE, from PGSERVICEFILE.
+    let services = dir.p("pg_service.conf");
+    std::fs::write(
+        &services,
+        format!(
+            "[shop]\nhost=127.0.0.1\nport={port}\ndbname=shop\nuser=postgres\npassword={secret}\n"
+        ),
+    )
+    .unwrap();
+    for (source, env) in [
+        ("postgres://?service=shop", vec![]),
+        ("postgres://", vec![("PGSERVICE", "shop")]),
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+            .args([
+                "--json",
+                "backup",
+                "--source",
+                source,
+                "--repo",
+                repo.to_str().unwrap(),
+            ])
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", dir.0.to_str().unwrap())
+            .env("PGSERVICEFILE", services.to_str().unwrap())
+            .envs(env.iter().copied())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0), "{source}: {}", text(&out));
+        assert!(!text(&out).contains(secret), "{source}: {}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["database"], "shop", "{v}");
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+        .args([
+            "backup",
+            "--source",
+            "postgres://?service=nope",
+            "--repo",
+            repo.to_str().unwrap(),
+        ])
+        .env("PGSERVICEFILE", services.to_str().unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("service \"nope\" not found"),
+        "{}",
+        text(&out)
+    );
+    // A daemon job's restore test on a scratch server that wants the password too.
+    let cfg = dir.p("jobs.toml");
+    let job = |scratch_password: &str| {
+        format!(
+            "[[job]]\nname = \"shop\"\nsource = \"{url}\"\nrepo = \"{}\"\npassword-env = \"DBPW\"\n\
+             schedule = \"@daily\"\nrestore-test-schedule = \"@daily\"\n\
+             scratch = \"postgres://postgres@127.0.0.1:{port}/postgres\"\n{scratch_password}",
+            repo.display()
+        )
+    };
+    let run_job = || {
+        Command::new(env!("CARGO_BIN_EXE_dbbackup"))
+            .args([
+                "run-job",
+                "shop",
+                "--operation",
+                "restore-test",
+                "--config",
+                cfg.to_str().unwrap(),
+            ])
+            .env_remove("PGPASSWORD")
+            .env_remove("PGPASSFILE")
+            .env("HOME", dir.0.to_str().unwrap())
+            .env("DBPW", secret)
+            .output()
+            .unwrap()
+    };
+    std::fs::write(&cfg, job("")).unwrap();
+    let out = run_job();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "no password for the scratch server: {}",
+        text(&out)
+    );
+    assert!(text(&out).contains("password"), "{}", text(&out));
+    std::fs::write(&cfg, job("scratch-password-env = \"DBPW\"\n")).unwrap();
+    let out = run_job();
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(!text(&out).contains(secret), "{}", text(&out));
+    std::fs::write(
+        &cfg,
+        job("scratch-password-env = \"DBBACKUP_NOT_SET_ANYWHERE\"\n"),
+    )
+    .unwrap();
+    let out = run_job();
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("scratch-password-env DBBACKUP_NOT_SET_ANYWHERE"),
+        "{}",
+        text(&out)
+    );
     drop(c);
 }
