@@ -2,46 +2,8 @@
 //! MariaDB.
 
 use super::*;
-use sqlx::{MySqlConnection, PgConnection};
 
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
-const MY: &str = "mysql://root@127.0.0.1:3306";
-
-async fn my(db: &str, sql: &str) {
-    let mut c = MySqlConnection::connect(&format!("{MY}/{db}"))
-        .await
-        .unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut c)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-async fn my_text(db: &str, q: &str) -> String {
-    let mut c = MySqlConnection::connect(&format!("{MY}/{db}"))
-        .await
-        .unwrap();
-    sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(q.to_owned()))
-        .fetch_one(&mut c)
-        .await
-        .unwrap_or_else(|e| panic!("{q}: {e}"))
-}
-
-async fn pg(db: &str, sql: &str) {
-    let mut c = PgConnection::connect(&format!("{PG}/{db}")).await.unwrap();
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
-        .execute(&mut c)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-}
-
-async fn pg_text(db: &str, q: &str) -> String {
-    let mut c = PgConnection::connect(&format!("{PG}/{db}")).await.unwrap();
-    sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(q.to_owned()))
-        .fetch_one(&mut c)
-        .await
-        .unwrap_or_else(|e| panic!("{q}: {e}"))
-}
+use super::data_only::{my, my_text, pg, pg_text, MY, PG};
 
 const MY_FACTS: &str =
     "SELECT CONCAT_WS('|', (SELECT COUNT(*) FROM parent), (SELECT COUNT(*) FROM a_child), \

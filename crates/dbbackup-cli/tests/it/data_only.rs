@@ -4,10 +4,10 @@
 use super::*;
 use sqlx::{MySqlConnection, PgConnection};
 
-const PG: &str = "postgres://postgres@127.0.0.1:5432";
-const MY: &str = "mysql://root@127.0.0.1:3306";
+pub(super) const PG: &str = "postgres://postgres@127.0.0.1:5432";
+pub(super) const MY: &str = "mysql://root@127.0.0.1:3306";
 
-async fn pg(db: &str, sql: &str) {
+pub(super) async fn pg(db: &str, sql: &str) {
     let mut c = PgConnection::connect(&format!("{PG}/{db}")).await.unwrap();
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_owned()))
         .execute(&mut c)
@@ -15,7 +15,7 @@ async fn pg(db: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-async fn pg_text(db: &str, q: &str) -> String {
+pub(super) async fn pg_text(db: &str, q: &str) -> String {
     let mut c = PgConnection::connect(&format!("{PG}/{db}")).await.unwrap();
     sqlx::query_scalar::<_, String>(sqlx::AssertSqlSafe(q.to_owned()))
         .fetch_one(&mut c)
@@ -23,7 +23,7 @@ async fn pg_text(db: &str, q: &str) -> String {
         .unwrap_or_else(|e| panic!("{q}: {e}"))
 }
 
-async fn my(db: &str, sql: &str) {
+pub(super) async fn my(db: &str, sql: &str) {
     let mut c = MySqlConnection::connect(&format!("{MY}/{db}"))
         .await
         .unwrap();
@@ -33,7 +33,7 @@ async fn my(db: &str, sql: &str) {
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
 }
 
-async fn my_text(db: &str, q: &str) -> String {
+pub(super) async fn my_text(db: &str, q: &str) -> String {
     let mut c = MySqlConnection::connect(&format!("{MY}/{db}"))
         .await
         .unwrap();
