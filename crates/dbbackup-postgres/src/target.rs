@@ -145,6 +145,10 @@ struct Session {
     event_triggers: std::sync::Mutex<Vec<String>>,
     /// `--clean`: objects dropped.
     cleaned: std::sync::Mutex<usize>,
+    /// `--clean`: the backup's data entries, and those restored so far: every table was
+    /// dropped, so a restore of only some of them must not commit.
+    data_entries: usize,
+    data_restored: std::sync::atomic::AtomicUsize,
 }
 
 fn target_err(e: sqlx::Error, what: &str) -> Error {
@@ -242,6 +246,12 @@ impl RestoreTarget for PgTarget {
             built: Default::default(),
             event_triggers: Default::default(),
             cleaned: Default::default(),
+            data_entries: manifest
+                .entries
+                .iter()
+                .filter(|e| e.kind == EntryKind::Data)
+                .count(),
+            data_restored: Default::default(),
         }))
     }
 }
@@ -583,6 +593,10 @@ impl Session {
 #[async_trait]
 impl RestoreSession for Session {
     async fn restore_entry(&self, entry: &EntryRecord, data: ByteStream) -> Result<Option<u64>> {
+        if entry.kind == EntryKind::Data {
+            self.data_restored
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         match &self.mode {
             Mode::Atomic(conn) => {
                 let mut guard = conn.lock().await;
@@ -629,6 +643,22 @@ impl RestoreSession for Session {
                     .await
                     .take()
                     .ok_or_else(|| Error::new(ErrorKind::Internal, "no connection"))?;
+                let restored = self
+                    .data_restored
+                    .load(std::sync::atomic::Ordering::Relaxed);
+                if self.target.clean && restored < self.data_entries {
+                    let _ = sqlx::query("ROLLBACK").execute(&mut c).await;
+                    return Err(Error::new(
+                        ErrorKind::InvalidInput,
+                        format!(
+                            "--clean dropped every table of the backup, but only {restored} of its {} \
+                             data entries were selected: the other tables would come back empty, so \
+                             nothing was changed; restore all of it, or the chosen tables into a new \
+                             database (--create)",
+                            self.data_entries
+                        ),
+                    ));
+                }
                 sqlx::query("COMMIT")
                     .execute(&mut c)
                     .await

@@ -122,6 +122,13 @@ pub(crate) async fn run(a: crate::cli::RestoreArgs, json: bool, mode: Mode) -> R
         )?;
     }
     // A SQLite backup is one file: its data-only target selects the tables itself.
+    if a.clean && !a.tables.is_empty() {
+        return Err(dbbackup::Error::new(
+            dbbackup::ErrorKind::InvalidInput,
+            "--clean drops every object of the backup; with --tables the other tables would come \
+             back empty: restore all of it, or the chosen tables into a new database (--create)",
+        ));
+    }
     let filter = if manifest.source.engine == "sqlite" && a.data_only {
         None
     } else {

@@ -133,6 +133,14 @@ async fn postgres_restore_clean_refreshes_staging_in_one_transaction() {
     let out = dbbackup(
         &d,
         &[
+            "restore", "--repo", "repo", "--target", &url, "--clean", "--tables", "orders",
+        ],
+    );
+    assert_eq!(code(&out), Some(2), "{}", text(&out));
+    assert!(text(&out).contains("come back empty"), "{}", text(&out));
+    let out = dbbackup(
+        &d,
+        &[
             "restore",
             "--repo",
             "repo",

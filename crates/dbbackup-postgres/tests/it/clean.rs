@@ -88,6 +88,25 @@ async fn clean_restores_every_object_kind_over_a_drifted_copy_and_never_drops_th
     assert_same_schema(&schema, &schema_dump(&db));
     assert_eq!(sums, data_checksums(&db).await);
 
+    // Only some tables' rows: every table was dropped, so the rest would come back empty:
+    // refused at the end, rolled back.
+    run(&db, "DELETE FROM public.big WHERE id < 5").await;
+    let changed = data_checksums(&db).await;
+    let e = Restore::builder()
+        .sink(Arc::new(sink.clone()))
+        .backup(BackupSelector::Latest)
+        .key(key.clone())
+        .target(target(&db).clean(true))
+        .filter(|e| e.table().as_deref() != Some("public.big"))
+        .build()
+        .unwrap()
+        .run()
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), ErrorKind::InvalidInput, "{e}");
+    assert!(e.to_string().contains("would come back empty"), "{e}");
+    assert_eq!(changed, data_checksums(&db).await);
+
     // An object of the target's own depending on one of the backup's: refused, nothing changed.
     run(
         &db,
