@@ -324,7 +324,7 @@ pub struct RestoreArgs {
     /// backup"). PostgreSQL: in the restore's one transaction, so a failure changes nothing;
     /// never CASCADE, so an object of the target's own that depends on one stops the restore.
     /// MySQL commits each DROP at once (it cannot roll back DDL).
-    #[arg(long, env = "DBBACKUP_CLEAN", conflicts_with_all = ["create", "data_only"])]
+    #[arg(long, env = "DBBACKUP_CLEAN", conflicts_with_all = ["create", "data_only", "data_dir"])]
     pub clean: bool,
     #[command(flatten)]
     pub key: KeyArgs,
