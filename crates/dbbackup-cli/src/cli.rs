@@ -283,7 +283,8 @@ pub struct SelectArgs {
     PostgreSQL base backup, --data-dir.\n\nExamples:\n  dbbackup restore --repo /var/backups/app \
     --target sqlite:///srv/app-restored.db --passphrase-env BK_PASS\n  dbbackup restore --repo \
     s3://backups/shop --key-file shop.key --target postgres://postgres@staging/shop_copy --create \
-    --tables 'public.orders*'\n  dbbackup restore --repo /var/backups/pg --key-file pg.key \
+    --tables 'public.orders*'\n  dbbackup restore --repo s3://backups/shop --key-file shop.key \
+    --target postgres://postgres@staging/shop --clean\n  dbbackup restore --repo /var/backups/pg --key-file pg.key \
     --data-dir /srv/pg-restored --to-time 2026-12-01T17:30:00Z"
 )]
 pub struct RestoreArgs {
