@@ -685,10 +685,33 @@ impl Repository {
         Ok(self.catalog_and_gate().await?.0)
     }
 
+    /// The [`catalog`](Self::catalog) and the newest trusted restore test of each backup
+    /// ([`latest_restore_tests`](Self::latest_restore_tests)), from one listing of `backups/`.
+    ///
+    /// # Errors
+    /// As both.
+    pub async fn catalog_and_restore_tests(
+        &self,
+    ) -> Result<(
+        Catalog,
+        BTreeMap<String, crate::restore_test::RestoreTestRecord>,
+    )> {
+        let listing = self.sink.list(BACKUPS_PREFIX).await?;
+        let gate = self.gate().await?;
+        let catalog = self.catalog_of(ids_in(&listing), &gate).await?;
+        let tests = self.latest_restore_tests_in(&listing).await?;
+        Ok((catalog, tests))
+    }
+
     async fn catalog_and_gate(&self) -> Result<(Catalog, Gate)> {
         let gate = self.gate().await?;
         let ids = self.committed_ids().await?;
-        let gate_ref = &gate;
+        let catalog = self.catalog_of(ids, &gate).await?;
+        Ok((catalog, gate))
+    }
+
+    async fn catalog_of(&self, ids: Vec<String>, gate: &Gate) -> Result<Catalog> {
+        let gate_ref = gate;
         let entries: Vec<CatalogEntry> = futures::stream::iter(ids)
             .map(|id| async move {
                 let opened = match self.open_manifest(&id).await {
@@ -720,11 +743,10 @@ impl Repository {
             .buffered(8)
             .try_collect()
             .await?;
-        let catalog = Catalog {
+        Ok(Catalog {
             config: gate.config.clone(),
             entries,
-        };
-        Ok((catalog, gate))
+        })
     }
 
     /// Every backup that can be believed with the key given, oldest id first: with a key, those it
@@ -786,19 +808,7 @@ impl Repository {
     }
 
     async fn committed_ids(&self) -> Result<Vec<String>> {
-        let mut ids: Vec<String> = self
-            .sink
-            .list(BACKUPS_PREFIX)
-            .await?
-            .into_iter()
-            .filter_map(|o| {
-                let rest = o.key.strip_prefix(BACKUPS_PREFIX)?;
-                let id = rest.strip_suffix("/MANIFEST")?;
-                (is_valid_backup_id(id)).then(|| id.to_owned())
-            })
-            .collect();
-        ids.sort();
-        Ok(ids)
+        Ok(ids_in(&self.sink.list(BACKUPS_PREFIX).await?))
     }
 
     /// One backup's manifest, authenticated with the key given.
@@ -1304,4 +1314,18 @@ pub(crate) fn build_chain(
         })
         .collect::<Result<Vec<_>>>()
         .map_err(|e| e.with_backup(backup_id))
+}
+
+/// The ids of the backups with a manifest object in a listing of `backups/`, oldest first.
+fn ids_in(listing: &[crate::sink::ObjectMeta]) -> Vec<String> {
+    let mut ids: Vec<String> = listing
+        .iter()
+        .filter_map(|o| {
+            let rest = o.key.strip_prefix(BACKUPS_PREFIX)?;
+            let id = rest.strip_suffix("/MANIFEST")?;
+            (is_valid_backup_id(id)).then(|| id.to_owned())
+        })
+        .collect();
+    ids.sort();
+    ids
 }

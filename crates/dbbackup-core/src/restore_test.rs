@@ -329,8 +329,18 @@ impl Repository {
     /// # Errors
     /// Storage errors.
     pub async fn latest_restore_tests(&self) -> Result<BTreeMap<String, RestoreTestRecord>> {
+        let listing = self.sink().list(BACKUPS_PREFIX).await?;
+        self.latest_restore_tests_in(&listing).await
+    }
+
+    /// [`latest_restore_tests`](Self::latest_restore_tests) from a listing of `backups/` already
+    /// made.
+    pub(crate) async fn latest_restore_tests_in(
+        &self,
+        listing: &[crate::sink::ObjectMeta],
+    ) -> Result<BTreeMap<String, RestoreTestRecord>> {
         let mut by_backup: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for o in self.sink().list(BACKUPS_PREFIX).await? {
+        for o in listing {
             let Some(rest) = o.key.strip_prefix(BACKUPS_PREFIX) else {
                 continue;
             };

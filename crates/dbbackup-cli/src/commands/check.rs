@@ -21,8 +21,7 @@ struct Facts {
 
 impl Facts {
     async fn read(repo: &Repository) -> Result<Facts> {
-        let catalog = repo.catalog().await?;
-        let tests = repo.latest_restore_tests().await?;
+        let (catalog, tests) = repo.catalog_and_restore_tests().await?;
         let (last_piece, piece_error) = match last_piece(repo).await {
             Ok(p) => (p, None),
             Err(e) => (None, Some(e.to_string())),

@@ -38,7 +38,8 @@ pub(crate) fn test_json(
 /// Runs the command.
 pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode> {
     let repo = open_existing(&a.repo, &a.key).await?;
-    let catalog = repo.catalog().await?;
+    // The catalog and the newest restore test of each backup, from one listing.
+    let (catalog, tests) = repo.catalog_and_restore_tests().await?;
     // Base backups: how far the WAL archive recovers from each.
     let windows = super::wal::windows(&repo, super::wal::physical(catalog.trusted())?).await;
     let binlog_windows = super::binlog::windows(&repo, catalog.trusted()).await;
@@ -54,8 +55,6 @@ pub(crate) async fn run(a: crate::cli::ListArgs, json: bool) -> Result<ExitCode>
             .ok()
             .and_then(|w| w.iter().find(|r| r.backup.backup_id == id))
     };
-    // The newest restore test of each backup (a listing failure leaves the column empty).
-    let tests = repo.latest_restore_tests().await.unwrap_or_default();
     let now = time::OffsetDateTime::now_utc();
     if json {
         let items: Vec<_> = catalog
