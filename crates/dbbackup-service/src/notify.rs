@@ -385,7 +385,14 @@ struct State {
     runs: Mutex<HashMap<(String, String), bool>>,
     /// Per job: its newest backup and whether it was reported stale.
     backups: Mutex<HashMap<String, (OffsetDateTime, bool)>>,
-    tx: mpsc::UnboundedSender<Notification>,
+    tx: mpsc::UnboundedSender<Queued>,
+}
+
+/// What the delivery task is given: a notification, or a flush to answer once everything
+/// queued before it is delivered (or given up on).
+enum Queued {
+    Deliver(Notification),
+    Flush(tokio::sync::oneshot::Sender<()>),
 }
 
 /// Notifies channels about job runs: subscribe it to a [`Scheduler`](crate::Scheduler).
@@ -421,7 +428,18 @@ impl Notifier {
     }
 
     fn send(&self, n: Notification) {
-        let _ = self.state.tx.send(n);
+        let _ = self.state.tx.send(Queued::Deliver(n));
+    }
+
+    /// Waits, at most `within`, until every notification queued so far is delivered (or its
+    /// retries are spent): a daemon calls it before exiting, so the failure it just saw is told.
+    /// Returns whether everything was delivered in time.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        if self.state.tx.send(Queued::Flush(tx)).is_err() {
+            return true;
+        }
+        matches!(tokio::time::timeout(within, rx).await, Ok(Ok(())))
     }
 }
 
@@ -495,12 +513,19 @@ impl Subscriber for Notifier {
 }
 
 async fn deliver(
-    mut rx: mpsc::UnboundedReceiver<Notification>,
+    mut rx: mpsc::UnboundedReceiver<Queued>,
     routes: Arc<Vec<Route>>,
     retries: u32,
     backoff: Duration,
 ) {
-    while let Some(n) = rx.recv().await {
+    while let Some(q) = rx.recv().await {
+        let n = match q {
+            Queued::Deliver(n) => n,
+            Queued::Flush(done) => {
+                let _ = done.send(());
+                continue;
+            }
+        };
         let Ok(kind) = NotifyOn::parse(&n.kind) else {
             continue;
         };
@@ -545,7 +570,7 @@ async fn watch_stale(state: Arc<State>, limit: Duration, cancel: CancellationTok
             }
         }
         for (job, age) in stale {
-            let _ = state.tx.send(Notification {
+            let _ = state.tx.send(Queued::Deliver(Notification {
                 kind: "stale".into(),
                 job: job.clone(),
                 operation: "backup".into(),
@@ -558,7 +583,7 @@ async fn watch_stale(state: Arc<State>, limit: Duration, cancel: CancellationTok
                 )),
                 time: now,
                 text: text_of(NotifyOn::Stale, &job, "backup", None),
-            });
+            }));
         }
     }
 }

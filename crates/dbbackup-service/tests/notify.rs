@@ -120,3 +120,37 @@ async fn a_stale_job_is_told_once_and_its_next_backup_is_a_recovery() {
     assert_eq!(got[1], ("recovery".to_owned(), "app".to_owned()));
     cancel.cancel();
 }
+
+#[tokio::test]
+async fn flush_waits_for_what_is_queued_retries_included() {
+    let inbox = Arc::new(Inbox {
+        got: Mutex::default(),
+        attempts: Mutex::default(),
+        refuse: 2,
+    });
+    let cancel = CancellationToken::new();
+    let n = Notifier::builder()
+        .retries(3, Duration::from_millis(200))
+        .channel(inbox.clone(), &[NotifyOn::Failure])
+        .start(cancel.clone());
+    n.on_event(&finished("app", "failed"));
+    // The daemon stops: cancelled, then flushed; the delivery (after two refusals, 200 + 400 ms
+    // of backoff) is made before flush returns.
+    cancel.cancel();
+    assert!(n.flush(Duration::from_secs(10)).await);
+    assert_eq!(inbox.got.lock().unwrap().len(), 1);
+    // A channel that never takes it: flush gives up at its limit.
+    let stuck = Arc::new(Inbox {
+        got: Mutex::default(),
+        attempts: Mutex::default(),
+        refuse: usize::MAX,
+    });
+    let n = Notifier::builder()
+        .retries(50, Duration::from_millis(100))
+        .channel(stuck, &[NotifyOn::Failure])
+        .start(CancellationToken::new());
+    n.on_event(&finished("app", "failed"));
+    let t0 = std::time::Instant::now();
+    assert!(!n.flush(Duration::from_millis(300)).await);
+    assert!(t0.elapsed() < Duration::from_secs(5));
+}

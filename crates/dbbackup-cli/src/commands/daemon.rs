@@ -932,6 +932,12 @@ pub(crate) async fn daemon(
     }
     eprintln!("dbbackup daemon: stopping; waiting for the runs in flight");
     handle.wait().await;
+    // What the last runs made the notifiers queue is delivered before exiting (bounded).
+    for n in &notifiers {
+        if !n.flush(Duration::from_secs(30)).await {
+            eprintln!("dbbackup daemon: a notification was still being delivered after 30 s; exiting without it");
+        }
+    }
     Ok(ExitCode::SUCCESS)
 }
 
