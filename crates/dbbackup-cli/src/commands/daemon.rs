@@ -131,6 +131,81 @@ struct NotifySpec {
     retries: u32,
 }
 
+/// The daemon's notifiers, swapped whole when SIGHUP reloads `[[notify]]`.
+#[derive(Clone, Default)]
+struct Notifiers {
+    current: Arc<std::sync::RwLock<Vec<dbbackup::service::Notifier>>>,
+    /// Ends the current notifiers' staleness checks when they are replaced.
+    generation: Arc<std::sync::Mutex<Option<CancellationToken>>>,
+}
+
+impl dbbackup::Subscriber for Notifiers {
+    fn on_event(&self, event: &dbbackup::Event) {
+        for n in self.current.read().expect("notifiers lock").iter() {
+            n.on_event(event);
+        }
+    }
+}
+
+impl Notifiers {
+    /// Starts the notifiers of `specs`, seeds them with each job's newest backup, and puts them
+    /// in place of the old ones (which deliver what they queued, then end).
+    async fn replace(&self, specs: Vec<NotifySpec>, jobs: &[Job], cancel: &CancellationToken) {
+        let token = cancel.child_token();
+        let mut fresh = Vec::new();
+        for spec in specs {
+            let mut b = dbbackup::service::Notifier::builder()
+                .retries(spec.retries, Duration::from_secs(1))
+                .channel(spec.channel, &spec.on);
+            if let Some(d) = spec.stale_after {
+                b = b.stale_after(d);
+            }
+            fresh.push(b.start(token.clone()));
+        }
+        if !fresh.is_empty() {
+            for job in jobs {
+                if let Ok(Some(at)) = job.last_backup().await {
+                    fresh.iter().for_each(|n| n.seed_backup(job.name(), at));
+                }
+            }
+        }
+        let old = std::mem::replace(&mut *self.current.write().expect("notifiers lock"), fresh);
+        if let Some(t) = self
+            .generation
+            .lock()
+            .expect("notifiers lock")
+            .replace(token)
+        {
+            t.cancel();
+        }
+        tokio::spawn(async move {
+            for n in old {
+                n.flush(Duration::from_secs(30)).await;
+            }
+        });
+    }
+
+    /// Delivers what is queued (30 s at most each).
+    async fn flush(&self) {
+        let all = self.current.read().expect("notifiers lock").clone();
+        for n in all {
+            if !n.flush(Duration::from_secs(30)).await {
+                eprintln!("dbbackup daemon: a notification was still being delivered after 30 s; exiting without it");
+            }
+        }
+    }
+}
+
+/// `[[notify]]` of the jobs file at `path`.
+fn read_notify(path: &std::path::Path) -> std::result::Result<Vec<NotifySpec>, Vec<String>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| vec![format!("cannot read {}: {e}", path.display())])?;
+    let file: toml::Table = text
+        .parse()
+        .map_err(|e| vec![format!("{}: {e}", path.display())])?;
+    notify_specs(&file)
+}
+
 /// A secret from `<key>-env` (an environment variable) or `<key>-file`, never from the file
 /// itself.
 fn secret(t: &toml::Table, key: &str, label: &str) -> std::result::Result<Option<String>, String> {
@@ -885,29 +960,12 @@ pub(crate) async fn daemon(
         .max_concurrent(a.max_concurrent)
         .subscribe(printer(json))
         .subscribe(metrics.clone());
-    // Notifications: read once at start (a restart picks up changes to [[notify]]).
-    let text = std::fs::read_to_string(&path).unwrap_or_default();
-    let file: toml::Table = text.parse().unwrap_or_default();
-    let specs = notify_specs(&file).unwrap_or_default();
-    let mut notifiers = Vec::new();
-    for spec in specs {
-        let mut b = dbbackup::service::Notifier::builder()
-            .retries(spec.retries, Duration::from_secs(1))
-            .channel(spec.channel, &spec.on);
-        if let Some(d) = spec.stale_after {
-            b = b.stale_after(d);
-        }
-        let n = b.start(cancel.clone());
-        scheduler = scheduler.subscribe(n.clone());
-        notifiers.push(n);
-    }
-    if !notifiers.is_empty() {
-        for job in &jobs {
-            if let Ok(Some(at)) = job.last_backup().await {
-                notifiers.iter().for_each(|n| n.seed_backup(job.name(), at));
-            }
-        }
-    }
+    // Notifications: [[notify]] now, and again on every SIGHUP.
+    let notifiers = Notifiers::default();
+    notifiers
+        .replace(read_notify(&path).unwrap_or_default(), &jobs, &cancel)
+        .await;
+    scheduler = scheduler.subscribe(notifiers.clone());
     let handle = scheduler.start(cancel.clone());
     handle.reload(jobs);
     let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
@@ -919,6 +977,18 @@ pub(crate) async fn daemon(
                 Ok(jobs) => {
                     eprintln!("dbbackup daemon: reloaded {}: {} job(s): {}", path.display(), jobs.len(), describe(&jobs));
                     *watched.lock().expect("jobs lock") = jobs.clone();
+                    match read_notify(&path) {
+                        Ok(specs) => {
+                            eprintln!("dbbackup daemon: {} notification channel(s)", specs.len());
+                            notifiers.replace(specs, &jobs, &cancel).await;
+                        }
+                        Err(p) => {
+                            for line in &p {
+                                eprintln!("dbbackup daemon: reload of [[notify]] failed: {line}");
+                            }
+                            eprintln!("dbbackup daemon: the old notification channels stay");
+                        }
+                    }
                     handle.reload(jobs);
                 }
                 Err(p) => {
@@ -933,11 +1003,7 @@ pub(crate) async fn daemon(
     eprintln!("dbbackup daemon: stopping; waiting for the runs in flight");
     handle.wait().await;
     // What the last runs made the notifiers queue is delivered before exiting (bounded).
-    for n in &notifiers {
-        if !n.flush(Duration::from_secs(30)).await {
-            eprintln!("dbbackup daemon: a notification was still being delivered after 30 s; exiting without it");
-        }
-    }
+    notifiers.flush().await;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -681,3 +681,71 @@ fn bad_jobs_files_exit_2_naming_the_job_and_the_key() {
     assert_eq!(code(&out), Some(2), "{}", text(&out));
     assert!(text(&out).contains("needs --config"), "{}", text(&out));
 }
+
+/// SIGHUP reloads `[[notify]]` too: a channel added to the file gets the next failure, without a
+/// restart; a SIGTERM then still delivers what was queued.
+#[test]
+fn sighup_reloads_the_notification_channels() {
+    let dir = Dir::new("daemon-notify-reload");
+    let rx = Receiver::http();
+    let failing = job(
+        "gone",
+        &format!("sqlite://{}", dir.p("missing.db").display()),
+        &dir.p("repo"),
+        "*/1 * * * * *",
+        "",
+    );
+    let cfg = dir.p("jobs.toml");
+    std::fs::write(&cfg, &failing).unwrap();
+    let log = dir.p("daemon.jsonl");
+    let mut d = bin()
+        .args(["daemon", "--json", "--config", cfg.to_str().unwrap()])
+        .env("DBBACKUP_TEST_PASS", "correct horse")
+        .stdout(std::fs::File::create(&log).unwrap())
+        .stderr(std::fs::File::create(dir.p("daemon.err")).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for(
+        &log,
+        "a failed run",
+        |ev| finished(ev, "gone", "failed") > 0,
+        &mut d,
+    );
+    assert_eq!(rx.requests(), 0, "no channel yet");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[[notify]]\nurl = \"http://{}/hook\"\non = [\"failure\"]\n\n{failing}",
+            rx.addr
+        ),
+    )
+    .unwrap();
+    assert!(Command::new("kill")
+        .args(["-HUP", &d.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    let t0 = Instant::now();
+    while rx.bodies().is_empty() && t0.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bodies = rx.bodies();
+    assert_eq!(
+        bodies.len(),
+        1,
+        "one failure, after the 503 was retried: {bodies:?}"
+    );
+    assert!(
+        bodies[0].contains("job gone: backup FAILED"),
+        "{}",
+        bodies[0]
+    );
+    let err = std::fs::read_to_string(dir.p("daemon.err")).unwrap();
+    assert!(err.contains("1 notification channel(s)"), "{err}");
+    assert!(Command::new("kill")
+        .args(["-TERM", &d.id().to_string()])
+        .status()
+        .unwrap()
+        .success());
+    assert!(d.wait().unwrap().success());
+}
