@@ -202,12 +202,7 @@ impl Progress {
                         .expect("valid template")
                         .progress_chars("=> "),
                 );
-                bar.set_prefix(
-                    serde_json::to_value(operation)
-                        .ok()
-                        .and_then(|v| v.as_str().map(str::to_owned))
-                        .unwrap_or_default(),
-                );
+                bar.set_prefix(operation.as_str());
                 if let Some(old) = self.total.lock().expect("progress lock").replace(bar) {
                     old.finish_and_clear();
                 }

@@ -18,6 +18,17 @@ pub enum Operation {
     Verify,
 }
 
+impl Operation {
+    /// `backup`, `restore` or `verify`, as events serialize it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Operation::Backup => "backup",
+            Operation::Restore => "restore",
+            Operation::Verify => "verify",
+        }
+    }
+}
+
 /// Something that happened during a backup, restore or verify.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(tag = "event", rename_all = "kebab-case")]
@@ -385,6 +396,13 @@ mod tests {
             stored_bytes: 0,
             rows: Some(rows),
             elapsed: Duration::ZERO,
+        }
+    }
+
+    #[test]
+    fn operation_names_are_the_serialized_ones() {
+        for op in [Operation::Backup, Operation::Restore, Operation::Verify] {
+            assert_eq!(serde_json::to_value(op).unwrap(), op.as_str());
         }
     }
 

@@ -12,24 +12,22 @@ use sqlx::{PgConnection, Row};
 use crate::error::pg_error;
 use crate::schema::{Statement, OPERATOR_SIG};
 
-const REL: &str =
-    "SELECT n.nspname || '.' || c.relname, format('DROP {} IF EXISTS %I.%I', n.nspname, c.relname)
-     FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ({})";
-const TYPE: &str = "SELECT n.nspname || '.' || t.typname, format('DROP {} IF EXISTS %I.%I{}', n.nspname, t.typname)
-     FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {}";
-
 /// The kinds of statements `--clean` drops, and how the target's objects of each kind are named
 /// (as the backup names them) and dropped. Indexes, constraints, triggers, rules, policies,
 /// defaults, comments and privileges go with their table; schemas and extensions are created
 /// with IF NOT EXISTS and stay.
 fn listing(kind: &str) -> Option<String> {
-    let rel = |what: &str, kinds: &str| Some(REL.replacen("{}", what, 1).replacen("{}", kinds, 1));
+    let rel = |what: &str, kinds: &str| {
+        Some(format!(
+            "SELECT n.nspname || '.' || c.relname, format('DROP {what} IF EXISTS %I.%I', n.nspname, c.relname)
+             FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE c.relkind IN ({kinds})"
+        ))
+    };
     let ty = |what: &str, cascade: &str, cond: &str| {
-        Some(
-            TYPE.replacen("{}", what, 1)
-                .replacen("{}", cascade, 1)
-                .replacen("{}", cond, 1),
-        )
+        Some(format!(
+            "SELECT n.nspname || '.' || t.typname, format('DROP {what} IF EXISTS %I.%I{cascade}', n.nspname, t.typname)
+             FROM pg_type t JOIN pg_namespace n ON n.oid = t.typnamespace WHERE {cond}"
+        ))
     };
     let ts = |what: &str, table: &str, name: &str, ns: &str| {
         let id = format!("quote_ident(n.nspname) || '.' || quote_ident(x.{name})");

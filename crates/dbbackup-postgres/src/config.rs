@@ -76,6 +76,7 @@ fn with_service(
     let Some(service) = in_url.or(env_service) else {
         return Ok(url.to_owned());
     };
+    let header = format!("[{service}]");
     let mut settings = None;
     for f in files {
         let Ok(text) = std::fs::read_to_string(f) else {
@@ -86,7 +87,8 @@ fn with_service(
             .filter(|(g, _, _)| *g == service)
             .map(|(_, k, v)| (k, v))
             .collect();
-        if text.lines().any(|l| l.trim() == format!("[{service}]")) {
+        // A section of its own, even an empty one, defines the service.
+        if text.lines().any(|l| l.trim() == header) {
             settings = Some(entries);
             break;
         }
